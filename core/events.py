@@ -1,0 +1,213 @@
+"""EventSet: the unit of data that flows through ratiofit.
+
+An :class:`EventSet` holds, per event, flat features ``[n, d]`` (and room for jagged
+particles as an awkward array), the generation parameters θ ``[n, p]`` with their
+names, event weights ``[n]`` and provenance (source, options, seed). It round-trips
+through parquet with its metadata.
+
+Non-finite features, θ or weights are refused at construction: nothing is replaced.
+
+Examples
+--------
+>>> import numpy as np
+>>> ev = EventSet(features=np.zeros((3, 1)), feature_names=("x",))
+>>> len(ev), ev.theta_names
+(3, ())
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["EventSet", "assign_theta_from"]
+
+_THETA_PREFIX = "theta."
+_WEIGHT_COL = "weight"
+_META_KEY = b"ratiofit"
+
+
+@dataclass(frozen=True)
+class EventSet:
+    """Events with features, per-event θ, weights and provenance.
+
+    Parameters
+    ----------
+    features
+        ``[n, d]`` float array.
+    feature_names
+        Names of the ``d`` columns.
+    theta
+        ``[n, p]`` generation parameters (``None`` → no θ columns).
+    theta_names
+        Names of the ``p`` θ columns.
+    weights
+        ``[n]`` event weights (``None`` → all ones).
+    particles
+        Optional jagged per-event particle record array (awkward), kept for particle sources.
+    provenance
+        Free-form JSON-serialisable description: source, options, seed.
+    """
+
+    features: np.ndarray
+    feature_names: tuple[str, ...]
+    theta: np.ndarray | None = None
+    theta_names: tuple[str, ...] = ()
+    weights: np.ndarray | None = None
+    particles: Any = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        feats = np.asarray(self.features, dtype=np.float64)
+        if feats.ndim == 1:
+            feats = feats[:, None]
+        if feats.ndim != 2:
+            raise DataError(f"features must be [n, d], got shape {feats.shape}")
+        n = feats.shape[0]
+        object.__setattr__(self, "features", feats)
+        object.__setattr__(self, "feature_names", tuple(self.feature_names))
+        if len(self.feature_names) != feats.shape[1]:
+            raise DataError(f"{feats.shape[1]} feature columns but names {self.feature_names}")
+        theta = np.zeros((n, 0)) if self.theta is None else np.asarray(self.theta, np.float64)
+        if theta.size == 0 and not self.theta_names:
+            theta = np.zeros((n, 0))
+        object.__setattr__(self, "theta", theta)
+        object.__setattr__(self, "theta_names", tuple(self.theta_names))
+        if theta.shape != (n, len(self.theta_names)):
+            raise DataError(f"theta has shape {theta.shape}, expected ({n}, "
+                            f"{len(self.theta_names)}) for names {self.theta_names}")
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=np.float64)
+            if w.shape != (n,):
+                raise DataError(f"weights have shape {w.shape}, expected ({n},)")
+            object.__setattr__(self, "weights", w)
+        for what, arr in (("features", feats), ("theta", theta), ("weights", self.weights)):
+            if arr is not None and arr.size and not np.all(np.isfinite(arr)):
+                bad = int(np.count_nonzero(~np.isfinite(arr)))
+                origin = self.provenance.get("origin", self.provenance.get("source", "events"))
+                raise DataError(f"{origin}: {what} contain {bad} NaN/inf value(s); "
+                                "ratiofit refuses non-finite inputs")
+
+    # -- basic accessors ----------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def event_weights(self) -> np.ndarray:
+        """Weights, ones when none were given."""
+        return self.weights if self.weights is not None else np.ones(len(self))
+
+    def theta_dict(self) -> dict[str, np.ndarray]:
+        return {n: self.theta[:, i] for i, n in enumerate(self.theta_names)}
+
+    def theta_matrix(self, names: Sequence[str]) -> np.ndarray:
+        """θ columns in the order of ``names``."""
+        missing = [n for n in names if n not in self.theta_names]
+        if missing:
+            raise DataError(f"event set has no theta column(s) {missing} (has {self.theta_names})")
+        idx = [self.theta_names.index(n) for n in names]
+        return self.theta[:, idx]
+
+    def take(self, index: np.ndarray) -> EventSet:
+        """A new EventSet with the events at ``index`` (a subset or permutation)."""
+        return replace(
+            self, features=self.features[index], theta=self.theta[index],
+            weights=None if self.weights is None else self.weights[index],
+            particles=None if self.particles is None else self.particles[index])
+
+    def with_theta(self, theta: np.ndarray, names: Sequence[str]) -> EventSet:
+        return replace(self, theta=theta, theta_names=tuple(names))
+
+    def split(self, fraction: float, *, rng: np.random.Generator) -> tuple[EventSet, EventSet]:
+        """Shuffle, then split into (first ``1 - fraction``, last ``fraction``)."""
+        perm = rng.permutation(len(self))
+        n_second = int(round(fraction * len(self)))
+        return self.take(perm[: len(self) - n_second]), self.take(perm[len(self) - n_second:])
+
+    # -- parquet I/O --------------------------------------------------------------------
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically to ``path`` (features, ``theta.<name>``, ``weight``, metadata)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols: dict[str, Any] = {n: self.features[:, i] for i, n in enumerate(self.feature_names)}
+        cols.update({_THETA_PREFIX + n: self.theta[:, i] for i, n in enumerate(self.theta_names)})
+        if self.weights is not None:
+            cols[_WEIGHT_COL] = self.weights
+        table = pa.table(cols)
+        if self.particles is not None:
+            import awkward as ak
+
+            table = table.append_column("particles", ak.to_arrow(self.particles,
+                                                                 extensionarray=False))
+        meta = {"feature_names": list(self.feature_names), "theta_names": list(self.theta_names),
+                "has_weights": self.weights is not None, "provenance": dict(self.provenance)}
+        table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def from_parquet(cls, path: str | os.PathLike[str]) -> EventSet:
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:
+            raise DataError(f"{path}: cannot read parquet: {exc}") from None
+        raw = (table.schema.metadata or {}).get(_META_KEY)
+        if raw is None:
+            raise DataError(f"{path}: not a ratiofit event file (no '{_META_KEY.decode()}' "
+                            "metadata)")
+        meta = json.loads(raw)
+        fnames = meta["feature_names"]
+        feats = np.stack([table.column(n).to_numpy() for n in fnames], axis=1) if fnames else \
+            np.zeros((table.num_rows, 0))
+        tnames = meta["theta_names"]
+        theta = np.stack([table.column(_THETA_PREFIX + n).to_numpy() for n in tnames], axis=1) \
+            if tnames else np.zeros((table.num_rows, 0))
+        weights = table.column(_WEIGHT_COL).to_numpy() if meta["has_weights"] else None
+        particles = None
+        if "particles" in table.column_names:
+            import awkward as ak
+
+            particles = ak.from_arrow(table.column("particles"))
+        prov = dict(meta.get("provenance", {}))
+        prov.setdefault("origin", str(path))
+        return cls(features=feats, feature_names=tuple(fnames), theta=theta,
+                   theta_names=tuple(tnames), weights=weights, particles=particles,
+                   provenance=prov)
+
+
+def assign_theta_from(reference: EventSet, *, varied: EventSet, names: Sequence[str],
+                      rng: np.random.Generator) -> EventSet:
+    """Give each reference (nominal) event θ values drawn from the varied sample's θ.
+
+    This is the DCTR pairing: the nominal events must carry the same θ distribution as
+    the varied ones so that the classifier learns p(x|θ)/p(x|θ₀) at every θ, rather than
+    pairing nominal events with θ₀ (which makes the task trivial). Draws are with
+    replacement from the varied sample's per-event θ (after any selection on it).
+    """
+    source = varied.theta_matrix(names)
+    if len(source) == 0:
+        raise DataError("cannot assign theta from an empty varied sample")
+    picks = rng.integers(0, len(source), size=len(reference))
+    keep = [n for n in reference.theta_names if n not in names]
+    kept = reference.theta_matrix(keep)
+    return reference.with_theta(np.concatenate([kept, source[picks]], axis=1), [*keep, *names])

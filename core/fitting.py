@@ -1,0 +1,183 @@
+"""Fits of θ: the problem a strategy receives, the result it returns, and shared machinery.
+
+A strategy plugin turns a :class:`FitProblem` into a :class:`FitResult`. Strategies
+that minimise a smooth objective build an :class:`Objective` (value and gradient in θ)
+and call :func:`minimise`, which runs iminuit's MIGRAD within the parameter ranges and
+HESSE (and MINOS on request) and records every evaluation in the trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .events import EventSet
+from .parameters import ParameterSet
+from .reweighter import Reweighter
+
+__all__ = ["FitProblem", "FitResult", "Objective", "landscape", "minimise"]
+
+
+@dataclass
+class FitProblem:
+    """Everything a strategy needs.
+
+    Parameters
+    ----------
+    reweighter
+        The frozen reweighter w(x, θ).
+    data
+        The events θ is fitted to (label 1 in DCTR's classifier).
+    reference
+        The nominal sample the reweighter maps from (label 0), when the strategy needs it.
+    parameters
+        The fitted parameters; every other θ of the reweighter stays at ``fixed``.
+    fixed
+        Values of the reweighter's θ that are not fitted.
+    start
+        Starting values (default: nominal).
+    seed
+        For strategies with random steps.
+    """
+
+    reweighter: Reweighter
+    data: EventSet
+    reference: EventSet | None
+    parameters: ParameterSet
+    fixed: dict[str, float] = field(default_factory=dict)
+    start: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+
+    def theta(self, values: Sequence[float]) -> dict[str, float]:
+        """Fitted values (in ``parameters`` order) plus the fixed ones → named θ."""
+        out = dict(self.fixed)
+        out.update({p.name: float(v) for p, v in zip(self.parameters, values, strict=True)})
+        return out
+
+    def start_values(self) -> list[float]:
+        return [self.start.get(p.name, p.nominal) for p in self.parameters]
+
+
+@dataclass
+class FitResult:
+    """Typed result of a fit.
+
+    ``values``/``errors`` are keyed by parameter name; ``covariance`` is ordered as
+    ``names``. ``trace`` lists every objective evaluation (θ, value); ``landscape`` holds
+    plot data (grid axes and objective values), drawn separately by :mod:`ratiofit.report`.
+    """
+
+    strategy: str
+    names: list[str]
+    values: dict[str, float]
+    errors: dict[str, float]
+    covariance: list[list[float]]
+    objective_min: float
+    valid: bool
+    n_evaluations: int
+    minos: dict[str, tuple[float, float]] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    landscape: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        params = {}
+        for n in self.names:
+            entry: dict[str, Any] = {"value": self.values[n], "error": self.errors[n]}
+            if n in self.minos:
+                entry["minos"] = list(self.minos[n])
+            params[n] = entry
+        return {"strategy": self.strategy, "parameters": params, "names": self.names,
+                "covariance": self.covariance, "objective_min": self.objective_min,
+                "valid": self.valid, "n_evaluations": self.n_evaluations,
+                "trace": self.trace, "landscape": self.landscape, "extra": self.extra}
+
+
+class Objective:
+    """A scalar objective of the fitted θ with its gradient, recording a trace.
+
+    ``function(values) -> (value, gradient)`` where ``values`` follows the fitted
+    parameter order.
+    """
+
+    def __init__(self, function: Callable[[np.ndarray], tuple[float, np.ndarray]],
+                 names: Sequence[str]) -> None:
+        self._function = function
+        self.names = list(names)
+        self.trace: list[dict[str, Any]] = []
+        self._cache: tuple[tuple[float, ...], float, np.ndarray] | None = None
+
+    def evaluate(self, values: Sequence[float]) -> tuple[float, np.ndarray]:
+        key = tuple(float(v) for v in values)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        value, grad = self._function(np.asarray(key))
+        self._cache = (key, float(value), np.asarray(grad, dtype=np.float64))
+        self.trace.append({"theta": dict(zip(self.names, key, strict=True)),
+                           "objective": float(value)})
+        return self._cache[1], self._cache[2]
+
+    def value(self, values: Sequence[float]) -> float:
+        return self.evaluate(values)[0]
+
+    def gradient(self, values: Sequence[float]) -> np.ndarray:
+        return self.evaluate(values)[1]
+
+
+def minimise(objective: Objective, problem: FitProblem, *, strategy_name: str,
+             errordef: float, minos: bool = False, tolerance: float = 0.01) -> tuple[Any, FitResult]:
+    """MIGRAD + HESSE (+ MINOS) on ``objective`` within the parameter ranges.
+
+    ``errordef`` is 0.5 for objectives of the form −log L.
+    """
+    from iminuit import Minuit
+
+    names = problem.parameters.names
+    m = Minuit(lambda *v: objective.value(v), problem.start_values(),
+               grad=lambda *v: objective.gradient(v), name=names)
+    m.errordef = errordef
+    m.tol = tolerance
+    for p in problem.parameters:
+        m.limits[p.name] = (p.low, p.high)
+        m.errors[p.name] = p.step / 10
+    m.migrad()
+    m.hesse()
+    minos_out: dict[str, tuple[float, float]] = {}
+    if minos and m.valid:
+        try:
+            m.minos()
+            minos_out = {n: (float(m.merrors[n].lower), float(m.merrors[n].upper)) for n in names}
+        except RuntimeError:
+            minos_out = {}
+    cov = np.asarray(m.covariance) if m.covariance is not None else np.full((len(names),) * 2,
+                                                                            np.nan)
+    result = FitResult(
+        strategy=strategy_name, names=names,
+        values={n: float(m.values[n]) for n in names},
+        errors={n: float(np.sqrt(cov[i, i])) for i, n in enumerate(names)},
+        covariance=cov.tolist(), objective_min=float(m.fval), valid=bool(m.valid),
+        n_evaluations=len(objective.trace), minos=minos_out, trace=objective.trace)
+    return m, result
+
+
+def landscape(objective: Objective, *, centre: Mapping[str, float], half_width: Mapping[str, float],
+              parameters: ParameterSet, points: int) -> dict[str, Any]:
+    """Objective on a grid around ``centre`` (clipped to the parameter ranges) for plotting.
+
+    1-D: ``points`` values; 2-D: a ``points × points`` grid; more dimensions: none.
+    """
+    names = parameters.names
+    if len(names) > 2:
+        return {"names": names, "axes": [], "values": []}
+    axes = []
+    for p in parameters:
+        lo = max(p.low, centre[p.name] - half_width[p.name])
+        hi = min(p.high, centre[p.name] + half_width[p.name])
+        axes.append(np.linspace(lo, hi, points))
+    mesh = np.meshgrid(*axes, indexing="ij")
+    flat = np.stack([g.ravel() for g in mesh], axis=1)
+    vals = np.array([objective.value(row) for row in flat]).reshape(mesh[0].shape)
+    return {"names": names, "axes": [a.tolist() for a in axes], "values": vals.tolist()}

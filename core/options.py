@@ -1,0 +1,129 @@
+"""Declared plugin options: one declaration is the validation and the documentation.
+
+A plugin lists its options as :class:`Option` objects; the spec validator checks the
+user's values against them (type, choices, bounds) and fills defaults, and
+``ratiofit plugins --options`` prints them.
+
+Examples
+--------
+>>> opts = {"hidden": Option(kind="int_list", default=[64, 64], doc="hidden layer sizes")}
+>>> resolve_options(opts, {"hidden": [32]}, where="architecture.options")
+{'hidden': [32]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Option", "OptionError", "resolve_options"]
+
+_KINDS = ("int", "float", "bool", "str", "int_list", "float_list", "str_list", "any",
+          "number_or_name", "number_or_name_list", "mapping")
+
+
+class OptionError(ValueError):
+    """An option value is invalid; ``field`` is the offending option's name."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a plugin.
+
+    Parameters
+    ----------
+    kind
+        One of ``int``, ``float``, ``bool``, ``str``, ``int_list``, ``float_list``,
+        ``str_list``, ``number_or_name`` (a number or a parameter name),
+        ``number_or_name_list``, ``mapping``, ``any``.
+    default
+        Value used when the spec omits the option; ``required=True`` forbids omission.
+    doc
+        One sentence for the generated reference.
+    choices
+        Allowed values for ``str`` options.
+    minimum, maximum
+        Inclusive numeric bounds.
+    """
+
+    kind: str
+    default: Any = None
+    doc: str = ""
+    choices: Sequence[Any] | None = None
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown option kind {self.kind!r}; use one of {_KINDS}")
+
+    def check(self, name: str, value: Any) -> Any:
+        """Return the validated (possibly normalised) value or raise :class:`OptionError`."""
+        k = self.kind
+
+        def is_num(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool)
+
+        checks: dict[str, Callable[[Any], bool]] = {
+            "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+            "float": is_num,
+            "bool": lambda v: isinstance(v, bool),
+            "str": lambda v: isinstance(v, str),
+            "int_list": lambda v: isinstance(v, list)
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in v),
+            "float_list": lambda v: isinstance(v, list) and all(is_num(i) for i in v),
+            "str_list": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+            "number_or_name": lambda v: is_num(v) or isinstance(v, str),
+            "number_or_name_list": lambda v: is_num(v) or isinstance(v, str) or (
+                isinstance(v, list) and all(is_num(i) or isinstance(i, str) for i in v)),
+            "mapping": lambda v: isinstance(v, dict),
+            "any": lambda v: True,
+        }
+        if not checks[k](value):
+            raise OptionError(name, f"expected {k.replace('_', ' ')}, got {value!r}")
+        if k == "float":
+            value = float(value)
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(name, f"must be one of {list(self.choices)}, got {value!r}")
+        for v in (value if isinstance(value, list) else [value]):
+            if not (isinstance(v, int | float) and not isinstance(v, bool)):
+                continue
+            if self.minimum is not None and v < self.minimum:
+                raise OptionError(name, f"must be >= {self.minimum}, got {v!r}")
+            if self.maximum is not None and v > self.maximum:
+                raise OptionError(name, f"must be <= {self.maximum}, got {v!r}")
+        return value
+
+
+def resolve_options(
+    declared: Mapping[str, Option], given: Mapping[str, Any] | None, *, where: str
+) -> dict[str, Any]:
+    """Validate ``given`` against ``declared`` and fill defaults.
+
+    Raises :class:`OptionError` naming the first bad or unknown option.
+    """
+    given = dict(given or {})
+    out: dict[str, Any] = {}
+    for key in given:
+        if key not in declared:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(declared), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else (
+                f"; known options: {', '.join(sorted(declared)) or 'none'}")
+            raise OptionError(key, f"unknown option '{key}'{hint}")
+    for key, opt in declared.items():
+        if key in given:
+            out[key] = opt.check(key, given[key])
+        elif opt.required:
+            raise OptionError(key, f"required option '{key}' is missing")
+        else:
+            out[key] = opt.default
+    return out

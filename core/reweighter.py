@@ -1,0 +1,385 @@
+"""Reweighter: a trained classifier seen as a likelihood ratio.
+
+``log_ratio(features, theta)`` returns log w(x, θ) = log p(x|θ) − log p(x|θ₀) (the one
+convention, DESIGN.md); ``weights = exp(log_ratio)`` makes reference events look like
+target events. A reweighter is saved as a directory: ``model.keras`` (loaded with Keras
+``safe_mode``) and ``metadata.json`` carrying the SHA-256 of the model file.
+
+Normalisation calibration
+-------------------------
+A perfectly learned ratio satisfies E_reference[w(x, θ)] = 1 for every θ. A trained one
+misses by a θ-dependent factor, which biases likelihood and DCTR fits directly. ratiofit
+measures c(θ) = log E_reference[w(x, θ)] on a θ grid and, when calibration is requested,
+subtracts a polynomial fit of c(θ) from log w (the fit and residuals are kept in the
+metadata).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from itertools import combinations_with_replacement
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, ReweighterLoadError
+from .parameters import ParameterSet
+from .plugin_api import InputSignature
+
+__all__ = ["Calibration", "Reweighter"]
+
+FORMAT_VERSION = 1
+_BATCH = 65536
+
+
+class Calibration:
+    """Polynomial c(z) in standardised θ, z ∈ [-1, 1]^p, of total degree ``degree``."""
+
+    def __init__(self, *, degree: int, exponents: list[tuple[int, ...]], coefficients: list[float],
+                 half_width: np.ndarray, centre: np.ndarray, measured: dict[str, Any]) -> None:
+        self.degree = degree
+        self.exponents = [tuple(e) for e in exponents]
+        self.coefficients = np.asarray(coefficients, dtype=np.float64)
+        self.half_width = np.asarray(half_width, dtype=np.float64)
+        self.centre = np.asarray(centre, dtype=np.float64)
+        self.measured = measured
+
+    @staticmethod
+    def exponent_list(p: int, degree: int) -> list[tuple[int, ...]]:
+        out = []
+        for d in range(degree + 1):
+            for combo in combinations_with_replacement(range(p), d):
+                out.append(tuple(combo.count(i) for i in range(p)))
+        return out
+
+    @staticmethod
+    def design(z: np.ndarray, exponents: list[tuple[int, ...]]) -> np.ndarray:
+        return np.stack([np.prod(z ** np.asarray(e), axis=1) for e in exponents], axis=1)
+
+    def value(self, theta: np.ndarray) -> np.ndarray:
+        """c at θ rows ``[m, p]``."""
+        z = (np.atleast_2d(theta) - self.centre) / self.half_width
+        return self.design(z, self.exponents) @ self.coefficients
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """∂c/∂θ at θ rows ``[m, p]`` → ``[m, p]``."""
+        z = (np.atleast_2d(theta) - self.centre) / self.half_width
+        grads = []
+        for j in range(z.shape[1]):
+            cols = []
+            for e in self.exponents:
+                if e[j] == 0:
+                    cols.append(np.zeros(len(z)))
+                    continue
+                e2 = list(e)
+                e2[j] -= 1
+                cols.append(e[j] * np.prod(z ** np.asarray(e2), axis=1))
+            grads.append(np.stack(cols, axis=1) @ self.coefficients / self.half_width[j])
+        return np.stack(grads, axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"degree": self.degree, "exponents": [list(e) for e in self.exponents],
+                "coefficients": self.coefficients.tolist(), "half_width": self.half_width.tolist(),
+                "centre": self.centre.tolist(), "measured": self.measured}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
+        return cls(degree=d["degree"], exponents=[tuple(e) for e in d["exponents"]],
+                   coefficients=d["coefficients"], half_width=np.asarray(d["half_width"]),
+                   centre=np.asarray(d["centre"]), measured=d["measured"])
+
+
+class Reweighter:
+    """A learned log-ratio log w(x, θ).
+
+    Parameters
+    ----------
+    model
+        Keras model with inputs ``features`` (and ``theta`` when parameterised).
+    loss
+        The loss plugin that trained it (maps network output → log w).
+    parameters
+        The θ it is parameterised in (possibly empty).
+    signature
+        Feature names/standardisation and θ ranges seen by the network.
+    metadata
+        Training record (history, seed, options, ...), stored with the model.
+
+    Examples
+    --------
+    >>> rw = Reweighter.load("runs/quickstart/reweighter")        # doctest: +SKIP
+    >>> rw.log_ratio(features=x, theta={"mu": 0.5})                # doctest: +SKIP
+    """
+
+    def __init__(self, *, model: Any, loss: Any, parameters: ParameterSet,
+                 signature: InputSignature, metadata: Mapping[str, Any] | None = None,
+                 calibration: Calibration | None = None) -> None:
+        self.model = model
+        self.loss = loss
+        self.parameters = parameters
+        self.signature = signature
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.calibration = calibration
+        self._fn: Any = None
+        self._grad_fn: Any = None
+
+    # -- evaluation -----------------------------------------------------------------------
+    @property
+    def theta_names(self) -> list[str]:
+        return self.parameters.names
+
+    def _features(self, features: Any) -> np.ndarray:
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[:, None]
+        d = len(self.signature.feature_names)
+        if x.ndim != 2 or x.shape[1] != d:
+            raise DataError(f"features have shape {x.shape}; this reweighter expects [n, {d}] "
+                            f"({', '.join(self.signature.feature_names)})")
+        if not np.all(np.isfinite(x)):
+            raise DataError("features contain NaN/inf values; ratiofit refuses non-finite inputs")
+        return x
+
+    def theta_matrix(self, theta: Mapping[str, Any] | None, n: int) -> np.ndarray:
+        """Named θ (scalars or ``[n]`` arrays) → ``[n, p]``; range-checked."""
+        if not len(self.parameters):
+            return np.zeros((n, 0))
+        if theta is None:
+            raise DataError(f"this reweighter needs theta for {self.theta_names}")
+        extra = set(theta) - set(self.theta_names)
+        if extra:
+            raise DataError(f"unknown theta name(s) {sorted(extra)}; this reweighter is "
+                            f"parameterised in {self.theta_names}")
+        return self.parameters.as_matrix(theta, n)
+
+    def _inputs(self, x: np.ndarray, th: np.ndarray) -> dict[str, np.ndarray]:
+        inputs = {"features": x.astype(np.float32)}
+        if th.shape[1]:
+            inputs["theta"] = th.astype(np.float32)
+        return inputs
+
+    def _raw_log_ratio(self, x: np.ndarray, th: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        if self._fn is None:
+            model, loss = self.model, self.loss
+
+            @tf.function(reduce_retracing=True)
+            def fn(inputs: dict[str, Any]) -> Any:
+                return tf.reshape(loss.log_ratio(model(inputs, training=False)), [-1])
+
+            self._fn = fn
+        out = [self._fn(self._inputs(x[i:i + _BATCH], th[i:i + _BATCH])).numpy()
+               for i in range(0, len(x), _BATCH)]
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+    def log_ratio(self, *, features: Any, theta: Mapping[str, Any] | None = None,
+                  calibrated: bool = True) -> np.ndarray:
+        """log w(x, θ) for every event, ``[n]`` float64.
+
+        ``theta`` maps each parameter name to a scalar or a per-event array.
+        """
+        x = self._features(features)
+        th = self.theta_matrix(theta, len(x))
+        out = self._raw_log_ratio(x, th)
+        if calibrated and self.calibration is not None:
+            out = out - self._calibration_at(th)
+        return out
+
+    def _calibration_at(self, th: np.ndarray) -> np.ndarray:
+        assert self.calibration is not None
+        if th.shape[1] == 0:
+            return np.full(len(th), self.calibration.coefficients[0])
+        uniq, inverse = np.unique(th, axis=0, return_inverse=True)
+        return self.calibration.value(uniq)[inverse.reshape(-1)]
+
+    def log_ratio_and_gradient(self, *, features: Any, theta: Mapping[str, float],
+                               calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """log w at one θ point for all events and ∂ log w / ∂θ, shapes ``[n]`` and ``[n, p]``.
+
+        Gradients come from TensorFlow: θ is tiled per event and differentiated, so each
+        row is the event's own derivative.
+        """
+        import tensorflow as tf
+
+        x = self._features(features)
+        th = self.theta_matrix(theta, len(x))
+        if self._grad_fn is None:
+            model, loss = self.model, self.loss
+
+            @tf.function(reduce_retracing=True)
+            def gfn(feats: Any, thetas: Any) -> Any:
+                with tf.GradientTape() as tape:
+                    tape.watch(thetas)
+                    lw = tf.reshape(loss.log_ratio(model({"features": feats, "theta": thetas},
+                                                         training=False)), [-1])
+                return lw, tape.gradient(tf.reduce_sum(lw), thetas)
+
+            self._grad_fn = gfn
+        values, grads = [], []
+        for i in range(0, len(x), _BATCH):
+            v, g = self._grad_fn(tf.constant(x[i:i + _BATCH], tf.float32),
+                                 tf.constant(th[i:i + _BATCH], tf.float32))
+            values.append(v.numpy())
+            grads.append(g.numpy())
+        lw = np.concatenate(values).astype(np.float64)
+        grad = np.concatenate(grads).astype(np.float64)
+        if calibrated and self.calibration is not None:
+            lw = lw - self.calibration.value(th[:1])[0]
+            grad = grad - self.calibration.gradient(th[:1])[0]
+        return lw, grad
+
+    def weights(self, *, features: Any, theta: Mapping[str, Any] | None = None,
+                clip: float | None = None) -> np.ndarray:
+        """exp(log w). Clipping at ``clip`` (opt-in) is counted by :meth:`diagnostics`."""
+        w = np.exp(self.log_ratio(features=features, theta=theta))
+        return np.minimum(w, clip) if clip is not None else w
+
+    def diagnostics(self, *, features: Any, theta: Mapping[str, Any] | None = None,
+                    event_weights: np.ndarray | None = None, clip: float | None = None
+                    ) -> dict[str, float]:
+        """Kish effective sample size, max and mean weight, non-finite and clipped counts."""
+        lw = self.log_ratio(features=features, theta=theta)
+        w = np.exp(lw)
+        n_inf = int(np.count_nonzero(~np.isfinite(w)))
+        clipped = int(np.count_nonzero(w > clip)) if clip is not None else 0
+        if clip is not None:
+            w = np.minimum(w, clip)
+        if event_weights is not None:
+            w = w * event_weights
+        finite = w[np.isfinite(w)]
+        ess = float(finite.sum() ** 2 / np.sum(finite ** 2)) if finite.size else 0.0
+        return {"n_events": len(w), "ess": ess, "ess_fraction": ess / max(len(w), 1),
+                "max_weight": float(finite.max()) if finite.size else float("nan"),
+                "mean_weight": float(finite.mean()) if finite.size else float("nan"),
+                "n_nonfinite": n_inf, "n_clipped": clipped,
+                "fraction_clipped": clipped / max(len(w), 1)}
+
+    # -- calibration ----------------------------------------------------------------------
+    def calibrate(self, *, reference_features: np.ndarray, points: int, degree: int,
+                  rng: np.random.Generator, apply: bool = True) -> dict[str, Any]:
+        """Measure c(θ) = log E_reference[w(x, θ)] on a θ grid; fit and (optionally) apply it.
+
+        Returns the measured table (θ points, c before and after calibration).
+        """
+        from scipy.special import logsumexp
+
+        x = self._features(reference_features)
+        p = len(self.parameters)
+        lo = np.array([q.low for q in self.parameters])
+        hi = np.array([q.high for q in self.parameters])
+        if p == 0:
+            grid = np.zeros((1, 0))
+        elif p == 1:
+            grid = np.linspace(lo, hi, points)
+        else:
+            n_pts = max(points, 3 * len(Calibration.exponent_list(p, degree)))
+            grid = rng.uniform(lo, hi, size=(n_pts, p))
+        c = np.array([logsumexp(self._raw_log_ratio(x, np.broadcast_to(t, (len(x), p))))
+                      - np.log(len(x)) for t in grid])
+        centre = (lo + hi) / 2 if p else np.zeros(0)
+        half = (hi - lo) / 2 if p else np.zeros(0)
+        exps = Calibration.exponent_list(p, degree if p else 0)
+        z = (grid - centre) / half if p else np.zeros((1, 0))
+        design = Calibration.design(z, exps)
+        coef, *_ = np.linalg.lstsq(design, c, rcond=None)
+        residual = c - design @ coef
+        measured = {"theta": grid.tolist(), "names": self.theta_names, "log_norm": c.tolist(),
+                    "residual_after_fit": residual.tolist(), "n_events": len(x),
+                    "max_abs_log_norm": float(np.max(np.abs(c)))}
+        if apply:
+            self.calibration = Calibration(degree=degree if p else 0, exponents=exps,
+                                           coefficients=coef.tolist(), half_width=half,
+                                           centre=centre, measured=measured)
+        return measured
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``directory`` atomically (a temporary sibling renamed into place)."""
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            model_path = tmp / "model.keras"
+            self.model.save(model_path)
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "loss": self.loss.name,
+                "parameters": self.parameters.to_list(),
+                "signature": self.signature.to_dict(),
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "model_sha256": _sha256(model_path),
+                **{k: v for k, v in self.metadata.items() if k not in ("loss", "parameters")},
+            }
+            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+            old = None
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, old)
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, registry: Any = None) -> Reweighter:
+        """Load a saved reweighter; a missing, incomplete or corrupt directory is an error."""
+        import keras
+
+        from .registry import get_registry
+
+        d = Path(directory)
+        if not d.is_dir():
+            raise ReweighterLoadError(f"{d}: reweighter directory does not exist")
+        meta_path, model_path = d / "metadata.json", d / "model.keras"
+        for p in (meta_path, model_path):
+            if not p.is_file():
+                raise ReweighterLoadError(f"{d}: incomplete reweighter, missing {p.name}")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ReweighterLoadError(f"{meta_path}: corrupt metadata: {exc}") from None
+        for key in ("format_version", "loss", "parameters", "signature", "model_sha256"):
+            if key not in meta:
+                raise ReweighterLoadError(f"{meta_path}: corrupt metadata, missing '{key}'")
+        if meta["format_version"] != FORMAT_VERSION:
+            raise ReweighterLoadError(f"{meta_path}: unsupported format_version "
+                                      f"{meta['format_version']} (this ratiofit reads "
+                                      f"{FORMAT_VERSION})")
+        if _sha256(model_path) != meta["model_sha256"]:
+            raise ReweighterLoadError(f"{model_path}: checksum mismatch; the model file is "
+                                      "corrupt or was modified")
+        try:
+            model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+        except Exception as exc:
+            raise ReweighterLoadError(f"{model_path}: cannot load model: {exc}") from None
+        loss = (registry or get_registry()).get("loss", meta["loss"])
+        cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
+        return cls(model=model, loss=loss, parameters=ParameterSet.from_list(meta["parameters"]),
+                   signature=InputSignature.from_dict(meta["signature"]), metadata=meta,
+                   calibration=cal)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,558 @@
+"""YAML spec → validated, typed :class:`Spec`.
+
+The YAML is read with ``yaml.SafeLoader`` only. Every problem is reported as one line,
+``FILE:LINE: path.to.field: message``, through :class:`~ratiofit.errors.SpecError`.
+Plugin options are checked against the options the plugin declares, so the plugin's
+declaration is both its validation and its documentation.
+
+Top-level sections
+------------------
+``seed``
+    Integer; every random stream of the run is derived from it.
+``parameters``
+    ``name: {nominal, range: [low, high], scale}``.
+``samples``
+    ``name: {source, n_events, theta: {param: nominal | <number> | uniform | {uniform: [lo, hi]}},
+    options}``; parameters not listed are at their nominal value.
+``reweighter``
+    ``{architecture: name | {name, options}, loss, reference, target, training: {...},
+    calibration: none | normalisation | {method, points, degree, events}}``. The reweighter
+    is parameterised in the parameters that vary per event in its ``target`` sample.
+``fit``
+    ``{strategy: name | {name, options}, data, reference, parameters: [...], start: {...}}``.
+``ensemble``
+    Number of independent trainings + fits with different seeds (default 1).
+``outputs``
+    ``{plots: bool, closure: {param: [values]}, closure_events: int}``.
+
+Examples
+--------
+>>> text = '''
+... seed: 1
+... parameters: {mu: {nominal: 0.0, range: [-2, 2]}}
+... samples:
+...   nominal: {source: gaussian, n_events: 1000, options: {mean: mu}}
+... '''
+>>> spec = load_spec_text(text, path="inline.yaml")
+>>> spec.samples["nominal"].theta["mu"].kind
+'fixed'
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PluginError, SpecError
+from .options import OptionError, resolve_options
+from .parameters import Parameter, ParameterSet
+from .registry import Registry, get_registry
+
+__all__ = [
+    "CalibrationSpec",
+    "FitSpec",
+    "OutputsSpec",
+    "ReweighterSpec",
+    "SampleSpec",
+    "Spec",
+    "ThetaSpec",
+    "TrainingSpec",
+    "load_spec",
+    "load_spec_text",
+]
+
+Path_ = tuple[str | int, ...]
+
+
+# ---------------------------------------------------------------------------------------
+# YAML with line numbers
+# ---------------------------------------------------------------------------------------
+class _Located:
+    """Plain Python values from a YAML document plus the line of every node."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self.file = file
+        self.lines: dict[Path_, int] = {}
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise SpecError(f"malformed YAML: {problem}", file=file, line=line) from None
+        self._constructor = yaml.constructor.SafeConstructor()
+        self.value = {} if node is None else self._build(node, ())
+
+    def _build(self, node: yaml.Node, path: Path_) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for knode, vnode in node.value:
+                key = self._constructor.construct_object(knode, deep=True)
+                if not isinstance(key, str):
+                    raise SpecError(f"mapping keys must be strings, got {key!r}", file=self.file,
+                                    line=knode.start_mark.line + 1, field=_dotted(path))
+                if key in out:
+                    raise SpecError(f"duplicate key '{key}'", file=self.file,
+                                    line=knode.start_mark.line + 1, field=_dotted((*path, key)))
+                out[key] = self._build(vnode, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(v, (*path, i)) for i, v in enumerate(node.value)]
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"bad value: {exc}", file=self.file, line=node.start_mark.line + 1,
+                            field=_dotted(path)) from None
+
+    def line(self, path: Path_) -> int | None:
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+class _Ctx:
+    def __init__(self, doc: _Located) -> None:
+        self.doc = doc
+
+    def error(self, path: Path_, message: str) -> SpecError:
+        return SpecError(message, file=self.doc.file, line=self.doc.line(path),
+                         field=_dotted(path) or None)
+
+    def get(self, mapping: Mapping[str, Any], path: Path_, key: str, kind: type | tuple[type, ...],
+            default: Any = ..., what: str = "") -> Any:
+        if key not in mapping:
+            if default is ...:
+                raise self.error(path, f"missing required field '{key}'")
+            return default
+        value = mapping[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            names = " or ".join(k.__name__ for k in kinds)
+            raise self.error((*path, key), f"expected {what or names}, got {value!r}")
+        return value
+
+    def mapping(self, value: Any, path: Path_) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping, got {value!r}")
+        return value
+
+    def no_unknown(self, mapping: Mapping[str, Any], path: Path_, allowed: list[str]) -> None:
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else \
+                    f"; allowed: {', '.join(allowed)}"
+                raise self.error((*path, key), f"unknown field '{key}'{hint}")
+
+
+# ---------------------------------------------------------------------------------------
+# Typed spec
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ThetaSpec:
+    """How a sample sets one parameter: ``fixed`` at ``value`` or ``uniform`` in [low, high]."""
+
+    kind: str
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    name: str
+    source: str
+    n_events: int
+    theta: dict[str, ThetaSpec]
+    options: dict[str, Any]
+
+    @property
+    def varied(self) -> list[str]:
+        return [n for n, t in self.theta.items() if t.kind == "uniform"]
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    epochs: int = 30
+    batch_size: int = 1024
+    learning_rate: float = 2e-3
+    schedule: str = "cosine"
+    validation_fraction: float = 0.2
+    patience: int = 5
+    class_balance: bool = True
+    checkpoint: bool = True
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Normalisation calibration: log w ← log w − log E_reference[w](θ), see Reweighter."""
+
+    method: str = "normalisation"
+    points: int = 21
+    degree: int = 6
+    events: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class ReweighterSpec:
+    architecture: str
+    architecture_options: dict[str, Any]
+    loss: str
+    reference: str
+    target: str
+    parameters: tuple[str, ...]
+    training: TrainingSpec
+    calibration: CalibrationSpec | None
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    strategy: str
+    options: dict[str, Any]
+    data: str
+    reference: str | None
+    parameters: tuple[str, ...]
+    start: dict[str, float]
+
+
+@dataclass(frozen=True)
+class OutputsSpec:
+    plots: bool = True
+    closure: dict[str, list[float]] = field(default_factory=dict)
+    closure_events: int = 200_000
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated spec. ``raw`` is the parsed YAML (for the copy written next to results)."""
+
+    path: str
+    seed: int
+    parameters: ParameterSet
+    samples: dict[str, SampleSpec]
+    reweighter: ReweighterSpec | None
+    fit: FitSpec | None
+    ensemble: int
+    outputs: OutputsSpec
+    raw: dict[str, Any]
+
+
+_TOP = ["seed", "parameters", "samples", "reweighter", "fit", "ensemble", "outputs",
+        "description"]
+
+
+def load_spec(path: str | Path, *, registry: Registry | None = None) -> Spec:
+    """Read and validate a spec file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror}", file=str(p), line=None) from None
+    return load_spec_text(text, path=str(p), registry=registry)
+
+
+def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None = None) -> Spec:
+    """Validate spec text; ``path`` is only used in messages."""
+    doc = _Located(text, path)
+    ctx = _Ctx(doc)
+    reg = registry or get_registry()
+    top = ctx.mapping(doc.value, ())
+    ctx.no_unknown(top, (), _TOP)
+
+    seed = ctx.get(top, (), "seed", int, default=0)
+    parameters = _parameters(ctx, ctx.mapping(top.get("parameters"), ("parameters",)))
+    samples = {
+        name: _sample(ctx, reg, parameters, name, ctx.mapping(s, ("samples", name)))
+        for name, s in ctx.mapping(top.get("samples"), ("samples",)).items()
+    }
+    if not samples:
+        raise ctx.error(("samples",), "at least one sample is required")
+    reweighter = None
+    if top.get("reweighter") is not None:
+        reweighter = _reweighter(ctx, reg, samples, ctx.mapping(top["reweighter"], ("reweighter",)))
+    fit = None
+    if top.get("fit") is not None:
+        fit = _fit(ctx, reg, parameters, samples, reweighter,
+                   ctx.mapping(top["fit"], ("fit",)))
+    ensemble = ctx.get(top, (), "ensemble", int, default=1)
+    if ensemble < 1:
+        raise ctx.error(("ensemble",), f"must be >= 1, got {ensemble}")
+    outputs = _outputs(ctx, parameters, reweighter, ctx.mapping(top.get("outputs"), ("outputs",)))
+    return Spec(path=path, seed=seed, parameters=parameters, samples=samples,
+                reweighter=reweighter, fit=fit, ensemble=ensemble, outputs=outputs, raw=top)
+
+
+def _parameters(ctx: _Ctx, section: dict[str, Any]) -> ParameterSet:
+    out = []
+    for name, body in section.items():
+        path: Path_ = ("parameters", name)
+        body = ctx.mapping(body, path)
+        ctx.no_unknown(body, path, ["nominal", "range", "scale"])
+        nominal = ctx.get(body, path, "nominal", float, what="a number")
+        rng = ctx.get(body, path, "range", list, what="[low, high]")
+        if len(rng) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                    for v in rng):
+            raise ctx.error((*path, "range"), f"expected [low, high] numbers, got {rng!r}")
+        low, high = float(rng[0]), float(rng[1])
+        if not low < high:
+            raise ctx.error((*path, "range"), f"low must be below high, got {rng!r}")
+        if not low <= nominal <= high:
+            raise ctx.error((*path, "nominal"), f"nominal {nominal} outside range [{low}, {high}]")
+        scale = ctx.get(body, path, "scale", float, default=None, what="a number")
+        if scale is not None and scale <= 0:
+            raise ctx.error((*path, "scale"), f"must be positive, got {scale}")
+        out.append(Parameter(name=name, nominal=nominal, low=low, high=high, scale=scale))
+    return ParameterSet(out)
+
+
+def _plugin_ref(ctx: _Ctx, reg: Registry, kind: str, value: Any, path: Path_
+                ) -> tuple[str, dict[str, Any], Any]:
+    """``name`` or ``{name, options}`` → (name, raw options, implementation)."""
+    if isinstance(value, str):
+        name, opts = value, {}
+    elif isinstance(value, dict):
+        ctx.no_unknown(value, path, ["name", "options"])
+        name = ctx.get(value, path, "name", str)
+        opts = ctx.mapping(value.get("options"), (*path, "options"))
+    else:
+        raise ctx.error(path, f"expected a {kind} name or {{name, options}}, got {value!r}")
+    npath = path if isinstance(value, str) else (*path, "name")
+    try:
+        impl = reg.get(kind, name)
+    except PluginError as exc:
+        raise ctx.error(npath, str(exc)) from None
+    return name, opts, impl
+
+
+def _options(ctx: _Ctx, impl: Any, given: dict[str, Any], path: Path_) -> dict[str, Any]:
+    try:
+        return resolve_options(getattr(impl, "options", {}), given, where=_dotted(path))
+    except OptionError as exc:
+        fpath = (*path, exc.field) if exc.field in given else path
+        raise ctx.error(fpath, f"{exc.message} (plugin '{impl.name}')") from None
+
+
+def _sample(ctx: _Ctx, reg: Registry, params: ParameterSet, name: str, body: dict[str, Any]
+            ) -> SampleSpec:
+    path: Path_ = ("samples", name)
+    ctx.no_unknown(body, path, ["source", "n_events", "theta", "options"])
+    src_name, _, impl = _plugin_ref(ctx, reg, "source", ctx.get(body, path, "source", str), 
+                                    (*path, "source"))
+    n_events = ctx.get(body, path, "n_events", int)
+    if n_events < 1:
+        raise ctx.error((*path, "n_events"), f"must be >= 1, got {n_events}")
+    theta: dict[str, ThetaSpec] = {}
+    tbody = ctx.mapping(body.get("theta"), (*path, "theta"))
+    for pname, tval in tbody.items():
+        tpath = (*path, "theta", pname)
+        if pname not in params:
+            raise ctx.error(tpath, _unknown_param(pname, params))
+        theta[pname] = _theta(ctx, params[pname], tval, tpath)
+    for p in params:
+        theta.setdefault(p.name, ThetaSpec(kind="fixed", value=p.nominal))
+    options = _options(ctx, impl, ctx.mapping(body.get("options"), (*path, "options")),
+                       (*path, "options"))
+    # String values in number-or-name options are parameter references: check them.
+    for oname, opt in getattr(impl, "options", {}).items():
+        if opt.kind not in ("number_or_name", "number_or_name_list"):
+            continue
+        vals = options[oname] if isinstance(options[oname], list) else [options[oname]]
+        for v in vals:
+            if isinstance(v, str) and v not in params:
+                raise ctx.error((*path, "options", oname), _unknown_param(v, params))
+    return SampleSpec(name=name, source=src_name, n_events=n_events, theta=theta, options=options)
+
+
+def _unknown_param(name: str, params: ParameterSet) -> str:
+    close = difflib.get_close_matches(name, params.names, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"undefined parameter '{name}'{hint} (defined: {', '.join(params.names) or 'none'})"
+
+
+def _unknown_sample(name: str, samples: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(samples), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"undefined sample '{name}'{hint} (defined: {', '.join(samples)})"
+
+
+def _theta(ctx: _Ctx, p: Parameter, value: Any, path: Path_) -> ThetaSpec:
+    def in_range(v: float, where: Path_) -> float:
+        if not p.low <= v <= p.high:
+            raise ctx.error(where, f"{v} is outside the range of '{p.name}' [{p.low}, {p.high}]")
+        return v
+
+    if value == "nominal":
+        return ThetaSpec(kind="fixed", value=p.nominal)
+    if value == "uniform":
+        return ThetaSpec(kind="uniform", low=p.low, high=p.high)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return ThetaSpec(kind="fixed", value=in_range(float(value), path))
+    if isinstance(value, dict) and set(value) == {"uniform"}:
+        lohi = value["uniform"]
+        upath = (*path, "uniform")
+        if not (isinstance(lohi, list) and len(lohi) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in lohi)):
+            raise ctx.error(upath, f"expected [low, high], got {lohi!r}")
+        lo, hi = in_range(float(lohi[0]), upath), in_range(float(lohi[1]), upath)
+        if not lo < hi:
+            raise ctx.error(upath, f"low must be below high, got {lohi!r}")
+        return ThetaSpec(kind="uniform", low=lo, high=hi)
+    raise ctx.error(path, "expected 'nominal', a number, 'uniform' or {uniform: [low, high]}, "
+                    f"got {value!r}")
+
+
+def _reweighter(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
+                body: dict[str, Any]) -> ReweighterSpec:
+    path: Path_ = ("reweighter",)
+    ctx.no_unknown(body, path, ["architecture", "loss", "reference", "target", "training",
+                                "calibration"])
+    arch, arch_opts, arch_impl = _plugin_ref(
+        ctx, reg, "architecture", body.get("architecture", "mlp"), (*path, "architecture"))
+    arch_opts = _options(ctx, arch_impl, arch_opts, (*path, "architecture", "options"))
+    loss, _, _ = _plugin_ref(ctx, reg, "loss", ctx.get(body, path, "loss", str, default="bce"),
+                             (*path, "loss"))
+    refs = {}
+    for role in ("reference", "target"):
+        s = ctx.get(body, path, role, str)
+        if s not in samples:
+            raise ctx.error((*path, role), _unknown_sample(s, samples))
+        refs[role] = s
+    if refs["reference"] == refs["target"]:
+        raise ctx.error((*path, "target"), "reference and target must be different samples")
+    varied = samples[refs["target"]].varied
+    training = _training(ctx, ctx.mapping(body.get("training"), (*path, "training")))
+    calibration = _calibration(ctx, body.get("calibration", "normalisation"),
+                               (*path, "calibration"), parameterised=bool(varied))
+    return ReweighterSpec(architecture=arch, architecture_options=arch_opts, loss=loss,
+                          reference=refs["reference"], target=refs["target"],
+                          parameters=tuple(varied), training=training, calibration=calibration)
+
+
+def _training(ctx: _Ctx, body: dict[str, Any]) -> TrainingSpec:
+    path: Path_ = ("reweighter", "training")
+    d = TrainingSpec()
+    ctx.no_unknown(body, path, list(d.__dict__))
+    values: dict[str, Any] = {}
+    for key, default in d.__dict__.items():
+        kind: type = type(default)
+        values[key] = ctx.get(body, path, key, kind, default=default)
+    checks = [("epochs", values["epochs"] >= 1), ("batch_size", values["batch_size"] >= 1),
+              ("learning_rate", values["learning_rate"] > 0),
+              ("validation_fraction", 0 < values["validation_fraction"] < 1),
+              ("patience", values["patience"] >= 1),
+              ("schedule", values["schedule"] in ("cosine", "constant"))]
+    for key, ok in checks:
+        if not ok:
+            extra = " (one of: cosine, constant)" if key == "schedule" else ""
+            raise ctx.error((*path, key), f"invalid value {values[key]!r}{extra}")
+    return TrainingSpec(**values)
+
+
+def _calibration(ctx: _Ctx, value: Any, path: Path_, *, parameterised: bool
+                 ) -> CalibrationSpec | None:
+    if value in ("none", None, False):
+        return None
+    if value == "normalisation":
+        return CalibrationSpec() if parameterised else CalibrationSpec(points=1, degree=0)
+    body = ctx.mapping(value, path)
+    d = CalibrationSpec()
+    ctx.no_unknown(body, path, list(d.__dict__))
+    vals = {k: ctx.get(body, path, k, type(v), default=v) for k, v in d.__dict__.items()}
+    if vals["method"] != "normalisation":
+        raise ctx.error((*path, "method"), f"unknown calibration '{vals['method']}' "
+                        "(known: normalisation)")
+    for k in ("points", "events"):
+        if vals[k] < 1:
+            raise ctx.error((*path, k), f"must be >= 1, got {vals[k]}")
+    if not 0 <= vals["degree"] < vals["points"]:
+        raise ctx.error((*path, "degree"), "must be >= 0 and below 'points'")
+    return CalibrationSpec(**vals)
+
+
+def _fit(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, SampleSpec],
+         rw: ReweighterSpec | None, body: dict[str, Any]) -> FitSpec:
+    path: Path_ = ("fit",)
+    ctx.no_unknown(body, path, ["strategy", "data", "reference", "parameters", "start"])
+    name, opts, impl = _plugin_ref(ctx, reg, "strategy", ctx.get(body, path, "strategy", (str, dict)),
+                                   (*path, "strategy"))
+    spath = (*path, "strategy") if isinstance(body["strategy"], str) else \
+        (*path, "strategy", "options")
+    options = _options(ctx, impl, opts, spath)
+    data = ctx.get(body, path, "data", str)
+    if data not in samples:
+        raise ctx.error((*path, "data"), _unknown_sample(data, samples))
+    reference = ctx.get(body, path, "reference", str, default=rw.reference if rw else None)
+    if reference is not None and reference not in samples:
+        raise ctx.error((*path, "reference"), _unknown_sample(reference, samples))
+    if rw is None:
+        raise ctx.error(path, "a fit needs a 'reweighter' section")
+    fitted = ctx.get(body, path, "parameters", list, default=list(rw.parameters))
+    for i, pname in enumerate(fitted):
+        if not isinstance(pname, str) or pname not in params:
+            raise ctx.error((*path, "parameters", i), _unknown_param(str(pname), params))
+        if pname not in rw.parameters:
+            raise ctx.error((*path, "parameters", i),
+                            f"the reweighter is not parameterised in '{pname}' (it varies "
+                            f"{list(rw.parameters) or 'nothing'} in sample '{rw.target}')")
+    if not fitted:
+        raise ctx.error((*path, "parameters"), "no parameters to fit")
+    start: dict[str, float] = {}
+    for pname, v in ctx.mapping(body.get("start"), (*path, "start")).items():
+        spath2 = (*path, "start", pname)
+        if pname not in fitted:
+            raise ctx.error(spath2, f"'{pname}' is not among the fitted parameters {fitted}")
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            raise ctx.error(spath2, f"expected a number, got {v!r}")
+        if not params[pname].contains(v):
+            p = params[pname]
+            raise ctx.error(spath2, f"{v} is outside the range of '{pname}' [{p.low}, {p.high}]")
+        start[pname] = float(v)
+    return FitSpec(strategy=name, options=options, data=data, reference=reference,
+                   parameters=tuple(fitted), start=start)
+
+
+def _outputs(ctx: _Ctx, params: ParameterSet, rw: ReweighterSpec | None, body: dict[str, Any]
+             ) -> OutputsSpec:
+    path: Path_ = ("outputs",)
+    ctx.no_unknown(body, path, ["plots", "closure", "closure_events"])
+    plots = ctx.get(body, path, "plots", bool, default=True)
+    closure: dict[str, list[float]] = {}
+    for pname, vals in ctx.mapping(body.get("closure"), (*path, "closure")).items():
+        cpath = (*path, "closure", pname)
+        if pname not in params:
+            raise ctx.error(cpath, _unknown_param(pname, params))
+        if rw is not None and pname not in rw.parameters:
+            raise ctx.error(cpath, f"the reweighter is not parameterised in '{pname}'")
+        if not isinstance(vals, list) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+            raise ctx.error(cpath, f"expected a list of numbers, got {vals!r}")
+        for i, v in enumerate(vals):
+            if not params[pname].contains(v):
+                p = params[pname]
+                raise ctx.error((*cpath, i), f"{v} is outside the range of '{pname}' "
+                                f"[{p.low}, {p.high}]")
+        closure[pname] = [float(v) for v in vals]
+    if closure and rw is not None:
+        lengths = {len(v) for v in closure.values()}
+        if len(lengths) > 1:
+            raise ctx.error((*path, "closure"), "all closure lists must have the same length")
+    events = ctx.get(body, path, "closure_events", int, default=200_000)
+    return OutputsSpec(plots=plots, closure=closure, closure_events=events)

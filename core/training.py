@@ -1,0 +1,242 @@
+"""Train a classifier from (architecture, loss, reference and target EventSets) → Reweighter.
+
+Label 0 = reference, label 1 = target. For a parameterised reweighter the reference
+events receive θ drawn from the target's per-event θ (DCTR pairing,
+:func:`~ratiofit.events.assign_theta_from`). Classes are re-weighted to equal total
+weight, so the learned ratio needs no prior correction (dctr.md Eq. A8); the factor
+applied is recorded. Data are shuffled *before* the validation split (Keras'
+``validation_split`` takes the last rows unshuffled, which would make the validation
+set one class).
+
+Interrupted trainings resume: with a checkpoint directory, model, optimizer and epoch are
+backed up after every epoch (``keras.callbacks.BackupAndRestore``) together with the
+early-stopping state, and a rerun continues from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+from .events import EventSet, assign_theta_from
+from .parameters import ParameterSet
+from .plugin_api import InputSignature
+from .reweighter import Reweighter
+from .spec import TrainingSpec
+
+__all__ = ["TrainingData", "prepare_training_data", "train_reweighter"]
+
+
+class TrainingData:
+    """Shuffled, split arrays ready for ``model.fit`` plus the input signature."""
+
+    def __init__(self, *, x: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,
+                 x_val: dict[str, np.ndarray], y_val: np.ndarray, w_val: np.ndarray,
+                 signature: InputSignature, class_factor: float) -> None:
+        self.x, self.y, self.w = x, y, w
+        self.x_val, self.y_val, self.w_val = x_val, y_val, w_val
+        self.signature = signature
+        self.class_factor = class_factor
+
+
+def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: ParameterSet,
+                          validation_fraction: float, class_balance: bool,
+                          rng: np.random.Generator) -> TrainingData:
+    """Pair, label, weight, shuffle and split the two samples."""
+    if reference.feature_names != target.feature_names:
+        raise DataError(f"reference features {reference.feature_names} differ from target "
+                        f"features {target.feature_names}")
+    names = parameters.names
+    if names:
+        reference = assign_theta_from(reference, varied=target, names=names, rng=rng)
+    th_ref = reference.theta_matrix(names)
+    th_tgt = target.theta_matrix(names)
+    for p, col in zip(parameters, np.concatenate([th_ref, th_tgt]).T, strict=True):
+        if not p.contains(col):
+            raise DataError(f"theta.{p.name}: training values outside the range "
+                            f"[{p.low}, {p.high}]")
+    feats = np.concatenate([reference.features, target.features])
+    theta = np.concatenate([th_ref, th_tgt])
+    y = np.concatenate([np.zeros(len(reference)), np.ones(len(target))])
+    w_ref, w_tgt = reference.event_weights, target.event_weights
+    class_factor = 1.0
+    if class_balance:
+        # Equal total weight per class; mean weight stays 1 overall.
+        total = len(y) / 2
+        w_ref, w_tgt = w_ref * (total / w_ref.sum()), w_tgt * (total / w_tgt.sum())
+        class_factor = float(reference.event_weights.sum() / target.event_weights.sum())
+    w = np.concatenate([w_ref, w_tgt])
+    perm = rng.permutation(len(y))
+    n_val = int(round(validation_fraction * len(y)))
+    tr, va = perm[n_val:], perm[:n_val]
+    mean = feats[tr].mean(axis=0)
+    std = feats[tr].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    signature = InputSignature(
+        feature_names=reference.feature_names, feature_mean=tuple(mean.tolist()),
+        feature_std=tuple(std.tolist()), theta_names=tuple(names),
+        theta_centre=tuple(p.centre for p in parameters),
+        theta_half_width=tuple(p.half_width for p in parameters))
+
+    def inputs(idx: np.ndarray) -> dict[str, np.ndarray]:
+        out = {"features": feats[idx].astype(np.float32)}
+        if names:
+            out["theta"] = theta[idx].astype(np.float32)
+        return out
+
+    f32 = np.float32
+    return TrainingData(x=inputs(tr), y=y[tr].astype(f32), w=w[tr].astype(f32), x_val=inputs(va),
+                        y_val=y[va].astype(f32), w_val=w[va].astype(f32), signature=signature,
+                        class_factor=class_factor)
+
+
+def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progress: bool
+               ) -> tuple[list[Any], Any]:
+    import keras
+
+    class EarlyStopping(keras.callbacks.Callback):
+        """Stop after ``patience`` epochs without improvement; restore the best weights.
+
+        Its state is persisted with the checkpoint so that a resumed run continues it.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = np.inf
+            self.best_epoch = -1
+            self.wait = 0
+            self.best_weights: list[Any] | None = None
+            self.state_file = checkpoint_dir / "early_stopping.json" if checkpoint_dir else None
+            self.weights_file = checkpoint_dir / "best.weights.h5" if checkpoint_dir else None
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            if self.state_file is not None and self.state_file.exists():
+                state = json.loads(self.state_file.read_text())
+                self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], \
+                    state["wait"]
+                if self.weights_file is not None and self.weights_file.exists():
+                    current = self.model.get_weights()
+                    self.model.load_weights(self.weights_file)
+                    self.best_weights = self.model.get_weights()
+                    self.model.set_weights(current)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            val = float((logs or {}).get("val_loss", np.inf))
+            if val < self.best:
+                self.best, self.best_epoch, self.wait = val, epoch, 0
+                self.best_weights = self.model.get_weights()
+                if self.weights_file is not None:
+                    tmp = self.weights_file.with_suffix(".tmp.weights.h5")
+                    self.model.save_weights(tmp)
+                    os.replace(tmp, self.weights_file)
+            else:
+                self.wait += 1
+                if self.wait >= patience:
+                    self.model.stop_training = True
+            if self.state_file is not None:
+                tmp = self.state_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"best": self.best, "best_epoch": self.best_epoch,
+                                           "wait": self.wait}))
+                os.replace(tmp, self.state_file)
+
+        def on_train_end(self, logs: Any = None) -> None:
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    class Progress(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=epochs, desc="training", unit="epoch", file=sys.stderr,
+                            leave=False)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            self.bar.n = epoch + 1
+            self.bar.set_postfix(loss=f"{logs.get('loss', np.nan):.4f}",
+                                 val_loss=f"{logs.get('val_loss', np.nan):.4f}")
+
+        def on_train_end(self, logs: Any = None) -> None:
+            self.bar.close()
+
+    es = EarlyStopping()
+    cbs: list[Any] = []
+    if checkpoint_dir is not None:
+        cbs.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"),
+                                                    delete_checkpoint=False))
+    cbs.append(es)
+    if progress:
+        cbs.append(Progress())
+    return cbs, es
+
+
+def train_reweighter(*, reference: EventSet, target: EventSet, parameters: ParameterSet,
+                     architecture: Any, architecture_options: Mapping[str, Any], loss: Any,
+                     training: TrainingSpec, seed: int, checkpoint_dir: str | Path | None = None,
+                     progress: bool = False, extra_callbacks: list[Any] | None = None
+                     ) -> Reweighter:
+    """Train a reweighter; same inputs and seed → same weights.
+
+    Parameters
+    ----------
+    reference, target
+        Label 0 and label 1 samples. The target carries per-event θ for ``parameters``.
+    parameters
+        The θ the reweighter is parameterised in (empty for a fixed-θ reweighter).
+    architecture, loss
+        Plugin objects (from the registry).
+    training
+        Epochs, batch size, learning rate and schedule, validation fraction, patience.
+    checkpoint_dir
+        Where per-epoch backups go; an existing backup is resumed.
+    """
+    import keras
+
+    rng = np.random.default_rng(seed)
+    data = prepare_training_data(reference=reference, target=target, parameters=parameters,
+                                 validation_fraction=training.validation_fraction,
+                                 class_balance=training.class_balance, rng=rng)
+    keras.utils.set_random_seed(seed)
+    model = architecture.build(signature=data.signature,
+                               output_activation=loss.output_activation,
+                               options=architecture_options)
+    steps = int(np.ceil(len(data.y) / training.batch_size)) * training.epochs
+    lr: Any = training.learning_rate
+    if training.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(training.learning_rate, decay_steps=steps)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss.keras_loss())
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and training.checkpoint else None
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+    callbacks, es = _callbacks(checkpoint_dir=ckpt, patience=training.patience,
+                               epochs=training.epochs, progress=progress)
+    callbacks += list(extra_callbacks or [])
+    t0 = time.perf_counter()
+    hist = model.fit(data.x, data.y, sample_weight=data.w, batch_size=training.batch_size,
+                     epochs=training.epochs, shuffle=True, verbose=0, callbacks=callbacks,
+                     validation_data=(data.x_val, data.y_val, data.w_val))
+    seconds = time.perf_counter() - t0
+    if ckpt is not None:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    metadata = {
+        "architecture": getattr(architecture, "name", "?"),
+        "architecture_options": dict(architecture_options),
+        "training": dict(training.__dict__), "seed": seed, "history": history,
+        "best_epoch": int(es.best_epoch), "best_val_loss": float(es.best),
+        "epochs_run": len(history.get("loss", [])), "train_seconds": seconds,
+        "n_train": len(data.y), "n_validation": len(data.y_val),
+        "class_factor_reference_over_target": data.class_factor,
+    }
+    return Reweighter(model=model, loss=loss, parameters=parameters, signature=data.signature,
+                      metadata=metadata)

@@ -136,8 +136,13 @@ def minimise(objective: Objective, problem: FitProblem, *, strategy_name: str,
     from iminuit import Minuit
 
     names = problem.parameters.names
-    m = Minuit(lambda *v: objective.value(v), problem.start_values(),
-               grad=lambda *v: objective.gradient(v), name=names)
+    def fcn(values: np.ndarray) -> float:
+        return objective.value(values)
+
+    def grad(values: np.ndarray) -> np.ndarray:
+        return objective.gradient(values)
+
+    m = Minuit(fcn, np.asarray(problem.start_values(), dtype=np.float64), grad=grad, name=names)
     m.errordef = errordef
     m.tol = tolerance
     for p in problem.parameters:

@@ -170,13 +170,13 @@ class Reweighter:
         if self._fn is None:
             model, loss = self.model, self.loss
 
-            @tf.function(reduce_retracing=True)
+            @tf.function
             def fn(inputs: dict[str, Any]) -> Any:
                 return tf.reshape(loss.log_ratio(model(inputs, training=False)), [-1])
 
             self._fn = fn
-        out = [self._fn(self._inputs(x[i:i + _BATCH], th[i:i + _BATCH])).numpy()
-               for i in range(0, len(x), _BATCH)]
+        out = [self._fn(self._inputs(_pad(x[a:b], size), _pad(th[a:b], size))).numpy()[:b - a]
+               for a, b, size in _batches(len(x))]
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
     def log_ratio(self, *, features: Any, theta: Mapping[str, Any] | None = None,
@@ -213,21 +213,23 @@ class Reweighter:
         if self._grad_fn is None:
             model, loss = self.model, self.loss
 
-            @tf.function(reduce_retracing=True)
+            @tf.function
             def gfn(feats: Any, thetas: Any) -> Any:
+                # Differentiate the [n, 1] output itself: a tf.reshape between the model
+                # and the target disconnects the θ-gradient (TF 2.21 / Keras 3).
                 with tf.GradientTape() as tape:
                     tape.watch(thetas)
-                    lw = tf.reshape(loss.log_ratio(model({"features": feats, "theta": thetas},
-                                                         training=False)), [-1])
-                return lw, tape.gradient(tf.reduce_sum(lw), thetas)
+                    lw = loss.log_ratio(model({"features": feats, "theta": thetas},
+                                              training=False))
+                return tf.reshape(lw, [-1]), tape.gradient(lw, thetas)
 
             self._grad_fn = gfn
         values, grads = [], []
-        for i in range(0, len(x), _BATCH):
-            v, g = self._grad_fn(tf.constant(x[i:i + _BATCH], tf.float32),
-                                 tf.constant(th[i:i + _BATCH], tf.float32))
-            values.append(v.numpy())
-            grads.append(g.numpy())
+        for a, b, size in _batches(len(x)):
+            v, g = self._grad_fn(tf.constant(_pad(x[a:b], size), tf.float32),
+                                 tf.constant(_pad(th[a:b], size), tf.float32))
+            values.append(v.numpy()[:b - a])
+            grads.append(g.numpy()[:b - a])
         lw = np.concatenate(values).astype(np.float64)
         grad = np.concatenate(grads).astype(np.float64)
         if calibrated and self.calibration is not None:
@@ -367,6 +369,21 @@ class Reweighter:
         return cls(model=model, loss=loss, parameters=ParameterSet.from_list(meta["parameters"]),
                    signature=InputSignature.from_dict(meta["signature"]), metadata=meta,
                    calibration=cal)
+
+
+def _batches(n: int) -> list[tuple[int, int, int]]:
+    """(start, stop, padded size) chunks; padding to a few static sizes avoids retracing."""
+    out = []
+    for a in range(0, n, _BATCH):
+        b = min(a + _BATCH, n)
+        out.append((a, b, max(1024, 1 << int(np.ceil(np.log2(b - a))))))
+    return out
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    if len(a) == size:
+        return a
+    return np.concatenate([a, np.zeros((size - len(a), *a.shape[1:]), dtype=a.dtype)])
 
 
 def _sha256(path: Path) -> str:

@@ -1,0 +1,190 @@
+"""Command line: ``ratiofit run | validate | plugins | train | fit | report``.
+
+Errors caused by input are one line on stderr with exit status 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import RatiofitError
+
+__all__ = ["main"]
+
+
+def _quiet_tf() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def _guard(debug: bool, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except RatiofitError as exc:
+        if debug:
+            raise
+        click.echo(f"ratiofit: error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ratiofit")
+def main() -> None:
+    """ratiofit: learned likelihood ratios for reweighting, fitting and profiling θ."""
+    _quiet_tf()
+
+
+debug_opt = click.option("--debug", is_flag=True, help="Show tracebacks.")
+quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
+              help="Output directory (default: runs/<spec name>).")
+@click.option("--no-plots", is_flag=True, help="Skip plots.")
+@quiet_opt
+@debug_opt
+def run(spec_path: str, output: str | None, no_plots: bool, quiet: bool, debug: bool) -> None:
+    """Run everything a spec declares; write OUTPUT/result.json, reweighter/, plots/."""
+    from .spec import load_spec
+    from .workflow import run_spec
+
+    def go() -> None:
+        spec = load_spec(spec_path)
+        out = Path(output or Path("runs") / Path(spec_path).stem)
+        result = run_spec(spec, out, progress=_progress(quiet),
+                          plots=False if no_plots else None)
+        _summary(result, out)
+
+    _guard(debug, go)
+
+
+def _summary(result: dict[str, Any], out: Path) -> None:
+    click.echo(f"wrote {out / 'result.json'}")
+    for p in result.get("closure", {}).get("points", []):
+        if "rmse" in p:
+            click.echo(f"closure {p['theta']}: RMSE(log w) = {p['rmse']:.4f}")
+    fit = result.get("fit")
+    if fit:
+        for n, e in fit["parameters"].items():
+            line = f"fit {n} = {e['value']:.5g} ± {e['error']:.2g}"
+            if "analytic" in e:
+                line += f"  (analytic MLE {e['analytic']:.5g} ± {e['analytic_error']:.2g})"
+            click.echo(line)
+    ens = result.get("ensemble")
+    if ens:
+        for n in ens["mean"]:
+            click.echo(f"ensemble {n}: {ens['mean'][n]:.5g} ± {ens['std'][n]:.2g} "
+                       f"({ens['members']} members)")
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(dir_okay=False))
+@debug_opt
+def validate(spec_path: str, debug: bool) -> None:
+    """Check a spec; exit 0 when valid, 2 with a one-line error otherwise."""
+    from .spec import load_spec
+
+    _guard(debug, lambda: load_spec(spec_path))
+    click.echo(f"{spec_path}: valid")
+
+
+@main.command()
+@click.option("--options", "show_options", is_flag=True, help="List each plugin's options.")
+def plugins(show_options: bool) -> None:
+    """List the registered plugins by kind, and any plugin that failed to load."""
+    from .registry import get_registry
+
+    reg = get_registry()
+    for rec in reg.all_records():
+        click.echo(f"{rec.kind:13s} {rec.name:14s} {rec.distribution} ({rec.plugin})")
+        if show_options:
+            for name, opt in getattr(rec.obj, "options", {}).items():
+                click.echo(f"{'':15s}{name}: {opt.kind} = {opt.default!r}  {opt.doc}")
+    problems = reg.problems()
+    for p in problems:
+        click.echo(f"problem: {p}", err=True)
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(file_okay=False), required=True)
+@quiet_opt
+@debug_opt
+def train(spec_path: str, output: str, quiet: bool, debug: bool) -> None:
+    """Train (and calibrate) the spec's reweighter into OUTPUT/reweighter."""
+    from .registry import get_registry
+    from .spec import load_spec
+    from .workflow import Samples, train_from_spec
+
+    def go() -> None:
+        spec = load_spec(spec_path)
+        if spec.reweighter is None:
+            raise RatiofitError(f"{spec_path}: the spec has no 'reweighter' section")
+        reg = get_registry()
+        out = Path(output)
+        rw = train_from_spec(spec, Samples(spec, reg), member=0,
+                             checkpoint_dir=out / "checkpoints" / "member-0",
+                             progress=_progress(quiet), registry=reg)
+        rw.save(out / "reweighter")
+        click.echo(f"wrote {out / 'reweighter'}")
+
+    _guard(debug, go)
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(dir_okay=False))
+@click.option("--reweighter", "reweighter_dir", type=click.Path(), required=True,
+              help="A saved reweighter directory.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), required=True)
+@debug_opt
+def fit(spec_path: str, reweighter_dir: str, output: str, debug: bool) -> None:
+    """Fit the spec's data with a saved reweighter; write OUTPUT/fit.json."""
+    from .registry import get_registry
+    from .reweighter import Reweighter
+    from .spec import load_spec
+    from .workflow import Samples, analytic_fit, fit_reweighter, write_json
+
+    def go() -> None:
+        spec = load_spec(spec_path)
+        if spec.fit is None:
+            raise RatiofitError(f"{spec_path}: the spec has no 'fit' section")
+        reg = get_registry()
+        rw = Reweighter.load(reweighter_dir)
+        samples = Samples(spec, reg)
+        res = fit_reweighter(spec, rw, samples, reg, member=0).to_dict()
+        analytic = analytic_fit(spec, samples, reg)
+        if analytic:
+            for n, e in res["parameters"].items():
+                e["analytic"], e["analytic_error"] = analytic["values"][n], analytic["errors"][n]
+        write_json(Path(output) / "fit.json", {"fit": res})
+        _summary({"fit": res}, Path(output))
+
+    _guard(debug, go)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@debug_opt
+def report(run_dir: str, debug: bool) -> None:
+    """Redraw the plots of a run directory from its result.json."""
+    from .report import report_directory
+
+    files = _guard(debug, lambda: report_directory(run_dir))
+    click.echo(f"wrote {len(files)} plot(s) to {Path(run_dir) / 'plots'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,343 @@
+"""The stages of ``ratiofit run``: samples → training → calibration → closure → fit → report.
+
+Each stage persists what it makes in the output directory: ``reweighter/`` (member 0;
+``ensemble/member-K/reweighter/`` for the others), ``result.json``, ``spec.yaml`` and
+plots. Every random stream derives from the spec seed, so the same spec and seed give
+the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import DataError
+from .events import EventSet
+from .execution import Executor, Job, LocalExecutor
+from .fitting import FitProblem, FitResult
+from .registry import Registry, get_registry
+from .reweighter import Reweighter
+from .sampling import make_sample
+from .seeding import derive_rng, derive_seed
+from .spec import SampleSpec, Spec, ThetaSpec
+from .training import train_reweighter
+
+__all__ = ["analytic_fit", "closure", "fit_reweighter", "run_spec", "train_from_spec",
+           "write_json"]
+
+
+def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
+    """Write JSON atomically (temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, default=_default, allow_nan=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class Samples:
+    """Lazily generated samples of a spec (each generated once per run)."""
+
+    def __init__(self, spec: Spec, registry: Registry) -> None:
+        self.spec, self.registry = spec, registry
+        self._cache: dict[str, EventSet] = {}
+
+    def __getitem__(self, name: str) -> EventSet:
+        if name not in self._cache:
+            self._cache[name] = make_sample(self.spec.samples[name],
+                                            parameters=self.spec.parameters, seed=self.spec.seed,
+                                            registry=self.registry)
+        return self._cache[name]
+
+
+def train_from_spec(spec: Spec, samples: Samples, *, member: int, checkpoint_dir: Path | None,
+                    progress: bool, registry: Registry) -> Reweighter:
+    """Train (and calibrate) ensemble member ``member`` of the spec's reweighter."""
+    rws = spec.reweighter
+    assert rws is not None
+    seed = derive_seed(spec.seed, "train", member)
+    reference, target = samples[rws.reference], samples[rws.target]
+    rw = train_reweighter(
+        reference=reference, target=target, parameters=spec.parameters.subset(rws.parameters),
+        architecture=registry.get("architecture", rws.architecture),
+        architecture_options=rws.architecture_options, loss=registry.get("loss", rws.loss),
+        training=rws.training, seed=seed, checkpoint_dir=checkpoint_dir, progress=progress)
+    rw.metadata["spec_seed"] = spec.seed
+    rw.metadata["member"] = member
+    cal = rws.calibration
+    if cal is not None:
+        n = min(cal.events, len(reference))
+        rw.metadata["normalisation"] = rw.calibrate(
+            reference_features=reference.features[:n], points=cal.points, degree=cal.degree,
+            rng=derive_rng(spec.seed, "calibration", member), apply=True)
+    else:
+        # Measured anyway so the θ-dependent normalisation error is always visible.
+        n = min(200_000, len(reference))
+        rw.metadata["normalisation"] = rw.calibrate(
+            reference_features=reference.features[:n], points=11, degree=min(4, 10),
+            rng=derive_rng(spec.seed, "calibration", member), apply=False)
+    return rw
+
+
+def _source_density(spec: Spec, sample: SampleSpec, registry: Registry) -> Any:
+    src = registry.get("source", sample.source)
+    return src if hasattr(src, "log_density") else None
+
+
+def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry) -> dict[str, Any]:
+    """Learned vs analytic log w at the spec's closure points, and reweighted-vs-target
+    histograms (plot data) at each point.
+
+    The RMSE of (learned − analytic) log w is taken over the central 95% of the target
+    distribution (2.5–97.5% quantiles of every feature).
+    """
+    rws = spec.reweighter
+    assert rws is not None
+    out: dict[str, Any] = {"points": []}
+    closure_pts = spec.outputs.closure
+    if not closure_pts:
+        return out
+    target_spec = spec.samples[rws.target]
+    ref_spec = spec.samples[rws.reference]
+    src = _source_density(spec, target_spec, registry)
+    reference = samples[rws.reference]
+    n_pts = len(next(iter(closure_pts.values())))
+    nominal_theta = {n: t.value for n, t in ref_spec.theta.items()}
+    for k in range(n_pts):
+        theta = {n: closure_pts[n][k] if n in closure_pts else
+                 spec.parameters[n].nominal for n in rw.theta_names}
+        fixed = dict(target_spec.theta)
+        for n, v in theta.items():
+            fixed[n] = ThetaSpec(kind="fixed", value=v)
+        tspec = SampleSpec(name=f"closure-{k}", source=target_spec.source,
+                           n_events=spec.outputs.closure_events, theta=fixed,
+                           options=target_spec.options)
+        target = make_sample(tspec, parameters=spec.parameters, seed=derive_seed(spec.seed, "cl"),
+                             registry=registry)
+        point: dict[str, Any] = {"theta": theta}
+        x = target.features
+        lo, hi = np.quantile(x, [0.025, 0.975], axis=0)
+        central = np.all((x >= lo) & (x <= hi), axis=1)
+        learned = rw.log_ratio(features=x[central], theta=theta)
+        raw = rw.log_ratio(features=x[central], theta=theta, calibrated=False)
+        if src is not None:
+            th_target = {n: t.value for n, t in fixed.items()}
+            analytic = (src.log_density(features=x[central], theta=th_target,
+                                        options=target_spec.options)
+                        - src.log_density(features=x[central], theta=nominal_theta,
+                                          options=ref_spec.options))
+            diff = learned - analytic
+            point.update({
+                "rmse": float(np.sqrt(np.mean(diff ** 2))),
+                "mean_offset": float(np.mean(diff)),
+                "rmse_uncalibrated": float(np.sqrt(np.mean((raw - analytic) ** 2))),
+                "curve": _curve(x[central], learned, analytic),
+            })
+        point["histograms"] = _reweighted_histograms(reference, target, rw, theta)
+        out["points"].append(point)
+    return out
+
+
+def _curve(x: np.ndarray, learned: np.ndarray, analytic: np.ndarray, n: int = 60
+           ) -> dict[str, Any]:
+    """Binned means of learned and analytic log w along the first feature (plot data)."""
+    edges = np.quantile(x[:, 0], np.linspace(0, 1, n + 1))
+    idx = np.clip(np.searchsorted(edges, x[:, 0], side="right") - 1, 0, n - 1)
+    count = np.bincount(idx, minlength=n)
+    ok = count > 0
+    mean = lambda v: np.bincount(idx, weights=v, minlength=n)[ok] / count[ok]  # noqa: E731
+    return {"x": mean(x[:, 0]).tolist(), "learned": mean(learned).tolist(),
+            "analytic": mean(analytic).tolist()}
+
+
+def _reweighted_histograms(reference: EventSet, target: EventSet, rw: Reweighter,
+                           theta: Mapping[str, float], bins: int = 40) -> list[dict[str, Any]]:
+    """Per feature: nominal, reweighted nominal and target histograms with Σw² and χ²/ndf."""
+    import hist
+
+    w = rw.weights(features=reference.features, theta=theta)
+    w_ref = reference.event_weights
+    out = []
+    for j, name in enumerate(reference.feature_names):
+        xt = target.features[:, j]
+        lo, hi = np.quantile(xt, [0.001, 0.999])
+        axis = hist.axis.Regular(bins, float(lo), float(hi), name=name)
+        hs = {}
+        for key, vals, wts in (("nominal", reference.features[:, j], w_ref),
+                               ("reweighted", reference.features[:, j], w_ref * w),
+                               ("target", xt, target.event_weights)):
+            h = hist.Hist(axis, storage=hist.storage.Weight())
+            h.fill(vals, weight=wts / wts.sum())
+            hs[key] = h
+        a, b = hs["reweighted"], hs["target"]
+        var = a.variances() + b.variances()
+        ok = var > 0
+        chi2 = float(np.sum((a.values() - b.values())[ok] ** 2 / var[ok]))
+        out.append({"feature": name, "edges": axis.edges.tolist(),
+                    **{f"{k}_values": h.values().tolist() for k, h in hs.items()},
+                    **{f"{k}_variances": h.variances().tolist() for k, h in hs.items()},
+                    "chi2": chi2, "ndf": int(ok.sum()),
+                    "chi2_ndf": chi2 / max(int(ok.sum()), 1)})
+    return out
+
+
+def fit_reweighter(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry, *,
+                   member: int) -> FitResult:
+    """Run the spec's fit strategy with a trained reweighter."""
+    fs = spec.fit
+    assert fs is not None
+    fitted = spec.parameters.subset(fs.parameters)
+    missing = [n for n in fitted.names if n not in rw.theta_names]
+    if missing:
+        raise DataError(f"the reweighter is not parameterised in {missing} "
+                        f"(it has {rw.theta_names})")
+    fixed = {n: spec.parameters[n].nominal for n in rw.theta_names if n not in fitted}
+    problem = FitProblem(reweighter=rw, data=samples[fs.data],
+                         reference=samples[fs.reference] if fs.reference else None,
+                         parameters=fitted, fixed=fixed, start=fs.start,
+                         seed=derive_seed(spec.seed, "fit", member))
+    return registry.get("strategy", fs.strategy).fit(problem=problem, options=fs.options)
+
+
+def analytic_fit(spec: Spec, samples: Samples, registry: Registry) -> dict[str, Any] | None:
+    """Maximum-likelihood fit with the source's exact density (the statistical reference)."""
+    fs = spec.fit
+    if fs is None:
+        return None
+    dspec = spec.samples[fs.data]
+    src = _source_density(spec, dspec, registry)
+    if src is None or dspec.varied:
+        return None
+    from iminuit import Minuit
+
+    data = samples[fs.data]
+    base = {n: t.value for n, t in dspec.theta.items()}
+    names = list(fs.parameters)
+    w = data.event_weights
+
+    def nll(*vals: float) -> float:
+        th = dict(base)
+        th.update(dict(zip(names, vals, strict=True)))
+        return float(-np.dot(w, src.log_density(features=data.features, theta=th,
+                                                options=dspec.options)))
+
+    m = Minuit(nll, [spec.parameters[n].nominal for n in names], name=names)
+    m.errordef = 0.5
+    for n in names:
+        p = spec.parameters[n]
+        m.limits[n] = (p.low, p.high)
+    m.migrad()
+    m.hesse()
+    return {"values": {n: float(m.values[n]) for n in names},
+            "errors": {n: float(m.errors[n]) for n in names},
+            "truth": {n: base[n] for n in names}}
+
+
+def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, outdir: Path,
+            progress: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    sub = outdir / "reweighter" if member == 0 else outdir / "ensemble" / f"member-{member}" / \
+        "reweighter"
+    rw = train_from_spec(spec, samples, member=member,
+                         checkpoint_dir=outdir / "checkpoints" / f"member-{member}",
+                         progress=progress, registry=registry)
+    t_train = time.perf_counter() - t0
+    rw.save(sub)
+    out: dict[str, Any] = {"member": member, "reweighter_dir": str(sub.relative_to(outdir)),
+                           "training": {k: rw.metadata[k] for k in (
+                               "epochs_run", "best_epoch", "best_val_loss", "train_seconds",
+                               "n_train", "n_validation", "seed")},
+                           "history": rw.metadata["history"],
+                           "normalisation": rw.metadata.get("normalisation")}
+    if member == 0:
+        t1 = time.perf_counter()
+        out["closure"] = closure(spec, rw, samples, registry)
+        out["closure_seconds"] = time.perf_counter() - t1
+    if spec.fit is not None:
+        t2 = time.perf_counter()
+        out["fit"] = fit_reweighter(spec, rw, samples, registry, member=member).to_dict()
+        out["fit_seconds"] = time.perf_counter() - t2
+    out["train_seconds"] = t_train
+    return out
+
+
+def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
+             executor: Executor | None = None, registry: Registry | None = None,
+             plots: bool | None = None) -> dict[str, Any]:
+    """Run everything the spec declares and write ``outdir/result.json`` (returned too)."""
+    t0 = time.perf_counter()
+    reg = registry or get_registry()
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False))
+    samples = Samples(spec, reg)
+    result: dict[str, Any] = {"spec": spec.path, "seed": spec.seed,
+                              "parameters": spec.parameters.to_list()}
+    if spec.reweighter is None:
+        for name in spec.samples:
+            samples[name].to_parquet(out / "samples" / f"{name}.parquet")
+        result["timing"] = {"total_seconds": time.perf_counter() - t0}
+        write_json(out / "result.json", result)
+        return result
+    jobs = [Job(name=f"member-{k}", function=_member,
+                kwargs={"spec": spec, "samples": samples, "registry": reg, "member": k,
+                        "outdir": out, "progress": progress})
+            for k in range(spec.ensemble)]
+    members = (executor or LocalExecutor()).run(jobs)
+    first = members[0]
+    result["reweighter"] = {"dir": first["reweighter_dir"], **first["training"],
+                            "architecture": spec.reweighter.architecture,
+                            "loss": spec.reweighter.loss,
+                            "parameters": list(spec.reweighter.parameters)}
+    result["history"] = first["history"]
+    result["normalisation"] = first["normalisation"]
+    result["closure"] = first.get("closure", {"points": []})
+    if spec.fit is not None:
+        fit = first["fit"]
+        analytic = analytic_fit(spec, samples, reg)
+        if analytic is not None:
+            for n, entry in fit["parameters"].items():
+                entry["analytic"] = analytic["values"][n]
+                entry["analytic_error"] = analytic["errors"][n]
+                entry["truth"] = analytic["truth"][n]
+        result["fit"] = fit
+    if spec.ensemble > 1 and spec.fit is not None:
+        names = list(spec.fit.parameters)
+        values = {n: [m["fit"]["parameters"][n]["value"] for m in members] for n in names}
+        result["ensemble"] = {
+            "members": spec.ensemble, "values": values,
+            "mean": {n: float(np.mean(v)) for n, v in values.items()},
+            "std": {n: float(np.std(v, ddof=1)) for n, v in values.items()},
+            "closure_rmse_member0": [p.get("rmse") for p in result["closure"]["points"]]}
+    result["timing"] = {
+        "total_seconds": time.perf_counter() - t0,
+        "train_seconds": [m["train_seconds"] for m in members],
+        "fit_seconds": [m.get("fit_seconds") for m in members],
+        "closure_seconds": first.get("closure_seconds")}
+    write_json(out / "result.json", result)
+    if spec.outputs.plots if plots is None else plots:
+        from .report import make_plots
+
+        make_plots(result, out)
+    return result

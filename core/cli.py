@@ -149,8 +149,10 @@ def train(spec_path: str, output: str, quiet: bool, debug: bool) -> None:
 @click.option("--reweighter", "reweighter_dir", type=click.Path(), required=True,
               help="A saved reweighter directory.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True)
+@click.option("--strategy", default=None, help="Use this strategy instead of the spec's.")
 @debug_opt
-def fit(spec_path: str, reweighter_dir: str, output: str, debug: bool) -> None:
+def fit(spec_path: str, reweighter_dir: str, output: str, strategy: str | None,
+        debug: bool) -> None:
     """Fit the spec's data with a saved reweighter; write OUTPUT/fit.json."""
     from .registry import get_registry
     from .reweighter import Reweighter
@@ -162,6 +164,14 @@ def fit(spec_path: str, reweighter_dir: str, output: str, debug: bool) -> None:
         if spec.fit is None:
             raise RatiofitError(f"{spec_path}: the spec has no 'fit' section")
         reg = get_registry()
+        if strategy is not None:
+            impl = reg.get("strategy", strategy)
+            from dataclasses import replace
+
+            from .options import resolve_options
+
+            spec = replace(spec, fit=replace(spec.fit, strategy=strategy, options=resolve_options(
+                impl.options, {}, where="--strategy")))
         rw = Reweighter.load(reweighter_dir)
         samples = Samples(spec, reg)
         res = fit_reweighter(spec, rw, samples, reg, member=0).to_dict()

@@ -282,6 +282,17 @@ def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, ou
     return out
 
 
+def _remove_empty_tree(path: Path) -> None:
+    """Drop checkpoint directories that completed trainings left empty."""
+    if not path.is_dir():
+        return
+    for sub in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(path.iterdir()):
+        path.rmdir()
+
+
 def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
              executor: Executor | None = None, registry: Registry | None = None,
              plots: bool | None = None) -> dict[str, Any]:
@@ -305,6 +316,7 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
                         "outdir": out, "progress": progress})
             for k in range(spec.ensemble)]
     members = (executor or LocalExecutor()).run(jobs)
+    _remove_empty_tree(out / "checkpoints")
     first = members[0]
     result["reweighter"] = {"dir": first["reweighter_dir"], **first["training"],
                             "architecture": spec.reweighter.architecture,

@@ -20,7 +20,8 @@ class MLP:
     options: Mapping[str, Option] = {
         "hidden": Option(kind="int_list", default=[64, 64, 64], doc="hidden layer widths",
                          minimum=1),
-        "activation": Option(kind="str", default="relu", doc="hidden-layer activation",
+        "activation": Option(kind="str", default="swish",
+                             doc="hidden-layer activation (smooth by default: fits use θ-derivatives)",
                              choices=["relu", "gelu", "swish", "tanh", "elu"]),
         "theta_input": Option(kind="bool", default=True,
                               doc="feed θ to the network (false: a θ-blind classifier)"),

@@ -1,0 +1,48 @@
+"""Shared fixtures: one small parameterised reweighter trained once per session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+from ratiofit.events import EventSet
+from ratiofit.parameters import Parameter, ParameterSet
+from ratiofit.registry import get_registry
+from ratiofit.spec import TrainingSpec
+from ratiofit.training import train_reweighter
+
+MU = ParameterSet([Parameter(name="mu", nominal=0.0, low=-2.0, high=2.0)])
+N_PER_CLASS = 60_000
+
+
+def gaussian_events(n: int, mu: np.ndarray | float, seed: int, *, theta: bool) -> EventSet:
+    rng = np.random.default_rng(seed)
+    mu_arr = np.broadcast_to(np.asarray(mu, dtype=float), (n,))
+    x = rng.normal(mu_arr, 1.0)[:, None]
+    return EventSet(features=x, feature_names=("x0",),
+                    theta=mu_arr[:, None] if theta else None,
+                    theta_names=("mu",) if theta else ())
+
+
+@pytest.fixture(scope="session")
+def trained_1d():
+    """BCE/MLP reweighter w(x, mu) for N(mu,1)/N(0,1), mu in [-2, 2]; ~20 s on 2 cores."""
+    rng = np.random.default_rng(3)
+    reference = gaussian_events(N_PER_CLASS, 0.0, seed=1, theta=False)
+    target = gaussian_events(N_PER_CLASS, rng.uniform(-2, 2, N_PER_CLASS), seed=2, theta=True)
+    reg = get_registry()
+    rw = train_reweighter(
+        reference=reference, target=target, parameters=MU,
+        architecture=reg.get("architecture", "mlp"),
+        architecture_options={"hidden": [64, 64, 64], "activation": "swish", "theta_input": True},
+        loss=reg.get("loss", "bce"),
+        training=TrainingSpec(epochs=8, batch_size=512, patience=3, checkpoint=False),
+        seed=5)
+    calib_ref = gaussian_events(400_000, 0.0, seed=4, theta=False)
+    rw.calibrate(reference_features=calib_ref.features, points=21, degree=6,
+                 rng=np.random.default_rng(0))
+    return rw

@@ -98,6 +98,11 @@ class EventSet:
                                 "ratiofit refuses non-finite inputs")
 
     # -- basic accessors ----------------------------------------------------------------
+    @property
+    def _theta(self) -> np.ndarray:
+        assert self.theta is not None  # __post_init__ turns None into an [n, 0] array
+        return self.theta
+
     def __len__(self) -> int:
         return int(self.features.shape[0])
 
@@ -107,7 +112,7 @@ class EventSet:
         return self.weights if self.weights is not None else np.ones(len(self))
 
     def theta_dict(self) -> dict[str, np.ndarray]:
-        return {n: self.theta[:, i] for i, n in enumerate(self.theta_names)}
+        return {n: self._theta[:, i] for i, n in enumerate(self.theta_names)}
 
     def theta_matrix(self, names: Sequence[str]) -> np.ndarray:
         """θ columns in the order of ``names``."""
@@ -115,12 +120,12 @@ class EventSet:
         if missing:
             raise DataError(f"event set has no theta column(s) {missing} (has {self.theta_names})")
         idx = [self.theta_names.index(n) for n in names]
-        return self.theta[:, idx]
+        return self._theta[:, idx]
 
     def take(self, index: np.ndarray) -> EventSet:
         """A new EventSet with the events at ``index`` (a subset or permutation)."""
         return replace(
-            self, features=self.features[index], theta=self.theta[index],
+            self, features=self.features[index], theta=self._theta[index],
             weights=None if self.weights is None else self.weights[index],
             particles=None if self.particles is None else self.particles[index])
 
@@ -130,7 +135,7 @@ class EventSet:
     def split(self, fraction: float, *, rng: np.random.Generator) -> tuple[EventSet, EventSet]:
         """Shuffle, then split into (first ``1 - fraction``, last ``fraction``)."""
         perm = rng.permutation(len(self))
-        n_second = int(round(fraction * len(self)))
+        n_second = round(fraction * len(self))
         return self.take(perm[: len(self) - n_second]), self.take(perm[len(self) - n_second:])
 
     # -- parquet I/O --------------------------------------------------------------------
@@ -140,7 +145,7 @@ class EventSet:
         import pyarrow.parquet as pq
 
         cols: dict[str, Any] = {n: self.features[:, i] for i, n in enumerate(self.feature_names)}
-        cols.update({_THETA_PREFIX + n: self.theta[:, i] for i, n in enumerate(self.theta_names)})
+        cols.update({_THETA_PREFIX + n: self._theta[:, i] for i, n in enumerate(self.theta_names)})
         if self.weights is not None:
             cols[_WEIGHT_COL] = self.weights
         table = pa.table(cols)

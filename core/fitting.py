@@ -110,7 +110,7 @@ class Objective:
         self.trace: list[dict[str, Any]] = []
         self._cache: tuple[tuple[float, ...], float, np.ndarray] | None = None
 
-    def evaluate(self, values: Sequence[float]) -> tuple[float, np.ndarray]:
+    def evaluate(self, values: Sequence[float] | np.ndarray) -> tuple[float, np.ndarray]:
         key = tuple(float(v) for v in values)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
@@ -120,15 +120,15 @@ class Objective:
                            "objective": float(value)})
         return self._cache[1], self._cache[2]
 
-    def value(self, values: Sequence[float]) -> float:
+    def value(self, values: Sequence[float] | np.ndarray) -> float:
         return self.evaluate(values)[0]
 
-    def gradient(self, values: Sequence[float]) -> np.ndarray:
+    def gradient(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         return self.evaluate(values)[1]
 
 
-def minimise(objective: Objective, problem: FitProblem, *, strategy_name: str,
-             errordef: float, minos: bool = False, tolerance: float = 0.01) -> tuple[Any, FitResult]:
+def minimise(objective: Objective, problem: FitProblem, *, strategy_name: str, errordef: float,
+             minos: bool = False, tolerance: float = 0.01) -> tuple[Any, FitResult]:
     """MIGRAD + HESSE (+ MINOS) on ``objective`` within the parameter ranges.
 
     ``errordef`` is 0.5 for objectives of the form −log L.

@@ -38,8 +38,9 @@ def draw_closure(h: Mapping[str, Any], theta: Mapping[str, float], path: Path) -
     edges = np.asarray(h["edges"])
     fig, (ax, rax) = plt.subplots(2, 1, sharex=True, figsize=(6, 5.5),
                                   gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
-    styles = {"nominal": dict(color="grey", ls="--"), "reweighted": dict(color="C0"),
-              "target": dict(color="k", histtype="errorbar", markersize=3)}
+    styles: dict[str, dict[str, Any]] = {
+        "nominal": dict(color="grey", ls="--"), "reweighted": dict(color="C0"),
+        "target": dict(color="k", histtype="errorbar", markersize=3)}
     for key, style in styles.items():
         vals = np.asarray(h[f"{key}_values"])
         errs = np.sqrt(np.asarray(h[f"{key}_variances"]))

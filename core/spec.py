@@ -354,7 +354,7 @@ def _sample(ctx: _Ctx, reg: Registry, params: ParameterSet, name: str, body: dic
             ) -> SampleSpec:
     path: Path_ = ("samples", name)
     ctx.no_unknown(body, path, ["source", "n_events", "theta", "options"])
-    src_name, _, impl = _plugin_ref(ctx, reg, "source", ctx.get(body, path, "source", str), 
+    src_name, _, impl = _plugin_ref(ctx, reg, "source", ctx.get(body, path, "source", str),
                                     (*path, "source"))
     n_events = ctx.get(body, path, "n_events", int)
     if n_events < 1:
@@ -491,8 +491,8 @@ def _fit(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, S
          rw: ReweighterSpec | None, body: dict[str, Any]) -> FitSpec:
     path: Path_ = ("fit",)
     ctx.no_unknown(body, path, ["strategy", "data", "reference", "parameters", "start"])
-    name, opts, impl = _plugin_ref(ctx, reg, "strategy", ctx.get(body, path, "strategy", (str, dict)),
-                                   (*path, "strategy"))
+    strategy_value = ctx.get(body, path, "strategy", (str, dict))
+    name, opts, impl = _plugin_ref(ctx, reg, "strategy", strategy_value, (*path, "strategy"))
     spath = (*path, "strategy") if isinstance(body["strategy"], str) else \
         (*path, "strategy", "options")
     options = _options(ctx, impl, opts, spath)

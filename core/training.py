@@ -76,7 +76,7 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
         class_factor = float(reference.event_weights.sum() / target.event_weights.sum())
     w = np.concatenate([w_ref, w_tgt])
     perm = rng.permutation(len(y))
-    n_val = int(round(validation_fraction * len(y)))
+    n_val = round(validation_fraction * len(y))
     tr, va = perm[n_val:], perm[:n_val]
     mean = feats[tr].mean(axis=0)
     std = feats[tr].std(axis=0)

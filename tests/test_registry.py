@@ -17,6 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 import ratiofit
+import ratiofit.errors
+import ratiofit.plugins
 import ratiofit.registry as registry_module
 from ratiofit.cli import main
 from ratiofit.errors import PluginError
@@ -314,11 +316,27 @@ def test_get_registry_is_cached_until_reset(fresh_registry: pytest.MonkeyPatch) 
 # ---------------------------------------------------------------------------------------
 # Core does not depend on the built-in plugins
 # ---------------------------------------------------------------------------------------
+def _core_dirs() -> list[Path]:
+    """Directories of the installed ``ratiofit`` package (``core/`` in an editable install).
+
+    ``ratiofit.__file__`` can be None when the editable finder exposes ``ratiofit`` as a
+    namespace, so the directory of a core module is used as well.
+    """
+    dirs = {Path(ratiofit.errors.__file__).resolve().parent}
+    if ratiofit.__file__:
+        dirs.add(Path(ratiofit.__file__).resolve().parent)
+    dirs |= {Path(p).resolve() for p in getattr(ratiofit, "__path__", []) if Path(p).is_dir()}
+    return sorted(dirs)
+
+
 def _core_files() -> list[Path]:
-    pkg = Path(ratiofit.__file__).resolve().parent
-    plugins = pkg / "plugins"
-    files = [p for p in pkg.rglob("*.py") if plugins not in p.parents]
+    plugins_dir = Path(ratiofit.plugins.__file__).resolve().parent
+    files = []
+    for pkg in _core_dirs():
+        files += [p for p in pkg.rglob("*.py")
+                  if p.parent != plugins_dir and plugins_dir not in p.parents]
     assert any(p.name == "spec.py" for p in files)
+    assert any(p.name == "registry.py" for p in files)
     return files
 
 

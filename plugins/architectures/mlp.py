@@ -21,7 +21,7 @@ class MLP:
         "hidden": Option(kind="int_list", default=[64, 64, 64], doc="hidden layer widths",
                          minimum=1),
         "activation": Option(kind="str", default="swish",
-                             doc="hidden-layer activation (smooth by default: fits use θ-derivatives)",
+                             doc="hidden activation (smooth default: fits use θ-derivatives)",
                              choices=["relu", "gelu", "swish", "tanh", "elu"]),
         "theta_input": Option(kind="bool", default=True,
                               doc="feed θ to the network (false: a θ-blind classifier)"),

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
 from ratiofit.fitting import FitProblem, FitResult
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option, resolve_options
@@ -38,7 +37,7 @@ class Scan:
         values, errors = {}, {}
         for k, p in enumerate(problem.parameters):
             i = int(np.clip(idx[k], 1, len(axes[k]) - 2))
-            sl = list(idx)
+            sl: list[Any] = list(idx)
             sl[k] = slice(i - 1, i + 2)
             a, b, _ = np.polyfit(axes[k][i - 1:i + 2], vals[tuple(sl)], 2)
             best = -b / (2 * a) if a > 0 else axes[k][idx[k]]

@@ -1,0 +1,91 @@
+"""Training mechanics: determinism, resume after interruption, class balance, pairing."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import MU, gaussian_events
+
+from ratiofit.registry import get_registry
+from ratiofit.spec import TrainingSpec
+from ratiofit.training import prepare_training_data, train_reweighter
+
+
+def _samples(n: int = 4000):
+    rng = np.random.default_rng(0)
+    ref = gaussian_events(n, 0.0, seed=1, theta=False)
+    tgt = gaussian_events(n, rng.uniform(-2, 2, n), seed=2, theta=True)
+    return ref, tgt
+
+
+def _train(ref, tgt, *, epochs=4, checkpoint_dir=None, callbacks=None, seed=3):
+    reg = get_registry()
+    return train_reweighter(
+        reference=ref, target=tgt, parameters=MU, architecture=reg.get("architecture", "mlp"),
+        architecture_options={"hidden": [16, 16], "activation": "swish", "theta_input": True},
+        loss=reg.get("loss", "bce"),
+        training=TrainingSpec(epochs=epochs, batch_size=256, patience=10),
+        seed=seed, checkpoint_dir=checkpoint_dir, extra_callbacks=callbacks)
+
+
+def test_same_seed_same_numbers():
+    ref, tgt = _samples()
+    x = np.linspace(-2, 2, 9)[:, None]
+    a = _train(ref, tgt).log_ratio(features=x, theta={"mu": 0.7})
+    b = _train(ref, tgt).log_ratio(features=x, theta={"mu": 0.7})
+    np.testing.assert_array_equal(a, b)
+    c = _train(ref, tgt, seed=4).log_ratio(features=x, theta={"mu": 0.7})
+    assert not np.array_equal(a, c)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, after_epoch: int) -> None:
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_interrupted_training_resumes_from_checkpoint(tmp_path):
+    ref, tgt = _samples()
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        _train(ref, tgt, epochs=6, checkpoint_dir=ckpt, callbacks=[_Interrupt(after_epoch=2)])
+    assert (ckpt / "early_stopping.json").exists()
+    rw = _train(ref, tgt, epochs=6, checkpoint_dir=ckpt)
+    # Epochs 0-2 were done before the kill; the rerun only runs epochs 3-5.
+    assert rw.metadata["epochs_run"] == 3
+    assert not ckpt.exists()  # the checkpoint is removed after a completed training
+    lw = rw.log_ratio(features=np.array([[1.0]]), theta={"mu": 1.0})
+    assert abs(lw[0] - 0.5) < 0.5  # trained, not re-initialised (exact value 0.5)
+
+
+def test_validation_split_is_shuffled_and_classes_balanced():
+    ref, tgt = _samples(3000)
+    tgt_small = tgt.take(np.arange(1000))
+    data = prepare_training_data(reference=ref, target=tgt_small, parameters=MU,
+                                 validation_fraction=0.2, class_balance=True,
+                                 rng=np.random.default_rng(0))
+    # Both classes appear in validation in proportion (Keras' validation_split would not).
+    frac_target = data.y_val.mean()
+    assert abs(frac_target - 0.25) < 0.05
+    # Equal total weight per class.
+    w_all = np.concatenate([data.w, data.w_val])
+    y_all = np.concatenate([data.y, data.y_val])
+    assert np.isclose(w_all[y_all == 1].sum(), w_all[y_all == 0].sum(), rtol=1e-5)
+    assert data.class_factor == pytest.approx(3.0)
+
+
+def test_reference_theta_drawn_from_target_theta():
+    ref, tgt = _samples(2000)
+    data = prepare_training_data(reference=ref, target=tgt, parameters=MU,
+                                 validation_fraction=0.1, class_balance=True,
+                                 rng=np.random.default_rng(0))
+    th = np.concatenate([data.x["theta"], data.x_val["theta"]])[:, 0]
+    y = np.concatenate([data.y, data.y_val])
+    target_values = set(np.float32(tgt.theta[:, 0]).tolist())
+    assert set(th[y == 0].tolist()) <= target_values
+    assert not np.any(th[y == 0] == 0.0)  # never paired with θ₀

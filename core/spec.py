@@ -64,6 +64,7 @@ __all__ = [
     "TrainingSpec",
     "load_spec",
     "load_spec_text",
+    "resolved_dict",
 ]
 
 Path_ = tuple[str | int, ...]
@@ -556,3 +557,40 @@ def _outputs(ctx: _Ctx, params: ParameterSet, rw: ReweighterSpec | None, body: d
             raise ctx.error((*path, "closure"), "all closure lists must have the same length")
     events = ctx.get(body, path, "closure_events", int, default=200_000)
     return OutputsSpec(plots=plots, closure=closure, closure_events=events)
+
+
+def resolved_dict(spec: Spec) -> dict[str, Any]:
+    """The spec with every default filled in, in the same YAML schema (loadable again)."""
+
+    def theta(t: ThetaSpec) -> Any:
+        return t.value if t.kind == "fixed" else {"uniform": [t.low, t.high]}
+
+    out: dict[str, Any] = {
+        "seed": spec.seed,
+        "parameters": {p.name: {"nominal": p.nominal, "range": [p.low, p.high],
+                                **({"scale": p.scale} if p.scale is not None else {})}
+                       for p in spec.parameters},
+        "samples": {s.name: {"source": s.source, "n_events": s.n_events,
+                             "theta": {n: theta(t) for n, t in s.theta.items()},
+                             "options": dict(s.options)} for s in spec.samples.values()},
+        "ensemble": spec.ensemble,
+    }
+    rw = spec.reweighter
+    if rw is not None:
+        out["reweighter"] = {
+            "architecture": {"name": rw.architecture, "options": dict(rw.architecture_options)},
+            "loss": rw.loss, "reference": rw.reference, "target": rw.target,
+            "training": dict(rw.training.__dict__),
+            "calibration": dict(rw.calibration.__dict__) if rw.calibration else "none"}
+    if spec.fit is not None:
+        f = spec.fit
+        out["fit"] = {"strategy": {"name": f.strategy, "options": dict(f.options)},
+                      "data": f.data, "parameters": list(f.parameters), "start": dict(f.start),
+                      **({"reference": f.reference} if f.reference else {})}
+    out["outputs"] = {"plots": spec.outputs.plots, "closure": dict(spec.outputs.closure),
+                      "closure_events": spec.outputs.closure_events}
+    # Options left at None (no value) are dropped so the file validates again.
+    for section in ("samples",):
+        for s in out[section].values():
+            s["options"] = {k: v for k, v in s["options"].items() if v is not None}
+    return out

@@ -12,6 +12,7 @@ with tiny inputs and raises :class:`AssertionError` naming the plugin and the br
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ def _fail(obj: Any, kind: str, message: str) -> AssertionError:
     return AssertionError(f"{kind} plugin '{getattr(obj, 'name', obj)!s}': {message}")
 
 
-def check_plugin(obj: Any, *, kind: str) -> None:
+def check_plugin(obj: Any, *, kind: str, options: Mapping[str, Any] | None = None) -> None:
     """Assert that ``obj`` satisfies the contract of plugin ``kind``.
 
     Parameters
@@ -35,6 +36,8 @@ def check_plugin(obj: Any, *, kind: str) -> None:
         The plugin object (as returned by its hook).
     kind
         ``architecture``, ``loss``, ``strategy`` or ``source``.
+    options
+        Options to exercise the plugin with (required when it declares required options).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; use one of {list(KINDS)}")
@@ -46,16 +49,17 @@ def check_plugin(obj: Any, *, kind: str) -> None:
         if not isinstance(opts, dict) or not all(isinstance(o, Option) for o in opts.values()):
             raise _fail(obj, kind, "'options' must be a dict of ratiofit.options.Option")
         try:
-            resolve_options(opts, {}, where=name)
+            resolved = resolve_options(opts, options or {}, where=name)
         except Exception as exc:
-            required = [k for k, o in opts.items() if o.required]
-            if not required:
-                raise _fail(obj, kind, f"default options do not validate: {exc}") from exc
+            raise _fail(obj, kind, f"options {dict(options or {})} do not validate: {exc} "
+                        "(pass options=... for required options)") from exc
+    else:
+        resolved = {}
     {"architecture": _check_architecture, "loss": _check_loss, "strategy": _check_strategy,
-     "source": _check_source}[kind](obj)
+     "source": _check_source}[kind](obj, resolved)
 
 
-def _check_loss(obj: Any) -> None:
+def _check_loss(obj: Any, opts: Mapping[str, Any]) -> None:
     import keras
 
     for attr in ("output_activation", "keras_loss", "log_ratio"):
@@ -94,8 +98,7 @@ def _signature() -> InputSignature:
                           theta_half_width=(1.0,))
 
 
-def _check_architecture(obj: Any) -> None:
-    opts = resolve_options(obj.options, {}, where=obj.name)
+def _check_architecture(obj: Any, opts: Mapping[str, Any]) -> None:
     model = obj.build(signature=_signature(), output_activation="linear", options=opts)
     x = {"features": np.zeros((4, 2), np.float32), "theta": np.zeros((4, 1), np.float32)}
     out = np.asarray(model(x))
@@ -110,13 +113,12 @@ def _check_architecture(obj: Any) -> None:
         raise _fail(obj, "architecture", f"model config does not round-trip: {exc}") from exc
 
 
-def _check_strategy(obj: Any) -> None:
+def _check_strategy(obj: Any, opts: Mapping[str, Any]) -> None:
     if not callable(getattr(obj, "fit", None)):
         raise _fail(obj, "strategy", "missing 'fit(*, problem, options)'")
 
 
-def _check_source(obj: Any) -> None:
-    opts = resolve_options(obj.options, {}, where=obj.name)
+def _check_source(obj: Any, opts: Mapping[str, Any]) -> None:
     names = list(obj.feature_names(opts))
     rng = np.random.default_rng(0)
     a = np.asarray(obj.generate(n_events=50, theta={}, options=opts, rng=rng))

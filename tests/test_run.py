@@ -1,0 +1,116 @@
+"""End to end through the CLI on a tiny spec: result.json layout, ensembles, plots, reruns."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ratiofit.cli import main
+from ratiofit.reweighter import Reweighter
+from ratiofit.spec import load_spec
+
+TINY = """
+seed: 3
+parameters:
+  mu: {nominal: 0.0, range: [-2.0, 2.0]}
+samples:
+  nominal: {source: gaussian, n_events: 6000, options: {mean: mu}}
+  varied: {source: gaussian, n_events: 6000, theta: {mu: uniform}, options: {mean: mu}}
+  data: {source: gaussian, n_events: 3000, theta: {mu: 0.5}, options: {mean: mu}}
+reweighter:
+  architecture: {name: mlp, options: {hidden: [16, 16]}}
+  loss: bce
+  reference: nominal
+  target: varied
+  training: {epochs: 2, batch_size: 512}
+  calibration: {method: normalisation, points: 5, degree: 2, events: 6000}
+fit: {strategy: likelihood, data: data, parameters: [mu]}
+ensemble: 2
+outputs:
+  closure: {mu: [0.5]}
+  closure_events: 5000
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("run")
+    spec = d / "tiny.yaml"
+    spec.write_text(TINY)
+    res = CliRunner().invoke(main, ["run", str(spec), "-o", str(d / "out"), "-q"])
+    assert res.exit_code == 0, res.output
+    return d / "out", res
+
+
+def test_result_json_layout(tiny_run):
+    out, res = tiny_run
+    result = json.loads((out / "result.json").read_text())
+    mu = result["fit"]["parameters"]["mu"]
+    for key in ("value", "error", "analytic", "analytic_error", "minos"):
+        assert key in mu
+    assert np.isfinite(mu["value"]) and mu["error"] > 0
+    assert len(result["ensemble"]["values"]["mu"]) == 2
+    assert result["ensemble"]["std"]["mu"] > 0  # different seeds → different fits
+    assert result["timing"]["total_seconds"] > 0
+    assert "rmse" in result["closure"]["points"][0]
+    assert "fit mu =" in res.output
+
+
+def test_run_writes_artefacts(tiny_run):
+    out, _ = tiny_run
+    assert (out / "reweighter" / "model.keras").is_file()
+    assert (out / "ensemble" / "member-1" / "reweighter" / "metadata.json").is_file()
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        "closure_0_x0.png", "landscape.png", "logw_0.png"]
+    assert not (out / "checkpoints").exists()
+    # The copied spec is the resolved spec and validates as it stands.
+    resolved = load_spec(out / "spec.yaml")
+    assert resolved.reweighter.training.epochs == 2
+    assert resolved.reweighter.architecture_options["activation"] == "swish"
+    rw = Reweighter.load(out / "reweighter")
+    assert rw.calibration is not None and rw.theta_names == ["mu"]
+
+
+def test_report_redraws_plots(tiny_run):
+    out, _ = tiny_run
+    for p in (out / "plots").iterdir():
+        p.unlink()
+    res = CliRunner().invoke(main, ["report", str(out)])
+    assert res.exit_code == 0
+    assert len(list((out / "plots").iterdir())) == 3
+
+
+def test_same_spec_same_numbers(tiny_run, tmp_path):
+    out, _ = tiny_run
+    spec = tmp_path / "tiny.yaml"
+    text = yaml.safe_load(TINY)
+    text["ensemble"] = 1
+    text["outputs"]["plots"] = False
+    spec.write_text(yaml.safe_dump(text))
+    res = CliRunner().invoke(main, ["run", str(spec), "-o", str(tmp_path / "again"), "-q"])
+    assert res.exit_code == 0, res.output
+    first = json.loads((out / "result.json").read_text())["fit"]["parameters"]["mu"]["value"]
+    again = json.loads((tmp_path / "again" / "result.json").read_text())
+    assert again["fit"]["parameters"]["mu"]["value"] == first
+
+
+def test_parquet_data_with_nan_is_refused(tmp_path):
+    x = np.random.default_rng(0).normal(size=100)
+    x[17] = np.nan
+    pq.write_table(pa.table({"x0": x}), tmp_path / "data.parquet")
+    text = yaml.safe_load(TINY)
+    text["samples"]["data"] = {"source": "parquet", "n_events": 100,
+                               "options": {"path": str(tmp_path / "data.parquet")}}
+    spec = tmp_path / "nan.yaml"
+    spec.write_text(yaml.safe_dump(text))
+    res = CliRunner().invoke(main, ["run", str(spec), "-o", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "data.parquet" in lines[0] and "'x0'" in lines[0] and "row 17" in lines[0]

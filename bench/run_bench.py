@@ -54,7 +54,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 20240611
@@ -187,14 +187,13 @@ def _timing(timer: Any, n_train: int) -> dict[str, Any]:
 def bench_training(info: dict[str, Any]) -> dict[str, Any]:
     import keras
 
+    from ratiofit.options import resolve_options
     from ratiofit.registry import get_registry
     from ratiofit.spec import TrainingSpec
     from ratiofit.training import prepare_training_data, train_reweighter
 
     reg = get_registry()
     arch, loss = reg.get("architecture", "mlp"), reg.get("loss", "bce")
-    from ratiofit.options import resolve_options
-
     arch_opts = resolve_options(arch.options, {"hidden": HIDDEN}, where="bench.architecture")
     training = TrainingSpec(epochs=3, batch_size=1024, patience=10, checkpoint=False)
     ref, tgt, params = gaussian_samples(N_PER_CLASS_TRAIN, SEED)

@@ -34,6 +34,7 @@ class SpecError(RatiofitError):
         self, message: str, *, file: str | None = None, line: int | None = None,
         field: str | None = None,
     ) -> None:
+        message = " ".join(message.split())  # always one line
         self.file, self.line, self.field, self.message = file, line, field, message
         where = f"{file or '<spec>'}:{line if line is not None else '?'}"
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")

@@ -181,6 +181,11 @@ class EventSet:
             raise DataError(f"{path}: not a ratiofit event file (no '{_META_KEY.decode()}' "
                             "metadata)")
         meta = json.loads(raw)
+        needed = [*meta["feature_names"], *(_THETA_PREFIX + n for n in meta["theta_names"]),
+                  *([_WEIGHT_COL] if meta["has_weights"] else [])]
+        missing = [c for c in needed if c not in table.column_names]
+        if missing:
+            raise DataError(f"{path}: columns {missing} named in the metadata are missing")
         fnames = meta["feature_names"]
         feats = np.stack([table.column(n).to_numpy() for n in fnames], axis=1) if fnames else \
             np.zeros((table.num_rows, 0))

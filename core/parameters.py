@@ -125,7 +125,11 @@ class ParameterSet:
         for p in self.parameters:
             if p.name not in theta:
                 raise DataError(f"theta: missing value for parameter '{p.name}'")
-            col = np.broadcast_to(np.asarray(theta[p.name], dtype=np.float64), (n,))
+            try:
+                col = np.broadcast_to(np.asarray(theta[p.name], dtype=np.float64), (n,))
+            except (ValueError, TypeError):
+                raise DataError(f"theta.{p.name}: expected a number or {n} values, got shape "
+                                f"{np.shape(theta[p.name])}") from None
             if not np.all(np.isfinite(col)):
                 raise DataError(f"theta.{p.name}: NaN or inf values")
             if not p.contains(col):

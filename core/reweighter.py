@@ -35,6 +35,8 @@ from .plugin_api import InputSignature
 __all__ = ["Calibration", "Reweighter"]
 
 FORMAT_VERSION = 1
+_COMPUTED_KEYS = ("format_version", "loss", "parameters", "signature", "calibration",
+                  "model_sha256")
 _BATCH = 65536
 
 
@@ -307,17 +309,20 @@ class Reweighter:
         target = Path(directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; a saved model is meant to be shared
         try:
             model_path = tmp / "model.keras"
             self.model.save(model_path)
+            # Keys computed here win over anything carried in from a loaded metadata file.
+            carried = {k: v for k, v in self.metadata.items() if k not in _COMPUTED_KEYS}
             meta = {
+                **carried,
                 "format_version": FORMAT_VERSION,
                 "loss": self.loss.name,
                 "parameters": self.parameters.to_list(),
                 "signature": self.signature.to_dict(),
                 "calibration": self.calibration.to_dict() if self.calibration else None,
                 "model_sha256": _sha256(model_path),
-                **{k: v for k, v in self.metadata.items() if k not in ("loss", "parameters")},
             }
             (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_json_default))
             old = None
@@ -340,6 +345,8 @@ class Reweighter:
         from .registry import get_registry
 
         d = Path(directory)
+        if d.exists() and not d.is_dir():
+            raise ReweighterLoadError(f"{d}: not a directory (expected a saved reweighter)")
         if not d.is_dir():
             raise ReweighterLoadError(f"{d}: reweighter directory does not exist")
         meta_path, model_path = d / "metadata.json", d / "model.keras"
@@ -350,6 +357,8 @@ class Reweighter:
             meta = json.loads(meta_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ReweighterLoadError(f"{meta_path}: corrupt metadata: {exc}") from None
+        if not isinstance(meta, dict):
+            raise ReweighterLoadError(f"{meta_path}: corrupt metadata, expected a JSON object")
         for key in ("format_version", "loss", "parameters", "signature", "model_sha256"):
             if key not in meta:
                 raise ReweighterLoadError(f"{meta_path}: corrupt metadata, missing '{key}'")
@@ -365,10 +374,15 @@ class Reweighter:
         except Exception as exc:
             raise ReweighterLoadError(f"{model_path}: cannot load model: {exc}") from None
         loss = (registry or get_registry()).get("loss", meta["loss"])
-        cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
-        return cls(model=model, loss=loss, parameters=ParameterSet.from_list(meta["parameters"]),
-                   signature=InputSignature.from_dict(meta["signature"]), metadata=meta,
-                   calibration=cal)
+        try:
+            cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
+            parameters = ParameterSet.from_list(meta["parameters"])
+            signature = InputSignature.from_dict(meta["signature"])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ReweighterLoadError(f"{meta_path}: corrupt metadata: {type(exc).__name__}: "
+                                      f"{exc}") from None
+        return cls(model=model, loss=loss, parameters=parameters, signature=signature,
+                   metadata=meta, calibration=cal)
 
 
 def _batches(n: int) -> list[tuple[int, int, int]]:

@@ -41,6 +41,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,14 +108,15 @@ class _Located:
             return [self._build(v, (*path, i)) for i, v in enumerate(node.value)]
         try:
             return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"bad value: {exc}", file=self.file, line=node.start_mark.line + 1,
-                            field=_dotted(path)) from None
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise SpecError(f"bad value: {problem}", file=self.file,
+                            line=node.start_mark.line + 1, field=_dotted(path)) from None
 
-    def line(self, path: Path_) -> int | None:
+    def line(self, path: Path_) -> int:
         while path not in self.lines and path:
             path = path[:-1]
-        return self.lines.get(path)
+        return self.lines.get(path, 1)
 
 
 def _dotted(path: Path_) -> str:
@@ -267,6 +269,8 @@ def load_spec(path: str | Path, *, registry: Registry | None = None) -> Spec:
         text = p.read_text()
     except OSError as exc:
         raise SpecError(f"cannot read spec: {exc.strerror}", file=str(p), line=None) from None
+    except UnicodeDecodeError:
+        raise SpecError("cannot read spec: not UTF-8 text", file=str(p), line=None) from None
     return load_spec_text(text, path=str(p), registry=registry)
 
 
@@ -313,6 +317,8 @@ def _parameters(ctx: _Ctx, section: dict[str, Any]) -> ParameterSet:
                                     for v in rng):
             raise ctx.error((*path, "range"), f"expected [low, high] numbers, got {rng!r}")
         low, high = float(rng[0]), float(rng[1])
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ctx.error((*path, "range"), f"range must be finite, got {rng!r}")
         if not low < high:
             raise ctx.error((*path, "range"), f"low must be below high, got {rng!r}")
         if not low <= nominal <= high:
@@ -556,6 +562,8 @@ def _outputs(ctx: _Ctx, params: ParameterSet, rw: ReweighterSpec | None, body: d
         if len(lengths) > 1:
             raise ctx.error((*path, "closure"), "all closure lists must have the same length")
     events = ctx.get(body, path, "closure_events", int, default=200_000)
+    if events < 1:
+        raise ctx.error((*path, "closure_events"), f"must be >= 1, got {events}")
     return OutputsSpec(plots=plots, closure=closure, closure_events=events)
 
 

@@ -100,9 +100,6 @@ def test_foreign_or_missing_parquet_is_a_data_error(tmp_path: Path) -> None:
         EventSet.from_parquet(text)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="core/events.py from_parquet: a column named in the metadata but "
-                          "absent from the table raises KeyError, not DataError")
 def test_parquet_with_a_missing_column_is_a_data_error(tmp_path: Path) -> None:
     good = tmp_path / "good.parquet"
     _events(5).to_parquet(good)

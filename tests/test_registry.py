@@ -295,9 +295,8 @@ def test_disable_autoload_keeps_builtins_only(fresh_registry: pytest.MonkeyPatch
     with pytest.raises(PluginError):
         reg.get("loss", "tp_loss")
     for kind, names in BUILTINS.items():
-        assert set(reg.names(kind)) == names
-        for name in names:
-            assert reg.record(kind, name).distribution == "ratiofit"
+        assert names <= set(reg.names(kind))
+    assert {r.distribution for r in reg.all_records()} == {"ratiofit"}
 
 
 def test_disable_autoload_zero_means_enabled(fresh_registry: pytest.MonkeyPatch) -> None:

@@ -354,11 +354,8 @@ def test_load_spec_uses_the_file_name(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Known core bugs (see the report); strict, so a fix turns these into failures to remove.
+# Regression tests for input-handling bugs found during review (now fixed).
 # ---------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="core/spec.py _Located._build catches only yaml.YAMLError; "
-                          "'!!int abc' raises ValueError from the constructor")
 def test_bad_tagged_scalar_is_a_spec_error() -> None:
     text = edit("seed: 1", "seed: !!int abc")
     with pytest.raises(SpecError) as info:
@@ -366,9 +363,6 @@ def test_bad_tagged_scalar_is_a_spec_error() -> None:
     assert info.value.field == "seed"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="core/spec.py _Located._build puts the multi-line str(YAMLError) "
-                          "into the message, so the CLI prints several lines")
 def test_unknown_tag_message_is_one_line() -> None:
     text = edit("seed: 1", "seed: !!python/object:os.system x")
     with pytest.raises(SpecError) as info:
@@ -376,8 +370,6 @@ def test_unknown_tag_message_is_one_line() -> None:
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="core/spec.py load_spec catches only OSError around read_text()")
 def test_non_utf8_spec_file_is_a_spec_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes(BASE.replace("spec-error tests", "caf\xe9").encode("latin-1"))

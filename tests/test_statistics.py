@@ -109,7 +109,7 @@ def test_dctr_naive_hesse_differs_from_sandwich(trained_1d, data_and_mle):
 
 
 def test_likelihood_minos_and_landscape(trained_1d, data_and_mle):
-    data, _, sigma = data_and_mle
+    data, _, _sigma = data_and_mle
     impl = get_registry().get("strategy", "likelihood")
     opts = resolve_options(impl.options, {"landscape_points": 9}, where="t")
     res = impl.fit(problem=FitProblem(reweighter=trained_1d, data=data, reference=None,
@@ -122,7 +122,7 @@ def test_likelihood_minos_and_landscape(trained_1d, data_and_mle):
 
 
 def test_scan_finds_the_likelihood_minimum(trained_1d, data_and_mle):
-    data, mle, sigma = data_and_mle
+    data, mle, _sigma = data_and_mle
     impl = get_registry().get("strategy", "scan")
     opts = resolve_options(impl.options, {"points": 81}, where="t")
     res = impl.fit(problem=FitProblem(reweighter=trained_1d, data=data, reference=None,

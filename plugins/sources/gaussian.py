@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
 from ratiofit.sampling import resolve_parameter_value

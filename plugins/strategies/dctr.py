@@ -19,11 +19,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
+
 from ratiofit.errors import DataError
 from ratiofit.fitting import FitProblem, FitResult, Objective, landscape, minimise
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
-from scipy.special import expit
 
 
 def _softplus(z: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
 from ratiofit.fitting import FitProblem, FitResult, Objective, landscape, minimise
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option

@@ -5,24 +5,26 @@ Writes two JSON files (atomically: a temporary file renamed into place) under
 
 ``training_throughput.json``
     Training examples per second of :func:`ratiofit.training.train_reweighter` (the
-    ``mlp`` architecture, hidden [64, 64, 64], ``bce`` loss, both from the plugin
-    registry) against a plain Keras ``model.fit`` of the *same* model in the same
-    process: built with the same plugin ``build(...)`` call, compiled with the same loss
-    and optimizer (Adam with the same cosine schedule), fed the same arrays (from
-    :func:`ratiofit.training.prepare_training_data` with the same seed, so the very arrays
-    ``train_reweighter`` uses), with the same sample weights, batch size, shuffling and
-    validation data. Data: reference N(0, 1), target N(μ, 1) with μ ~ U[-2, 2] per event,
-    2·10^5 events per class (20% of them held out for validation), ``TrainingSpec(epochs=3,
-    batch_size=1024, patience=10, checkpoint=False)``.
+    ``mlp`` architecture, hidden [64, 64, 64], its other options at the plugin defaults,
+    ``bce`` loss, both from the plugin registry) against a plain Keras ``model.fit`` of
+    the *same* model in the same process: built with the same plugin ``build(...)``
+    call, compiled with the same loss and optimizer (Adam with the same cosine
+    schedule), fed the same arrays (from :func:`ratiofit.training.prepare_training_data`
+    with the same seed, so the very arrays ``train_reweighter`` uses), with the same
+    sample weights, batch size, shuffling and validation data. Data: reference N(0, 1),
+    target N(μ, 1) with μ ~ U[-2, 2] per event, 2·10^5 events per class (20% of them
+    held out for validation), ``TrainingSpec(epochs=3, batch_size=1024, patience=10,
+    checkpoint=False)``.
 
     A small Keras callback records the wall time of every epoch (``on_epoch_begin`` →
     ``on_epoch_end``, which includes the validation pass) and, separately, of the
     validation pass (``on_test_begin`` → ``on_test_end``). The first epoch (tracing)
     is excluded. Throughput = training examples × measured epochs / measured time; it is
-    given both for the whole epoch (headline, "epoch") and for the training steps alone
-    (epoch minus validation, "train_steps_only"). Each path is measured twice with the
-    order alternated (ratiofit, plain, plain, ratiofit) and the ratio ratiofit/plain is
-    computed from the summed times over the repetitions (goal ≥ 0.9).
+    given both for the whole epoch (``examples_per_second``, the headline) and for the
+    training steps alone (epoch minus validation, ``train_steps_only``). Each path is
+    measured twice with the order alternated (ratiofit, plain, plain, ratiofit) and the
+    ratio ratiofit/plain is computed from the summed times over the repetitions (goal
+    ≥ 0.9).
 
 ``fit_time.json``
     Wall time of the ``dctr`` and ``likelihood`` strategies (from the registry,
@@ -32,11 +34,14 @@ Writes two JSON files (atomically: a temporary file renamed into place) under
     class) and calibrated (11 θ points, degree 4). Reported: seconds, number of objective
     evaluations (the strategy's count), seconds per evaluation, and, as an in-run
     reference, the time of one plain forward pass ``rw.log_ratio`` over the 10^6 data
-    events (after a warm-up call; the median of three) and the ratio fit_time /
-    forward_time. The time of one ``log_ratio_and_gradient`` pass is recorded as well,
-    because that is what each objective evaluation runs.
+    events (after a warm-up call; the median of three; the uncalibrated pass is timed too)
+    and the ratio fit_time / forward_time. The time of one ``log_ratio_and_gradient`` pass
+    is recorded as well, because that is what each objective evaluation runs.
 
-Seeds are fixed throughout. The whole run takes a few minutes on 2 CPU cores.
+Seeds are fixed throughout. Both files carry the machine (CPU count, library versions,
+git commit, date) and the 1-minute load average before and after, because anything else
+running on the machine distorts the timings. The whole run takes about 4–8 minutes on 2
+CPU cores, most of it in the two fits (their number of objective evaluations decides).
 """
 
 from __future__ import annotations
@@ -104,6 +109,7 @@ def machine_info() -> dict[str, Any]:
         commit, dirty = None, None
     return {
         "date_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "load_average_at_start": list(os.getloadavg()),
         "hostname_platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -324,6 +330,12 @@ def bench_fit(info: dict[str, Any]) -> dict[str, Any]:
         rw.log_ratio(features=data.features, theta=theta)
         fwd.append(time.perf_counter() - t0)
     forward_s = float(np.median(fwd))
+    rw.log_ratio(features=data.features, theta=theta, calibrated=False)
+    fwd_raw = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        rw.log_ratio(features=data.features, theta=theta, calibrated=False)
+        fwd_raw.append(time.perf_counter() - t0)
     rw.log_ratio_and_gradient(features=data.features, theta=theta)
     grad = []
     for _ in range(3):
@@ -331,8 +343,9 @@ def bench_fit(info: dict[str, Any]) -> dict[str, Any]:
         rw.log_ratio_and_gradient(features=data.features, theta=theta)
         grad.append(time.perf_counter() - t0)
     grad_s = float(np.median(grad))
-    print(f"  forward pass over {N_FIT:.0e} events: {forward_s:.3f} s; "
-          f"with gradient: {grad_s:.3f} s", flush=True)
+    print(f"  forward pass over {N_FIT:.0e} events: {forward_s:.3f} s "
+          f"(uncalibrated {np.median(fwd_raw):.3f} s); with gradient: {grad_s:.3f} s",
+          flush=True)
 
     strategies: dict[str, Any] = {}
     for name, given, needs_ref in (("dctr", {"landscape_points": 0}, True),
@@ -390,7 +403,9 @@ def bench_fit(info: dict[str, Any]) -> dict[str, Any]:
         },
         "forward_pass": {"what": "rw.log_ratio over the data events at mu=0.5, median of 3 "
                                  "after a warm-up call",
-                         "events": N_FIT, "seconds": forward_s, "all_seconds": fwd},
+                         "events": N_FIT, "seconds": forward_s, "all_seconds": fwd,
+                         "uncalibrated_seconds": float(np.median(fwd_raw)),
+                         "uncalibrated_all_seconds": fwd_raw},
         "gradient_pass": {"what": "rw.log_ratio_and_gradient over the data events at mu=0.5, "
                                   "median of 3 after a warm-up call",
                           "events": N_FIT, "seconds": grad_s, "all_seconds": grad},
@@ -403,10 +418,15 @@ def main() -> int:
     info = machine_info()
     print(f"ratiofit bench — {info['cpu_affinity_count'] or info['cpu_count']} CPU cores, "
           f"TF {info['tensorflow']}, Keras {info['keras']}", flush=True)
+    load = info["load_average_at_start"][0]
+    if load > 0.5:
+        print(f"  note: 1-minute load average is {load:.2f}; other processes on this "
+              "machine will distort the timings", flush=True)
 
     print("training throughput:", flush=True)
     tr = bench_training(info)
     tr["total_seconds"] = time.perf_counter() - t_start
+    tr["load_average_at_end"] = list(os.getloadavg())
     write_json(RESULTS / "training_throughput.json", tr)
     e = tr["examples_per_second"]
     print(f"  => ratiofit {e['ratiofit']:.0f} ex/s, plain keras {e['plain_keras']:.0f} ex/s, "
@@ -415,8 +435,11 @@ def main() -> int:
 
     print("fit time:", flush=True)
     t1 = time.perf_counter()
+    load_begin = list(os.getloadavg())
     ft = bench_fit(info)
+    ft["load_average_at_begin"] = load_begin
     ft["total_seconds"] = time.perf_counter() - t1
+    ft["load_average_at_end"] = list(os.getloadavg())
     write_json(RESULTS / "fit_time.json", ft)
     print(f"wrote {RESULTS / 'training_throughput.json'} and {RESULTS / 'fit_time.json'} "
           f"({time.perf_counter() - t_start:.0f} s in all)", flush=True)

@@ -72,7 +72,7 @@ def run(spec_path: str, output: str | None, no_plots: bool, quiet: bool, debug: 
 
 
 def _summary(result: dict[str, Any], out: Path) -> None:
-    click.echo(f"wrote {out / 'result.json'}")
+    click.echo(f"wrote {out}")
     for p in result.get("closure", {}).get("points", []):
         if "rmse" in p:
             click.echo(f"closure {p['theta']}: RMSE(log w) = {p['rmse']:.4f}")

@@ -128,7 +128,7 @@ class Objective:
 
 
 def minimise(objective: Objective, problem: FitProblem, *, strategy_name: str, errordef: float,
-             minos: bool = False, tolerance: float = 0.01) -> tuple[Any, FitResult]:
+             minos: bool = False, tolerance: float = 0.5) -> tuple[Any, FitResult]:
     """MIGRAD + HESSE (+ MINOS) on ``objective`` within the parameter ranges.
 
     ``errordef`` is 0.5 for objectives of the form −log L.

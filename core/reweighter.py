@@ -172,7 +172,7 @@ class Reweighter:
         if self._fn is None:
             model, loss = self.model, self.loss
 
-            @tf.function
+            @tf.function(autograph=False)
             def fn(inputs: dict[str, Any]) -> Any:
                 return tf.reshape(loss.log_ratio(model(inputs, training=False)), [-1])
 
@@ -215,7 +215,7 @@ class Reweighter:
         if self._grad_fn is None:
             model, loss = self.model, self.loss
 
-            @tf.function
+            @tf.function(autograph=False)
             def gfn(feats: Any, thetas: Any) -> Any:
                 # Differentiate the [n, 1] output itself: a tf.reshape between the model
                 # and the target disconnects the θ-gradient (TF 2.21 / Keras 3).

@@ -202,6 +202,8 @@ class TrainingSpec:
     patience: int = 5
     class_balance: bool = True
     checkpoint: bool = True
+    resample_reference_theta: bool = True
+    restore_best: bool = True
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,45 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
                         class_factor=class_factor)
 
 
-def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progress: bool
-               ) -> tuple[list[Any], Any]:
+def _resampling_dataset(data: TrainingData, *, batch_size: int, epochs: int, seed: int
+                        ) -> tuple[Any, int]:
+    """Shuffled batches in which every reference event gets a fresh θ at every epoch.
+
+    p(x|θ₀) does not depend on θ, so any θ may be paired with a reference event; drawing
+    anew from the target's θ values each time shows the network many more (x, θ)
+    reference pairs than there are reference events. Each epoch is a fresh permutation of
+    all events cut into batches (nothing dropped); draws use seeded TensorFlow ops.
+    Returns the dataset and the number of steps per epoch.
+    """
+    import tensorflow as tf
+
+    n = len(data.y)
+    steps = int(np.ceil(n / batch_size))
+    features = tf.constant(data.x["features"])
+    theta = tf.constant(data.x["theta"])
+    y, w = tf.constant(data.y), tf.constant(data.w)
+    pool = tf.constant(data.x["theta"][data.y == 1])
+    n_pool = int(pool.shape[0])
+
+    def epoch(_: Any) -> Any:
+        perm = tf.random.shuffle(tf.range(n, dtype=tf.int64), seed=seed)
+
+        def batch(i: Any) -> Any:
+            idx = perm[i * batch_size:tf.minimum((i + 1) * batch_size, n)]
+            yb = tf.gather(y, idx)
+            fresh = tf.gather(pool, tf.random.uniform(tf.shape(idx), 0, n_pool, dtype=tf.int64,
+                                                      seed=seed))
+            th = tf.where(tf.expand_dims(yb, -1) == 0, fresh, tf.gather(theta, idx))
+            return {"features": tf.gather(features, idx), "theta": th}, yb, tf.gather(w, idx)
+
+        return tf.data.Dataset.range(steps).map(batch)
+
+    ds = tf.data.Dataset.range(epochs).flat_map(epoch).prefetch(2)
+    return ds, steps
+
+
+def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progress: bool,
+               restore_best: bool) -> tuple[list[Any], Any]:
     import keras
 
     class EarlyStopping(keras.callbacks.Callback):
@@ -149,7 +186,7 @@ def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progr
                 os.replace(tmp, self.state_file)
 
         def on_train_end(self, logs: Any = None) -> None:
-            if self.best_weights is not None:
+            if restore_best and self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
 
     class Progress(keras.callbacks.Callback):
@@ -219,11 +256,17 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
     callbacks, es = _callbacks(checkpoint_dir=ckpt, patience=training.patience,
-                               epochs=training.epochs, progress=progress)
+                               epochs=training.epochs, progress=progress,
+                               restore_best=training.restore_best)
     callbacks += list(extra_callbacks or [])
     t0 = time.perf_counter()
-    hist = model.fit(data.x, data.y, sample_weight=data.w, batch_size=training.batch_size,
-                     epochs=training.epochs, shuffle=True, verbose=0, callbacks=callbacks,
+    fit_args: dict[str, Any] = {"x": data.x, "y": data.y, "sample_weight": data.w,
+                                "batch_size": training.batch_size, "shuffle": True}
+    if training.resample_reference_theta and parameters.names:
+        ds, steps = _resampling_dataset(data, batch_size=training.batch_size,
+                                        epochs=training.epochs, seed=seed)
+        fit_args = {"x": ds, "steps_per_epoch": steps, "shuffle": False}  # ds is shuffled
+    hist = model.fit(**fit_args, epochs=training.epochs, verbose=0, callbacks=callbacks,
                      validation_data=(data.x_val, data.y_val, data.w_val))
     seconds = time.perf_counter() - t0
     if ckpt is not None:

@@ -90,9 +90,12 @@ def test_fit_agrees_with_analytic_mle(trained_1d, data_and_mle, strategy):
     res = _fit(trained_1d, strategy, data, reference)
     assert res.valid
     rmse = closure_rmse(trained_1d, 0.5)
-    # dctr also carries the reference sample's MC error (reported as mc_stat_errors).
+    # Two estimators on the same data differ by noise of variance σ_fit² − σ_MLE² (the MLE
+    # is efficient: Hausman), plus, for dctr, the reference sample's own MC error; the
+    # learned ratio adds a shift of about its closure RMSE. Allow 3 standard deviations.
     mc = res.extra.get("mc_stat_errors", {}).get("mu", 0.0)
-    tol = 3 * np.hypot(sigma, mc) * (1 if strategy == "likelihood" else 1.5) + rmse
+    excess = max(res.errors["mu"] ** 2 - sigma**2, 0.0)
+    tol = 3 * np.sqrt(excess + mc**2) + rmse
     assert abs(res.values["mu"] - mle) < tol
     assert abs(res.errors["mu"] / sigma - 1) < 0.2
 

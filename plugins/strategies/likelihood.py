@@ -24,7 +24,9 @@ class Likelihood:
         "minos": Option(kind="bool", default=True, doc="compute MINOS intervals"),
         "landscape_points": Option(kind="int", default=21, minimum=0,
                                    doc="grid points per axis of the plotted landscape (0: none)"),
-        "tolerance": Option(kind="float", default=0.01, minimum=0, doc="MIGRAD tolerance"),
+        "tolerance": Option(kind="float", default=0.5, minimum=0,
+                                doc="MIGRAD tolerance (EDM goal 0.002·tol·errordef; float32 "
+                                "networks make objectives noisy below ~1e-4)"),
     }
 
     def objective(self, problem: FitProblem, options: Mapping[str, Any]) -> Objective:

@@ -202,7 +202,7 @@ class TrainingSpec:
     patience: int = 5
     class_balance: bool = True
     checkpoint: bool = True
-    resample_reference_theta: bool = True
+    resample_reference_theta: bool = False
     restore_best: bool = True
 
 

@@ -145,6 +145,9 @@ def minimise(objective: Objective, problem: FitProblem, *, strategy_name: str, e
     m = Minuit(fcn, np.asarray(problem.start_values(), dtype=np.float64), grad=grad, name=names)
     m.errordef = errordef
     m.tol = tolerance
+    # Objectives are sums of float32 network outputs: tell MINUIT their relative precision,
+    # or it chases rounding noise with hundreds of function-only calls.
+    m.precision = 1e-6
     for p in problem.parameters:
         m.limits[p.name] = (p.low, p.high)
         m.errors[p.name] = p.step / 10

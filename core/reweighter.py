@@ -198,6 +198,8 @@ class Reweighter:
         assert self.calibration is not None
         if th.shape[1] == 0:
             return np.full(len(th), self.calibration.coefficients[0])
+        if len(th) and np.all(th.min(axis=0) == th.max(axis=0)):  # one θ point: the usual case
+            return np.full(len(th), self.calibration.value(th[:1])[0])
         uniq, inverse = np.unique(th, axis=0, return_inverse=True)
         return self.calibration.value(uniq)[inverse.reshape(-1)]
 

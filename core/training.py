@@ -265,7 +265,8 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
     if training.resample_reference_theta and parameters.names:
         ds, steps = _resampling_dataset(data, batch_size=training.batch_size,
                                         epochs=training.epochs, seed=seed)
-        fit_args = {"x": ds, "steps_per_epoch": steps, "shuffle": False}  # ds is shuffled
+        fit_args = {"x": ds, "steps_per_epoch": steps, "shuffle": False,  # ds is shuffled
+                    "validation_batch_size": training.batch_size}
     hist = model.fit(**fit_args, epochs=training.epochs, verbose=0, callbacks=callbacks,
                      validation_data=(data.x_val, data.y_val, data.w_val))
     seconds = time.perf_counter() - t0

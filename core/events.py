@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import publish
 from .errors import DataError
 
 __all__ = ["EventSet", "assign_theta_from"]
@@ -163,7 +164,7 @@ class EventSet:
         os.close(fd)
         try:
             pq.write_table(table, tmp)
-            os.replace(tmp, path)
+            publish(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

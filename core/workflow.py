@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ._atomic import publish
 from .errors import DataError
 from .events import EventSet
 from .execution import Executor, Job, LocalExecutor
@@ -42,7 +43,7 @@ def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f, indent=2, default=_default, allow_nan=True)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -180,6 +180,8 @@ def landscape(objective: Objective, *, centre: Mapping[str, float], half_width: 
     names = parameters.names
     if len(names) > 2:
         return {"names": names, "axes": [], "values": []}
+    if len(names) == 2:
+        points = min(points, 9)  # each grid point is a full pass over the events
     axes = []
     for p in parameters:
         lo = max(p.low, centre[p.name] - half_width[p.name])

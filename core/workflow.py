@@ -237,13 +237,13 @@ def analytic_fit(spec: Spec, samples: Samples, registry: Registry) -> dict[str, 
     names = list(fs.parameters)
     w = data.event_weights
 
-    def nll(*vals: float) -> float:
+    def nll(vals: np.ndarray) -> float:
         th = dict(base)
-        th.update(dict(zip(names, vals, strict=True)))
+        th.update({n: float(v) for n, v in zip(names, vals, strict=True)})
         return float(-np.dot(w, src.log_density(features=data.features, theta=th,
                                                 options=dspec.options)))
 
-    m = Minuit(nll, [spec.parameters[n].nominal for n in names], name=names)
+    m = Minuit(nll, np.array([spec.parameters[n].nominal for n in names]), name=names)
     m.errordef = 0.5
     for n in names:
         p = spec.parameters[n]

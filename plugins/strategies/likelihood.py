@@ -1,8 +1,15 @@
-"""Strategy ``likelihood``: θ̂ = argmin −Σᵢ wᵢ log w(xᵢ, θ) (ensembles.md Eq. 24).
+"""Strategy ``likelihood``: maximum likelihood with the learned ratio (ensembles.md Eq. 24).
 
-With a normalised ratio (E_reference[w] = 1, see the Reweighter's calibration) this is
-the log-likelihood of the data up to a θ-independent constant, so HESSE with
-errordef = 0.5 gives the usual errors; MINOS intervals and a likelihood landscape
+The learned density of the data is p̂(x|θ) = p(x|θ₀) w(x, θ) / Z(θ). With
+``normalisation: reference`` (the default when a reference sample is given) Z(θ) is
+the weighted mean of w over the reference sample, evaluated exactly at every θ the
+minimiser visits, so
+
+    −log L(θ) = −Σᵢ wᵢ log w(xᵢ, θ) + (Σᵢ wᵢ) log Z(θ) + const.
+
+With ``normalisation: calibration`` the reweighter's stored calibration (a polynomial fit
+of log Z(θ) made after training) is used instead and no reference sample is needed.
+HESSE with errordef = 0.5 gives the errors; MINOS intervals and a likelihood landscape
 (2ΔNLL around the minimum) are reported too.
 """
 
@@ -12,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp, softmax
 
 from ratiofit.fitting import FitProblem, FitResult, Objective, landscape, minimise
 from ratiofit.hookspecs import hookimpl
@@ -21,23 +29,38 @@ from ratiofit.options import Option
 class Likelihood:
     name = "likelihood"
     options: Mapping[str, Option] = {
+        "normalisation": Option(kind="str", default="reference",
+                                choices=["reference", "calibration"],
+                                doc="Z(θ) from the reference sample at every θ, or from the "
+                                "reweighter's calibration"),
         "minos": Option(kind="bool", default=True, doc="compute MINOS intervals"),
         "landscape_points": Option(kind="int", default=21, minimum=0,
                                    doc="grid points per axis of the plotted landscape (0: none)"),
         "tolerance": Option(kind="float", default=0.5, minimum=0,
-                                doc="MIGRAD tolerance (EDM goal 0.002·tol·errordef; float32 "
-                                "networks make objectives noisy below ~1e-4)"),
+                            doc="MIGRAD tolerance (EDM goal 0.002·tol·errordef)"),
     }
 
     def objective(self, problem: FitProblem, options: Mapping[str, Any]) -> Objective:
-        rw, data = problem.reweighter, problem.data
+        rw, data, ref = problem.reweighter, problem.data, problem.reference
         cols = [rw.theta_names.index(n) for n in problem.parameters.names]
         w = data.event_weights
+        by_reference = options.get("normalisation", "reference") == "reference" \
+            and ref is not None
+        log_wr = np.log(ref.event_weights / ref.event_weights.sum()) if by_reference \
+            and ref is not None else None
 
         def nll(values: np.ndarray) -> tuple[float, np.ndarray]:
-            lw, grad = rw.log_ratio_and_gradient(features=data.features,
-                                                 theta=problem.theta(values))
-            return float(-np.dot(w, lw)), -(w @ grad[:, cols])
+            theta = problem.theta(values)
+            lw, grad = rw.log_ratio_and_gradient(features=data.features, theta=theta,
+                                                 calibrated=not by_reference)
+            value, gradient = float(-np.dot(w, lw)), -(w @ grad[:, cols])
+            if by_reference:
+                assert ref is not None and log_wr is not None
+                lw_r, g_r = rw.log_ratio_and_gradient(features=ref.features, theta=theta,
+                                                      calibrated=False)
+                value += float(w.sum() * logsumexp(lw_r + log_wr))
+                gradient = gradient + w.sum() * (softmax(lw_r + log_wr) @ g_r[:, cols])
+            return value, gradient
 
         return Objective(nll, problem.parameters.names)
 
@@ -45,6 +68,8 @@ class Likelihood:
         obj = self.objective(problem, options)
         _, result = minimise(obj, problem, strategy_name=self.name, errordef=0.5,
                              minos=options["minos"], tolerance=options["tolerance"])
+        by_reference = options["normalisation"] == "reference" and problem.reference is not None
+        result.extra["normalisation"] = "reference" if by_reference else "calibration"
         if options["landscape_points"]:
             land = landscape(obj, centre=result.values,
                              half_width={n: 4 * max(e, 1e-6) for n, e in result.errors.items()},

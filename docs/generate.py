@@ -98,7 +98,13 @@ def main() -> None:
         lik = likelihood_refit(name, spec, "--refit" in sys.argv) \
             if name.startswith("dctr_gaussian") else None
         if lik is not None:
-            fits += fit_rows(f"{spec} (likelihood, same reweighter)", lik)
+            norm = lik.get("extra", {}).get("normalisation", "calibration")
+            fits += fit_rows(f"{spec} (likelihood, Z(θ) from {norm}, same reweighter)", lik)
+    two_d = ROOT / "runs" / "gaussian_2d_likelihood" / "fit.json"
+    if two_d.exists():
+        fit2 = json.loads(two_d.read_text())["fit"]
+        norm = fit2.get("extra", {}).get("normalisation", "calibration")
+        fits += fit_rows(f"specs/gaussian_2d.yaml (likelihood, Z(θ) from {norm})", fit2)
     lines += ["", "For scale (quoted from the issue, same metric): a plain parameterised Keras "
               "3×64 MLP gives 0.126 / 0.024 / 0.093 at μ = −1.5 / 0.5 / 1.5; hep_ml's "
               "GBReweighter trained at each fixed μ gives 0.085 / 0.029 / 0.126.", "",

@@ -1,8 +1,11 @@
-"""Atomic file replacement with ordinary permissions."""
+"""Artefact I/O helpers: atomic replacement with ordinary permissions, JSON of numpy."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
+
+import numpy as np
 
 
 def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
@@ -15,3 +18,12 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
+
+
+def json_default(o: Any) -> Any:
+    """``json.dump(default=...)`` for numpy scalars and arrays."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import json_default
 from .errors import DataError, ReweighterLoadError
 from .parameters import ParameterSet
 from .plugin_api import InputSignature
@@ -326,7 +327,7 @@ class Reweighter:
                 "calibration": self.calibration.to_dict() if self.calibration else None,
                 "model_sha256": _sha256(model_path),
             }
-            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=json_default))
             old = None
             if target.exists():
                 old = target.with_name(f".{target.name}.old-{os.getpid()}")
@@ -410,9 +411,3 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

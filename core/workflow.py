@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ._atomic import publish
+from ._atomic import json_default, publish
 from .errors import DataError
 from .events import EventSet
 from .execution import Executor, Job, LocalExecutor
@@ -42,19 +42,13 @@ def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, default=_default, allow_nan=True)
+            json.dump(payload, f, indent=2, default=json_default, allow_nan=True)
         publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 class Samples:

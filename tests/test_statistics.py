@@ -69,11 +69,17 @@ def test_calibration_normalises_reference_expectation(trained_1d):
         assert abs(np.log(mean_w)) < 5 * mc + 0.01, (mu, mean_w)
 
 
-def _fit(rw, strategy: str, data, reference=None):
+def _fit(rw, strategy: str, data, reference=None, **options):
     impl = get_registry().get("strategy", strategy)
-    opts = resolve_options(impl.options, {"landscape_points": 0}, where=strategy)
+    given = {k: v for k, v in {"landscape_points": 0, **options}.items() if k in impl.options}
+    opts = resolve_options(impl.options, given, where=strategy)
     problem = FitProblem(reweighter=rw, data=data, reference=reference, parameters=MU)
     return impl.fit(problem=problem, options=opts)
+
+
+@pytest.fixture(scope="module")
+def fit_reference():
+    return gaussian_events(400_000, 0.0, seed=34, theta=False)
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +90,9 @@ def data_and_mle():
 
 
 @pytest.mark.parametrize("strategy", ["likelihood", "dctr"])
-def test_fit_agrees_with_analytic_mle(trained_1d, data_and_mle, strategy):
+def test_fit_agrees_with_analytic_mle(trained_1d, data_and_mle, fit_reference, strategy):
     data, mle, sigma = data_and_mle
-    reference = gaussian_events(400_000, 0.0, seed=34, theta=False)
-    res = _fit(trained_1d, strategy, data, reference)
+    res = _fit(trained_1d, strategy, data, fit_reference)
     assert res.valid
     rmse = closure_rmse(trained_1d, 0.5)
     # Two estimators on the same data differ by noise of variance σ_fit² − σ_MLE² (the MLE
@@ -100,12 +105,11 @@ def test_fit_agrees_with_analytic_mle(trained_1d, data_and_mle, strategy):
     assert abs(res.errors["mu"] / sigma - 1) < 0.2
 
 
-def test_dctr_naive_hesse_differs_from_sandwich(trained_1d, data_and_mle):
+def test_dctr_naive_hesse_differs_from_sandwich(trained_1d, data_and_mle, fit_reference):
     # The BCE curvature is ~ N I(θ)/2 near θ₀ (classes indistinguishable, f ≈ 1/2), so the
     # naive inverse Hessian overestimates the error by ~sqrt(2); the sandwich fixes it.
     data, _, sigma = data_and_mle
-    reference = gaussian_events(400_000, 0.0, seed=34, theta=False)
-    res = _fit(trained_1d, "dctr", data, reference)
+    res = _fit(trained_1d, "dctr", data, fit_reference)
     naive = res.extra["hesse_naive_errors"]["mu"]
     assert 1.2 < naive / sigma < 1.7
     assert abs(res.errors["mu"] / sigma - 1) < 0.2
@@ -113,10 +117,7 @@ def test_dctr_naive_hesse_differs_from_sandwich(trained_1d, data_and_mle):
 
 def test_likelihood_minos_and_landscape(trained_1d, data_and_mle):
     data, _, _sigma = data_and_mle
-    impl = get_registry().get("strategy", "likelihood")
-    opts = resolve_options(impl.options, {"landscape_points": 9}, where="t")
-    res = impl.fit(problem=FitProblem(reweighter=trained_1d, data=data, reference=None,
-                                      parameters=MU), options=opts)
+    res = _fit(trained_1d, "likelihood", data, landscape_points=9)
     lo, hi = res.minos["mu"]
     # For a near-Gaussian likelihood MINOS equals the Hesse error to a few percent.
     assert abs(-lo / res.errors["mu"] - 1) < 0.1 and abs(hi / res.errors["mu"] - 1) < 0.1
@@ -126,9 +127,6 @@ def test_likelihood_minos_and_landscape(trained_1d, data_and_mle):
 
 def test_scan_finds_the_likelihood_minimum(trained_1d, data_and_mle):
     data, mle, _sigma = data_and_mle
-    impl = get_registry().get("strategy", "scan")
-    opts = resolve_options(impl.options, {"points": 81}, where="t")
-    res = impl.fit(problem=FitProblem(reweighter=trained_1d, data=data, reference=None,
-                                      parameters=MU), options=opts)
+    res = _fit(trained_1d, "scan", data, points=81)
     # Grid spacing 0.05 ≫ σ: the parabola refinement must land within a fraction of a step.
     assert abs(res.values["mu"] - mle) < 0.02

@@ -40,14 +40,19 @@ class Likelihood:
                             doc="MIGRAD tolerance (EDM goal 0.002·tol·errordef)"),
     }
 
+    @staticmethod
+    def _by_reference(problem: FitProblem, options: Mapping[str, Any]) -> bool:
+        """Normalise with the reference sample (when one is given) or the calibration."""
+        return options.get("normalisation", "reference") == "reference" \
+            and problem.reference is not None
+
     def objective(self, problem: FitProblem, options: Mapping[str, Any]) -> Objective:
         rw, data, ref = problem.reweighter, problem.data, problem.reference
         cols = [rw.theta_names.index(n) for n in problem.parameters.names]
         w = data.event_weights
-        by_reference = options.get("normalisation", "reference") == "reference" \
-            and ref is not None
-        log_wr = np.log(ref.event_weights / ref.event_weights.sum()) if by_reference \
-            and ref is not None else None
+        by_reference = self._by_reference(problem, options)
+        log_wr = np.log(ref.event_weights / ref.event_weights.sum()) \
+            if by_reference and ref is not None else None
 
         def nll(values: np.ndarray) -> tuple[float, np.ndarray]:
             theta = problem.theta(values)
@@ -68,8 +73,8 @@ class Likelihood:
         obj = self.objective(problem, options)
         _, result = minimise(obj, problem, strategy_name=self.name, errordef=0.5,
                              minos=options["minos"], tolerance=options["tolerance"])
-        by_reference = options["normalisation"] == "reference" and problem.reference is not None
-        result.extra["normalisation"] = "reference" if by_reference else "calibration"
+        result.extra["normalisation"] = "reference" if self._by_reference(problem, options) \
+            else "calibration"
         if options["landscape_points"]:
             land = landscape(obj, centre=result.values,
                              half_width={n: 4 * max(e, 1e-6) for n, e in result.errors.items()},

@@ -29,8 +29,20 @@ KINDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class InputSignature:
-    """What a network sees: feature names with their standardisation, and θ names with
-    their ranges (θ enters standardised to [-1, 1] over its range)."""
+    """What a network sees and how each input is standardised.
+
+    Model inputs (Keras input names), each present only when its names are non-empty:
+
+    - ``features``: ``[n, d]`` flat per-event features (``feature_names``);
+    - ``particles``: ``[n, m, k]`` per-particle fields (``particle_names``), zero-padded to
+      the batch's longest event, with ``mask``: ``[n, m]`` (1 = real particle, 0 = padding);
+      ``m`` varies from batch to batch, so architectures must accept ``None`` there;
+    - ``theta``: ``[n, p]`` generation parameters (``theta_names``), one row per event
+      (never per particle), entering standardised to [-1, 1] over its range.
+
+    Means and widths are measured on the training split (particles: over real particles
+    only) and are meant for fixed ``Normalization`` layers inside the model.
+    """
 
     feature_names: tuple[str, ...]
     feature_mean: tuple[float, ...]
@@ -38,6 +50,9 @@ class InputSignature:
     theta_names: tuple[str, ...]
     theta_centre: tuple[float, ...]
     theta_half_width: tuple[float, ...]
+    particle_names: tuple[str, ...] = ()
+    particle_mean: tuple[float, ...] = ()
+    particle_std: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) for k, v in self.__dict__.items()}
@@ -54,7 +69,7 @@ class Architecture(Protocol):
 
     def build(self, *, signature: InputSignature, output_activation: str,
               options: Mapping[str, Any]) -> Any:
-        """Return an uncompiled Keras model ``{features, theta} -> [n, 1]``."""
+        """Return an uncompiled Keras model from the inputs named in ``signature`` to ``[n, 1]``."""
         ...
 
 
@@ -82,10 +97,24 @@ class Strategy(Protocol):
 
 @runtime_checkable
 class Source(Protocol):
+    """Makes events from options and per-event θ.
+
+    ``generate`` returns either an ``[n_events, d]`` feature array (columns named by
+    ``feature_names``) or an :class:`~ratiofit.events.EventSet` carrying features and/or
+    jagged particles. An EventSet that has θ columns for the sample's varied parameters
+    replaces the drawn ``theta`` with them (a generator that re-initialises per block of
+    events reports the θ each event was actually made with).
+
+    A source may also define ``check(*, options, theta)`` where ``theta`` maps each
+    parameter the sample uses to its ``(low, high)`` values; it raises ``ValueError`` for
+    settings the generator would reject, so a spec fails before any generation starts
+    (an exception with a ``field`` attribute points the error at that option).
+    """
+
     name: str
     options: Mapping[str, Option]
 
     def feature_names(self, options: Mapping[str, Any]) -> Sequence[str]: ...
 
     def generate(self, *, n_events: int, theta: Mapping[str, np.ndarray],
-                 options: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray: ...
+                 options: Mapping[str, Any], rng: np.random.Generator) -> Any: ...

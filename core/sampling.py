@@ -47,17 +47,30 @@ def make_sample(sample: SampleSpec, *, parameters: ParameterSet, seed: int,
     rng = derive_rng(seed, "sample", sample.name)
     theta = draw_theta(sample, parameters, sample.n_events, rng)
     try:
-        features = source.generate(n_events=sample.n_events, theta=theta, options=sample.options,
-                                   rng=rng)
+        made = source.generate(n_events=sample.n_events, theta=theta, options=sample.options,
+                               rng=rng)
         names = tuple(source.feature_names(sample.options))
     except (PluginError, ValueError, KeyError, TypeError) as exc:
         raise PluginError(f"source '{sample.source}' failed for sample '{sample.name}': "
                           f"{type(exc).__name__}: {exc}") from exc
     varied = sample.varied
+    particles = None
+    if isinstance(made, EventSet):
+        if len(made) != sample.n_events:
+            raise PluginError(f"source '{sample.source}' made {len(made)} events for sample "
+                              f"'{sample.name}', which asked for {sample.n_events}")
+        for name in varied:
+            if name in made.theta_names:  # θ the generator actually used (e.g. per block)
+                theta[name] = made.theta_matrix([name])[:, 0]
+        features, names, particles = made.features, made.feature_names, made.particles
+        extra_provenance = dict(made.provenance)
+    else:
+        features, extra_provenance = np.asarray(made), {}
     return EventSet(
-        features=np.asarray(features), feature_names=names,
+        features=features, feature_names=names,
         theta=np.stack([theta[n] for n in varied], axis=1) if varied else None,  # type: ignore[arg-type]
-        theta_names=tuple(varied),
-        provenance={"origin": f"sample '{sample.name}'", "source": sample.source,
-                    "options": dict(sample.options), "seed": seed, "sample": sample.name,
+        theta_names=tuple(varied), particles=particles,
+        provenance={**extra_provenance, "origin": f"sample '{sample.name}'",
+                    "source": sample.source, "options": dict(sample.options), "seed": seed,
+                    "sample": sample.name,
                     "theta": {n: (t.__dict__) for n, t in sample.theta.items()}})

@@ -387,6 +387,17 @@ def _sample(ctx: _Ctx, reg: Registry, params: ParameterSet, name: str, body: dic
         for v in vals:
             if isinstance(v, str) and v not in params:
                 raise ctx.error((*path, "options", oname), _unknown_param(v, params))
+    check = getattr(impl, "check", None)
+    if check is not None:  # the generator's own limits, before anything is generated
+        used = {n: (t.value, t.value) if t.kind == "fixed" else (t.low, t.high)
+                for n, t in theta.items()}
+        try:
+            check(options=options, theta=used)
+        except ValueError as exc:
+            field = getattr(exc, "field", None)
+            given = ctx.mapping(body.get("options"), (*path, "options"))
+            where = (*path, "options", field) if field in given else (*path, "options")
+            raise ctx.error(where, f"{exc} (plugin '{impl.name}')") from None
     return SampleSpec(name=name, source=src_name, n_events=n_events, theta=theta, options=options)
 
 

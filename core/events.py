@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,8 @@ class EventSet:
             if w.shape != (n,):
                 raise DataError(f"weights have shape {w.shape}, expected ({n},)")
             object.__setattr__(self, "weights", w)
+        if self.particles is not None:
+            self._check_particles(n)
         for what, arr in (("features", feats), ("theta", theta), ("weights", self.weights)):
             if arr is not None and arr.size and not np.all(np.isfinite(arr)):
                 bad = int(np.count_nonzero(~np.isfinite(arr)))
@@ -98,7 +100,59 @@ class EventSet:
                 raise DataError(f"{origin}: {what} contain {bad} NaN/inf value(s); "
                                 "ratiofit refuses non-finite inputs")
 
+    def _check_particles(self, n: int) -> None:
+        import awkward as ak
+
+        parts = self.particles
+        if not isinstance(parts, ak.Array):
+            parts = ak.Array(parts)
+            object.__setattr__(self, "particles", parts)
+        if len(parts) != n:
+            raise DataError(f"particles have {len(parts)} events, features {n}")
+        if parts.ndim != 2 or not parts.fields:
+            raise DataError("particles must be a jagged record array n * var * {fields}, got "
+                            f"type {parts.type}")
+        origin = self.provenance.get("origin", self.provenance.get("source", "events"))
+        for name in parts.fields:
+            flat = ak.to_numpy(ak.flatten(parts[name]))
+            if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
+                bad = int(np.count_nonzero(~np.isfinite(flat)))
+                raise DataError(f"{origin}: particle field '{name}' contains {bad} NaN/inf "
+                                "value(s); ratiofit refuses non-finite inputs")
+
     # -- basic accessors ----------------------------------------------------------------
+    @property
+    def particle_fields(self) -> tuple[str, ...]:
+        """Names of the per-particle fields (empty without particles)."""
+        return tuple(self.particles.fields) if self.particles is not None else ()
+
+    def particle_arrays(self, fields: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Particles as flat ``[total, k]`` float64 values in event order and ``[n]`` counts.
+
+        This is the compact form (no padding) that training and evaluation pad batch by
+        batch; ``fields`` picks and orders the columns.
+        """
+        import awkward as ak
+
+        if self.particles is None:
+            raise DataError("event set has no particles")
+        missing = [f for f in fields if f not in self.particles.fields]
+        if missing:
+            raise DataError(f"event set has no particle field(s) {missing} (has "
+                            f"{list(self.particles.fields)})")
+        counts = ak.to_numpy(ak.num(self.particles, axis=1)).astype(np.int64)
+        flat = np.stack([ak.to_numpy(ak.flatten(self.particles[f])).astype(np.float64)
+                         for f in fields], axis=1) if fields else np.zeros((int(counts.sum()), 0))
+        return flat, counts
+
+    def feature_columns(self, names: Sequence[str]) -> np.ndarray:
+        """Flat feature columns in the order of ``names``."""
+        missing = [n for n in names if n not in self.feature_names]
+        if missing:
+            raise DataError(f"event set has no feature(s) {missing} (has "
+                            f"{list(self.feature_names)})")
+        return self.features[:, [self.feature_names.index(n) for n in names]]
+
     @property
     def _theta(self) -> np.ndarray:
         assert self.theta is not None  # __post_init__ turns None into an [n, 0] array
@@ -140,8 +194,11 @@ class EventSet:
         return self.take(perm[: len(self) - n_second]), self.take(perm[len(self) - n_second:])
 
     # -- parquet I/O --------------------------------------------------------------------
-    def to_parquet(self, path: str | os.PathLike[str]) -> None:
-        """Write atomically to ``path`` (features, ``theta.<name>``, ``weight``, metadata)."""
+    def to_parquet(self, path: str | os.PathLike[str], *, row_group_size: int = 100_000
+                   ) -> None:
+        """Write atomically to ``path`` (features, ``theta.<name>``, ``weight``, particles as
+        a list-of-struct column, metadata) in row groups of ``row_group_size`` events, so
+        :meth:`iter_parquet` can read it back chunk by chunk."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -163,7 +220,7 @@ class EventSet:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")
         os.close(fd)
         try:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, row_group_size=row_group_size)
             publish(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -171,12 +228,44 @@ class EventSet:
 
     @classmethod
     def from_parquet(cls, path: str | os.PathLike[str]) -> EventSet:
+        """Read a whole file written by :meth:`to_parquet`."""
         import pyarrow.parquet as pq
 
         try:
             table = pq.read_table(path)
         except Exception as exc:
             raise DataError(f"{path}: cannot read parquet: {exc}") from None
+        return cls._from_table(table, path)
+
+    @classmethod
+    def iter_parquet(cls, path: str | os.PathLike[str], *, chunk_size: int = 100_000
+                     ) -> Iterator[EventSet]:
+        """Read a file chunk by chunk (at most ``chunk_size`` events each) for samples
+        larger than memory; each chunk is a complete EventSet.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> EventSet(features=np.arange(5.0), feature_names=("x",)).to_parquet(
+        ...     os.path.join(d, "e.parquet"), row_group_size=2)
+        >>> [len(c) for c in EventSet.iter_parquet(os.path.join(d, "e.parquet"), chunk_size=2)]
+        [2, 2, 1]
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            file = pq.ParquetFile(path)
+        except Exception as exc:
+            raise DataError(f"{path}: cannot read parquet: {exc}") from None
+        schema = file.schema_arrow
+        for batch in file.iter_batches(batch_size=chunk_size):
+            table = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
+            yield cls._from_table(table, path)
+
+    @classmethod
+    def _from_table(cls, table: Any, path: str | os.PathLike[str]) -> EventSet:
         raw = (table.schema.metadata or {}).get(_META_KEY)
         if raw is None:
             raise DataError(f"{path}: not a ratiofit event file (no '{_META_KEY.decode()}' "

@@ -69,7 +69,11 @@ class Architecture(Protocol):
 
     def build(self, *, signature: InputSignature, output_activation: str,
               options: Mapping[str, Any]) -> Any:
-        """Return an uncompiled Keras model from the inputs named in ``signature`` to ``[n, 1]``."""
+        """Return an uncompiled Keras model from the inputs named in ``signature`` to ``[n, 1]``.
+
+        An architecture with custom layers also defines ``custom_objects() -> dict[str,
+        type]``; saved models are loaded (``safe_mode``) with those objects.
+        """
         ...
 
 

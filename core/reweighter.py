@@ -21,15 +21,16 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from itertools import combinations_with_replacement
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._atomic import json_default
 from .errors import DataError, ReweighterLoadError
+from .events import EventSet
 from .parameters import ParameterSet
 from .plugin_api import InputSignature
 
@@ -131,6 +132,7 @@ class Reweighter:
         self.calibration = calibration
         self._fn: Any = None
         self._grad_fn: Any = None
+        self._prepared: list[tuple[EventSet, _Inputs]] = []
 
     # -- evaluation -----------------------------------------------------------------------
     @property
@@ -149,6 +151,24 @@ class Reweighter:
             raise DataError("features contain NaN/inf values; ratiofit refuses non-finite inputs")
         return x
 
+    def _prepare(self, features: Any) -> _Inputs:
+        """An EventSet (columns picked by name) or an ``[n, d]`` array → network inputs."""
+        sig = self.signature
+        if isinstance(features, EventSet):
+            # Fits evaluate the same (immutable) data and reference sets many times.
+            for events, prepared in self._prepared:
+                if events is features:
+                    return prepared
+            x = features.feature_columns(sig.feature_names) if sig.feature_names else \
+                np.zeros((len(features), 0))
+            parts = features.particle_arrays(sig.particle_names) if sig.particle_names else None
+            self._prepared = [(features, _Inputs(x, parts)), *self._prepared[:3]]
+            return self._prepared[0][1]
+        if sig.particle_names:
+            raise DataError(f"this reweighter reads particles ({', '.join(sig.particle_names)});"
+                            " pass an EventSet, not a feature array")
+        return _Inputs(self._features(features), None)
+
     def theta_matrix(self, theta: Mapping[str, Any] | None, n: int) -> np.ndarray:
         """Named θ (scalars or ``[n]`` arrays) → ``[n, p]``; range-checked."""
         if not len(self.parameters):
@@ -161,26 +181,47 @@ class Reweighter:
                             f"parameterised in {self.theta_names}")
         return self.parameters.as_matrix(theta, n)
 
-    def _inputs(self, x: np.ndarray, th: np.ndarray) -> dict[str, np.ndarray]:
-        inputs = {"features": x.astype(np.float32)}
-        if th.shape[1]:
-            inputs["theta"] = th.astype(np.float32)
-        return inputs
+    def _batches_of(self, inp: _Inputs, th: np.ndarray) -> Iterator[tuple[np.ndarray, Any]]:
+        """(event indices, padded input dict) chunks covering every event once.
 
-    def _raw_log_ratio(self, x: np.ndarray, th: np.ndarray) -> np.ndarray:
+        Chunks are padded to a few static sizes; with particles, events are visited in
+        order of multiplicity so each chunk pads to a similar length.
+        """
+        n = len(inp.x)
+        sig = self.signature
+        order = np.arange(n) if inp.particles is None else \
+            np.argsort(inp.particles[1], kind="stable")
+        offsets = None
+        if inp.particles is not None:
+            offsets = np.concatenate([[0], np.cumsum(inp.particles[1])[:-1]])
+        for a, b, size in _batches(n):
+            idx = order[a:b]
+            feed: dict[str, Any] = {}
+            if sig.feature_names:
+                feed["features"] = _pad(inp.x[idx], size).astype(np.float32)
+            if th.shape[1]:
+                feed["theta"] = _pad(th[idx], size).astype(np.float32)
+            if inp.particles is not None:
+                assert offsets is not None
+                feed["particles"], feed["mask"] = _pad_particles(
+                    inp.particles[0], offsets, inp.particles[1], idx, size)
+            yield idx, feed
+
+    def _raw_log_ratio(self, inp: _Inputs, th: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
         if self._fn is None:
             model, loss = self.model, self.loss
 
-            @tf.function(autograph=False)
+            @tf.function(autograph=False, reduce_retracing=True)
             def fn(inputs: dict[str, Any]) -> Any:
                 return tf.reshape(loss.log_ratio(model(inputs, training=False)), [-1])
 
             self._fn = fn
-        out = [self._fn(self._inputs(_pad(x[a:b], size), _pad(th[a:b], size))).numpy()[:b - a]
-               for a, b, size in _batches(len(x))]
-        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+        out = np.zeros(len(inp.x))
+        for idx, feed in self._batches_of(inp, th):
+            out[idx] = self._fn(feed).numpy()[:len(idx)]
+        return out
 
     def log_ratio(self, *, features: Any, theta: Mapping[str, Any] | None = None,
                   calibrated: bool = True) -> np.ndarray:
@@ -188,9 +229,9 @@ class Reweighter:
 
         ``theta`` maps each parameter name to a scalar or a per-event array.
         """
-        x = self._features(features)
-        th = self.theta_matrix(theta, len(x))
-        out = self._raw_log_ratio(x, th)
+        inp = self._prepare(features)
+        th = self.theta_matrix(theta, len(inp.x))
+        out = self._raw_log_ratio(inp, th)
         if calibrated and self.calibration is not None:
             out = out - self._calibration_at(th)
         return out
@@ -213,30 +254,30 @@ class Reweighter:
         """
         import tensorflow as tf
 
-        x = self._features(features)
-        th = self.theta_matrix(theta, len(x))
+        inp = self._prepare(features)
+        th = self.theta_matrix(theta, len(inp.x))
+        if not th.shape[1]:
+            raise DataError("log_ratio_and_gradient needs a parameterised reweighter")
         if self._grad_fn is None:
             model, loss = self.model, self.loss
 
-            @tf.function(autograph=False)
-            def gfn(feats: Any, thetas: Any) -> Any:
+            @tf.function(autograph=False, reduce_retracing=True)
+            def gfn(inputs: dict[str, Any]) -> Any:
                 # Differentiate the [n, 1] output itself: a tf.reshape between the model
                 # and the target disconnects the θ-gradient (TF 2.21 / Keras 3).
+                thetas = inputs["theta"]
                 with tf.GradientTape() as tape:
                     tape.watch(thetas)
-                    lw = loss.log_ratio(model({"features": feats, "theta": thetas},
-                                              training=False))
+                    lw = loss.log_ratio(model({**inputs, "theta": thetas}, training=False))
                 return tf.reshape(lw, [-1]), tape.gradient(lw, thetas)
 
             self._grad_fn = gfn
-        values, grads = [], []
-        for a, b, size in _batches(len(x)):
-            v, g = self._grad_fn(tf.constant(_pad(x[a:b], size), tf.float32),
-                                 tf.constant(_pad(th[a:b], size), tf.float32))
-            values.append(v.numpy()[:b - a])
-            grads.append(g.numpy()[:b - a])
-        lw = np.concatenate(values).astype(np.float64)
-        grad = np.concatenate(grads).astype(np.float64)
+        n = len(inp.x)
+        lw, grad = np.zeros(n), np.zeros((n, th.shape[1]))
+        for idx, feed in self._batches_of(inp, th):
+            v, g = self._grad_fn({key: tf.constant(a) for key, a in feed.items()})
+            lw[idx] = v.numpy()[:len(idx)]
+            grad[idx] = g.numpy()[:len(idx)]
         if calibrated and self.calibration is not None:
             lw = lw - self.calibration.value(th[:1])[0]
             grad = grad - self.calibration.gradient(th[:1])[0]
@@ -269,7 +310,7 @@ class Reweighter:
                 "fraction_clipped": clipped / max(len(w), 1)}
 
     # -- calibration ----------------------------------------------------------------------
-    def calibrate(self, *, reference_features: np.ndarray, points: int, degree: int,
+    def calibrate(self, *, reference_features: Any, points: int, degree: int,
                   rng: np.random.Generator, apply: bool = True) -> dict[str, Any]:
         """Measure c(θ) = log E_reference[w(x, θ)] on a θ grid; fit and (optionally) apply it.
 
@@ -277,7 +318,8 @@ class Reweighter:
         """
         from scipy.special import logsumexp
 
-        x = self._features(reference_features)
+        inp = self._prepare(reference_features)
+        n_ref = len(inp.x)
         p = len(self.parameters)
         lo = np.array([q.low for q in self.parameters])
         hi = np.array([q.high for q in self.parameters])
@@ -288,8 +330,8 @@ class Reweighter:
         else:
             n_pts = max(points, 3 * len(Calibration.exponent_list(p, degree)))
             grid = rng.uniform(lo, hi, size=(n_pts, p))
-        c = np.array([logsumexp(self._raw_log_ratio(x, np.broadcast_to(t, (len(x), p))))
-                      - np.log(len(x)) for t in grid])
+        c = np.array([logsumexp(self._raw_log_ratio(inp, np.broadcast_to(t, (n_ref, p))))
+                      - np.log(n_ref) for t in grid])
         centre = (lo + hi) / 2 if p else np.zeros(0)
         half = (hi - lo) / 2 if p else np.zeros(0)
         exps = Calibration.exponent_list(p, degree if p else 0)
@@ -298,7 +340,7 @@ class Reweighter:
         coef, *_ = np.linalg.lstsq(design, c, rcond=None)
         residual = c - design @ coef
         measured = {"theta": grid.tolist(), "names": self.theta_names, "log_norm": c.tolist(),
-                    "residual_after_fit": residual.tolist(), "n_events": len(x),
+                    "residual_after_fit": residual.tolist(), "n_events": n_ref,
                     "max_abs_log_norm": float(np.max(np.abs(c)))}
         if apply:
             self.calibration = Calibration(degree=degree if p else 0, exponents=exps,
@@ -372,11 +414,20 @@ class Reweighter:
         if _sha256(model_path) != meta["model_sha256"]:
             raise ReweighterLoadError(f"{model_path}: checksum mismatch; the model file is "
                                       "corrupt or was modified")
+        reg = registry or get_registry()
+        custom = None
+        if isinstance(meta.get("architecture"), str) and meta["architecture"] in \
+                reg.names("architecture"):
+            # Custom layers an architecture serialises come from the plugin itself.
+            arch = reg.get("architecture", meta["architecture"])
+            if callable(getattr(arch, "custom_objects", None)):
+                custom = arch.custom_objects()
         try:
-            model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+            model = keras.saving.load_model(model_path, compile=False, safe_mode=True,
+                                            custom_objects=custom)
         except Exception as exc:
             raise ReweighterLoadError(f"{model_path}: cannot load model: {exc}") from None
-        loss = (registry or get_registry()).get("loss", meta["loss"])
+        loss = reg.get("loss", meta["loss"])
         try:
             cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
             parameters = ParameterSet.from_list(meta["parameters"])
@@ -386,6 +437,32 @@ class Reweighter:
                                       f"{exc}") from None
         return cls(model=model, loss=loss, parameters=parameters, signature=signature,
                    metadata=meta, calibration=cal)
+
+
+class _Inputs(NamedTuple):
+    """Per-event flat features ``[n, d]`` and, optionally, (flat particles, counts)."""
+
+    x: np.ndarray
+    particles: tuple[np.ndarray, np.ndarray] | None
+
+
+def _pad_particles(flat: np.ndarray, offsets: np.ndarray, counts: np.ndarray, idx: np.ndarray,
+                   size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Events ``idx`` of compact particles → ``[size, m, k]`` zero-padded and ``[size, m]`` mask.
+
+    ``m`` is the chunk's longest event rounded up to a multiple of 8 (fewer shapes to trace).
+    """
+    c = counts[idx]
+    m = max(8, int(-(-int(c.max(initial=1)) // 8) * 8))
+    dense = np.zeros((size, m, flat.shape[1]), np.float32)
+    mask = np.zeros((size, m), np.float32)
+    rows = np.repeat(np.arange(len(idx)), c)
+    starts = np.cumsum(c) - c
+    cols = np.arange(int(c.sum())) - np.repeat(starts, c)
+    src = np.repeat(offsets[idx] - starts, c) + np.arange(int(c.sum()))
+    dense[rows, cols] = flat[src]
+    mask[rows, cols] = 1.0
+    return dense, mask
 
 
 def _batches(n: int) -> list[tuple[int, int, int]]:

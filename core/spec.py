@@ -15,9 +15,11 @@ Top-level sections
     ``name: {source, n_events, theta: {param: nominal | <number> | uniform | {uniform: [lo, hi]}},
     options}``; parameters not listed are at their nominal value.
 ``reweighter``
-    ``{architecture: name | {name, options}, loss, reference, target, training: {...},
-    calibration: none | normalisation | {method, points, degree, events}}``. The reweighter
-    is parameterised in the parameters that vary per event in its ``target`` sample.
+    ``{architecture: name | {name, options}, loss, reference, target, inputs: {features:
+    all | none | [names], particles: none | [fields]}, training: {...}, calibration: none |
+    normalisation | {method, points, degree, events}}``. The reweighter is parameterised in
+    the parameters that vary per event in its ``target`` sample; ``inputs`` picks what the
+    network sees (default: all flat features, no particles).
 ``fit``
     ``{strategy: name | {name, options}, data, reference, parameters: [...], start: {...}}``.
 ``ensemble``
@@ -226,6 +228,10 @@ class ReweighterSpec:
     parameters: tuple[str, ...]
     training: TrainingSpec
     calibration: CalibrationSpec | None
+    #: Flat features the network sees (``None``: all of the sample's features).
+    features: tuple[str, ...] | None = None
+    #: Per-particle fields the network sees (empty: no particle input).
+    particles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -442,8 +448,8 @@ def _theta(ctx: _Ctx, p: Parameter, value: Any, path: Path_) -> ThetaSpec:
 def _reweighter(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                 body: dict[str, Any]) -> ReweighterSpec:
     path: Path_ = ("reweighter",)
-    ctx.no_unknown(body, path, ["architecture", "loss", "reference", "target", "training",
-                                "calibration"])
+    ctx.no_unknown(body, path, ["architecture", "loss", "reference", "target", "inputs",
+                                "training", "calibration"])
     arch, arch_opts, arch_impl = _plugin_ref(
         ctx, reg, "architecture", body.get("architecture", "mlp"), (*path, "architecture"))
     arch_opts = _options(ctx, arch_impl, arch_opts, (*path, "architecture", "options"))
@@ -461,9 +467,57 @@ def _reweighter(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     training = _training(ctx, ctx.mapping(body.get("training"), (*path, "training")))
     calibration = _calibration(ctx, body.get("calibration", "normalisation"),
                                (*path, "calibration"), parameterised=bool(varied))
+    features, particles = _inputs(ctx, reg, samples[refs["target"]],
+                                  ctx.mapping(body.get("inputs"), (*path, "inputs")))
     return ReweighterSpec(architecture=arch, architecture_options=arch_opts, loss=loss,
                           reference=refs["reference"], target=refs["target"],
-                          parameters=tuple(varied), training=training, calibration=calibration)
+                          parameters=tuple(varied), training=training, calibration=calibration,
+                          features=features, particles=particles)
+
+
+def _inputs(ctx: _Ctx, reg: Registry, target: SampleSpec, body: dict[str, Any]
+            ) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """``inputs: {features, particles}`` checked against what the target's source declares."""
+    path: Path_ = ("reweighter", "inputs")
+    ctx.no_unknown(body, path, ["features", "particles"])
+    source = reg.get("source", target.source)
+    out: list[tuple[str, ...] | None] = []
+    for key, default, known_fn in (("features", "all", "feature_names"),
+                                   ("particles", "none", "particle_fields")):
+        value = body.get(key, default)
+        where = (*path, key)
+        if value == "all" and key == "features":
+            out.append(None)
+            continue
+        if value == "none":
+            out.append(())
+            continue
+        if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+            allowed = "'all', 'none'" if key == "features" else "'none'"
+            raise ctx.error(where, f"expected {allowed} or a list of names, got {value!r}")
+        if len(set(value)) != len(value):
+            raise ctx.error(where, f"repeated names in {value!r}")
+        known_of = getattr(source, known_fn, None)
+        known: list[str] = []
+        if known_of is not None:
+            try:
+                known = list(known_of(target.options))
+            except (ValueError, KeyError, TypeError):
+                known_of = None  # the source cannot tell without generating; checked later
+        if known_of is not None:
+            for v in value:
+                if v not in known:
+                    close = difflib.get_close_matches(v, known, n=1)
+                    hint = f"; did you mean '{close[0]}'?" if close else ""
+                    raise ctx.error(where, f"source '{target.source}' of sample "
+                                    f"'{target.name}' has no {key[:-1]} '{v}'{hint} "
+                                    f"(has: {', '.join(known) or 'none'})")
+        out.append(tuple(value))
+    features, particles = out
+    if features == () and not particles:
+        raise ctx.error(path, "the network needs some input: features and particles are both "
+                        "'none'")
+    return features, particles or ()
 
 
 def _training(ctx: _Ctx, body: dict[str, Any]) -> TrainingSpec:
@@ -601,6 +655,8 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
         out["reweighter"] = {
             "architecture": {"name": rw.architecture, "options": dict(rw.architecture_options)},
             "loss": rw.loss, "reference": rw.reference, "target": rw.target,
+            "inputs": {"features": "all" if rw.features is None else list(rw.features) or "none",
+                       "particles": list(rw.particles) or "none"},
             "training": dict(rw.training.__dict__),
             "calibration": dict(rw.calibration.__dict__) if rw.calibration else "none"}
     if spec.fit is not None:

@@ -27,7 +27,8 @@ def _fail(obj: Any, kind: str, message: str) -> AssertionError:
     return AssertionError(f"{kind} plugin '{getattr(obj, 'name', obj)!s}': {message}")
 
 
-def check_plugin(obj: Any, *, kind: str, options: Mapping[str, Any] | None = None) -> None:
+def check_plugin(obj: Any, *, kind: str, options: Mapping[str, Any] | None = None,
+                 signature: InputSignature | None = None) -> None:
     """Assert that ``obj`` satisfies the contract of plugin ``kind``.
 
     Parameters
@@ -38,6 +39,10 @@ def check_plugin(obj: Any, *, kind: str, options: Mapping[str, Any] | None = Non
         ``architecture``, ``loss``, ``strategy`` or ``source``.
     options
         Options to exercise the plugin with (required when it declares required options).
+    signature
+        Architectures only: the inputs to build with (default: two flat features and one
+        θ). A signature with ``particle_names`` also checks that padding does not change
+        the output.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; use one of {list(KINDS)}")
@@ -55,8 +60,10 @@ def check_plugin(obj: Any, *, kind: str, options: Mapping[str, Any] | None = Non
                         "(pass options=... for required options)") from exc
     else:
         resolved = {}
-    {"architecture": _check_architecture, "loss": _check_loss, "strategy": _check_strategy,
-     "source": _check_source}[kind](obj, resolved)
+    if kind == "architecture":
+        _check_architecture(obj, resolved, signature or _signature())
+        return
+    {"loss": _check_loss, "strategy": _check_strategy, "source": _check_source}[kind](obj, resolved)
 
 
 def _check_loss(obj: Any, opts: Mapping[str, Any]) -> None:
@@ -98,17 +105,47 @@ def _signature() -> InputSignature:
                           theta_half_width=(1.0,))
 
 
-def _check_architecture(obj: Any, opts: Mapping[str, Any]) -> None:
-    model = obj.build(signature=_signature(), output_activation="linear", options=opts)
-    x = {"features": np.zeros((4, 2), np.float32), "theta": np.zeros((4, 1), np.float32)}
+def _architecture_inputs(sig: InputSignature, n: int, m: int, rng: np.random.Generator
+                         ) -> dict[str, np.ndarray]:
+    x: dict[str, np.ndarray] = {}
+    if sig.feature_names:
+        x["features"] = rng.normal(size=(n, len(sig.feature_names))).astype(np.float32)
+    if sig.theta_names:
+        x["theta"] = rng.uniform(-1, 1, size=(n, len(sig.theta_names))).astype(np.float32)
+    if sig.particle_names:
+        x["particles"] = rng.normal(size=(n, m, len(sig.particle_names))).astype(np.float32)
+        lengths = np.arange(n) % m + 1
+        x["mask"] = (np.arange(m)[None, :] < lengths[:, None]).astype(np.float32)
+        x["particles"] *= x["mask"][..., None]
+    return x
+
+
+def _check_architecture(obj: Any, opts: Mapping[str, Any], sig: InputSignature) -> None:
+    import keras
+
+    model = obj.build(signature=sig, output_activation="linear", options=opts)
+    x = _architecture_inputs(sig, 4, 5, np.random.default_rng(0))
     out = np.asarray(model(x))
     if out.shape != (4, 1):
         raise _fail(obj, "architecture", f"output shape {out.shape}, expected (4, 1)")
-    import keras
-
+    if not np.all(np.isfinite(out)):
+        raise _fail(obj, "architecture", "output is not finite")
+    if sig.particle_names:
+        # Appending padding (mask 0, arbitrary values) must not change anything.
+        extra = 3
+        padded = dict(x)
+        junk = np.full((4, extra, len(sig.particle_names)), 7.0, np.float32)
+        padded["particles"] = np.concatenate([x["particles"], junk], axis=1)
+        padded["mask"] = np.concatenate([x["mask"], np.zeros((4, extra), np.float32)], axis=1)
+        out_padded = np.asarray(model(padded))
+        if not np.allclose(out, out_padded, rtol=1e-5, atol=1e-5):
+            raise _fail(obj, "architecture", "padding particles (mask 0) changed the output by "
+                        f"{float(np.max(np.abs(out - out_padded))):.3g}")
+    custom = obj.custom_objects() if callable(getattr(obj, "custom_objects", None)) else None
     cfg = model.get_config()
     try:
-        keras.Model.from_config(cfg) if type(model) is keras.Model else None
+        if type(model) is keras.Model:
+            keras.Model.from_config(cfg, custom_objects=custom)
     except Exception as exc:
         raise _fail(obj, "architecture", f"model config does not round-trip: {exc}") from exc
 
@@ -119,11 +156,24 @@ def _check_strategy(obj: Any, opts: Mapping[str, Any]) -> None:
 
 
 def _check_source(obj: Any, opts: Mapping[str, Any]) -> None:
+    from .events import EventSet
+
     names = list(obj.feature_names(opts))
-    rng = np.random.default_rng(0)
-    a = np.asarray(obj.generate(n_events=50, theta={}, options=opts, rng=rng))
-    b = np.asarray(obj.generate(n_events=50, theta={}, options=opts,
-                                rng=np.random.default_rng(0)))
+    made = [obj.generate(n_events=50, theta={}, options=opts, rng=np.random.default_rng(0))
+            for _ in range(2)]
+    if isinstance(made[0], EventSet):
+        if made[0].particles is not None:
+            import awkward as ak
+
+            if not ak.array_equal(made[0].particles, made[1].particles):
+                raise _fail(obj, "source", "generate is not reproducible with the same rng seed "
+                            "(particles differ)")
+        if len(made[0]) != 50:
+            raise _fail(obj, "source", f"generate returned {len(made[0])} events, expected 50")
+        if made[0].feature_names != tuple(names):
+            raise _fail(obj, "source", f"generate returned features {made[0].feature_names}, "
+                        f"feature_names() says {tuple(names)}")
+    a, b = (np.asarray(m.features if isinstance(m, EventSet) else m) for m in made)
     if a.shape != (50, len(names)):
         raise _fail(obj, "source", f"generate returned shape {a.shape}, expected (50, "
                     f"{len(names)}) for features {names}")

@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +37,47 @@ __all__ = ["TrainingData", "prepare_training_data", "train_reweighter"]
 
 
 class TrainingData:
-    """Shuffled, split arrays ready for ``model.fit`` plus the input signature."""
+    """Shuffled, split arrays ready for ``model.fit`` plus the input signature.
+
+    Flat inputs are split into ``x``/``x_val``. With particles, ``particles`` holds a
+    ragged tensor over *all* events, ``flat_all``/``y_all``/``w_all`` the per-event arrays
+    over all events, and ``train_index``/``validation_index`` the split; batches are padded
+    on the fly (:mod:`ratiofit.batching`).
+    """
 
     def __init__(self, *, x: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,
                  x_val: dict[str, np.ndarray], y_val: np.ndarray, w_val: np.ndarray,
-                 signature: InputSignature, class_factor: float) -> None:
+                 signature: InputSignature, class_factor: float, particles: Any = None,
+                 flat_all: dict[str, np.ndarray] | None = None,
+                 y_all: np.ndarray | None = None, w_all: np.ndarray | None = None,
+                 train_index: np.ndarray | None = None,
+                 validation_index: np.ndarray | None = None) -> None:
         self.x, self.y, self.w = x, y, w
         self.x_val, self.y_val, self.w_val = x_val, y_val, w_val
         self.signature = signature
         self.class_factor = class_factor
+        self.particles = particles
+        self.flat_all = flat_all or {}
+        self.y_all, self.w_all = y_all, w_all
+        self.train_index, self.validation_index = train_index, validation_index
 
 
 def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: ParameterSet,
                           validation_fraction: float, class_balance: bool,
-                          rng: np.random.Generator) -> TrainingData:
-    """Pair, label, weight, shuffle and split the two samples."""
-    if reference.feature_names != target.feature_names:
-        raise DataError(f"reference features {reference.feature_names} differ from target "
-                        f"features {target.feature_names}")
+                          rng: np.random.Generator, features: Sequence[str] | None = None,
+                          particles: Sequence[str] = ()) -> TrainingData:
+    """Pair, label, weight, shuffle and split the two samples.
+
+    ``features`` picks the flat features the network sees (``None``: all of them, which
+    must then agree between the samples); ``particles`` the per-particle fields (none by
+    default).
+    """
+    if features is None:
+        if reference.feature_names != target.feature_names:
+            raise DataError(f"reference features {reference.feature_names} differ from target "
+                            f"features {target.feature_names}")
+        features = reference.feature_names
+    features = tuple(features)
     names = parameters.names
     if names:
         reference = assign_theta_from(reference, varied=target, names=names, rng=rng)
@@ -64,7 +87,8 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
         if not p.contains(col):
             raise DataError(f"theta.{p.name}: training values outside the range "
                             f"[{p.low}, {p.high}]")
-    feats = np.concatenate([reference.features, target.features])
+    feats = np.concatenate([reference.feature_columns(features),
+                            target.feature_columns(features)])
     theta = np.concatenate([th_ref, th_tgt])
     y = np.concatenate([np.zeros(len(reference)), np.ones(len(target))])
     w_ref, w_tgt = reference.event_weights, target.event_weights
@@ -81,19 +105,44 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
     mean = feats[tr].mean(axis=0)
     std = feats[tr].std(axis=0)
     std = np.where(std > 0, std, 1.0)
+    part_mean: tuple[float, ...] = ()
+    part_std: tuple[float, ...] = ()
+    ragged = None
+    if particles:
+        flat_ref, n_ref = reference.particle_arrays(particles)
+        flat_tgt, n_tgt = target.particle_arrays(particles)
+        flat = np.concatenate([flat_ref, flat_tgt])
+        counts = np.concatenate([n_ref, n_tgt])
+        # Standardise over the real particles of the training split only.
+        in_train = np.repeat(np.isin(np.arange(len(y)), tr), counts)
+        pm = flat[in_train].mean(axis=0) if in_train.any() else np.zeros(len(particles))
+        ps = flat[in_train].std(axis=0) if in_train.any() else np.ones(len(particles))
+        part_mean, part_std = tuple(pm.tolist()), tuple(np.where(ps > 0, ps, 1.0).tolist())
+        from .batching import ragged_particles
+
+        ragged = ragged_particles(flat, counts)
     signature = InputSignature(
-        feature_names=reference.feature_names, feature_mean=tuple(mean.tolist()),
+        feature_names=features, feature_mean=tuple(mean.tolist()),
         feature_std=tuple(std.tolist()), theta_names=tuple(names),
         theta_centre=tuple(p.centre for p in parameters),
-        theta_half_width=tuple(p.half_width for p in parameters))
+        theta_half_width=tuple(p.half_width for p in parameters),
+        particle_names=tuple(particles), particle_mean=part_mean, particle_std=part_std)
 
     def inputs(idx: np.ndarray) -> dict[str, np.ndarray]:
-        out = {"features": feats[idx].astype(np.float32)}
+        out = {}
+        if features:
+            out["features"] = feats[idx].astype(np.float32)
         if names:
             out["theta"] = theta[idx].astype(np.float32)
         return out
 
     f32 = np.float32
+    if ragged is not None:
+        return TrainingData(x={}, y=y[tr].astype(f32), w=w[tr].astype(f32), x_val={},
+                            y_val=y[va].astype(f32), w_val=w[va].astype(f32),
+                            signature=signature, class_factor=class_factor, particles=ragged,
+                            flat_all=inputs(np.arange(len(y))), y_all=y.astype(f32),
+                            w_all=w.astype(f32), train_index=tr, validation_index=va)
     return TrainingData(x=inputs(tr), y=y[tr].astype(f32), w=w[tr].astype(f32), x_val=inputs(va),
                         y_val=y[va].astype(f32), w_val=w[va].astype(f32), signature=signature,
                         class_factor=class_factor)
@@ -220,7 +269,8 @@ def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progr
 def train_reweighter(*, reference: EventSet, target: EventSet, parameters: ParameterSet,
                      architecture: Any, architecture_options: Mapping[str, Any], loss: Any,
                      training: TrainingSpec, seed: int, checkpoint_dir: str | Path | None = None,
-                     progress: bool = False, extra_callbacks: list[Any] | None = None
+                     progress: bool = False, extra_callbacks: list[Any] | None = None,
+                     features: Sequence[str] | None = None, particles: Sequence[str] = ()
                      ) -> Reweighter:
     """Train a reweighter; same inputs and seed → same weights.
 
@@ -236,13 +286,16 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
         Epochs, batch size, learning rate and schedule, validation fraction, patience.
     checkpoint_dir
         Where per-epoch backups go; an existing backup is resumed.
+    features, particles
+        What the network sees: flat feature names (``None``: all) and particle fields.
     """
     import keras
 
     rng = np.random.default_rng(seed)
     data = prepare_training_data(reference=reference, target=target, parameters=parameters,
                                  validation_fraction=training.validation_fraction,
-                                 class_balance=training.class_balance, rng=rng)
+                                 class_balance=training.class_balance, rng=rng,
+                                 features=features, particles=particles)
     keras.utils.set_random_seed(seed)
     model = architecture.build(signature=data.signature,
                                output_activation=loss.output_activation,
@@ -262,13 +315,27 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
     t0 = time.perf_counter()
     fit_args: dict[str, Any] = {"x": data.x, "y": data.y, "sample_weight": data.w,
                                 "batch_size": training.batch_size, "shuffle": True}
-    if training.resample_reference_theta and parameters.names:
+    validation: Any = (data.x_val, data.y_val, data.w_val)
+    if data.particles is not None:
+        from .batching import particle_dataset
+
+        assert data.y_all is not None and data.w_all is not None
+        assert data.train_index is not None and data.validation_index is not None
+        pool = data.flat_all["theta"][data.y_all == 1] \
+            if training.resample_reference_theta and parameters.names else None
+        common = {"particles": data.particles, "flat": data.flat_all, "y": data.y_all,
+                  "w": data.w_all, "batch_size": training.batch_size}
+        ds, steps = particle_dataset(**common, index=data.train_index, seed=seed,
+                                     resample_theta_pool=pool)
+        validation, _ = particle_dataset(**common, index=data.validation_index, seed=None)
+        fit_args = {"x": ds, "steps_per_epoch": steps, "shuffle": False}  # shuffles, buckets
+    elif training.resample_reference_theta and parameters.names:
         ds, steps = _resampling_dataset(data, batch_size=training.batch_size,
                                         epochs=training.epochs, seed=seed)
         fit_args = {"x": ds, "steps_per_epoch": steps, "shuffle": False,  # ds is shuffled
                     "validation_batch_size": training.batch_size}
     hist = model.fit(**fit_args, epochs=training.epochs, verbose=0, callbacks=callbacks,
-                     validation_data=(data.x_val, data.y_val, data.w_val))
+                     validation_data=validation)
     seconds = time.perf_counter() - t0
     if ckpt is not None:
         shutil.rmtree(ckpt, ignore_errors=True)

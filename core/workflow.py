@@ -77,20 +77,22 @@ def train_from_spec(spec: Spec, samples: Samples, *, member: int, checkpoint_dir
         reference=reference, target=target, parameters=spec.parameters.subset(rws.parameters),
         architecture=registry.get("architecture", rws.architecture),
         architecture_options=rws.architecture_options, loss=registry.get("loss", rws.loss),
-        training=rws.training, seed=seed, checkpoint_dir=checkpoint_dir, progress=progress)
+        training=rws.training, seed=seed, checkpoint_dir=checkpoint_dir, progress=progress,
+        features=rws.features, particles=rws.particles)
     rw.metadata["spec_seed"] = spec.seed
     rw.metadata["member"] = member
     cal = rws.calibration
     if cal is not None:
         n = min(cal.events, len(reference))
         rw.metadata["normalisation"] = rw.calibrate(
-            reference_features=reference.features[:n], points=cal.points, degree=cal.degree,
+            reference_features=reference.take(np.arange(n)), points=cal.points,
+            degree=cal.degree,
             rng=derive_rng(spec.seed, "calibration", member), apply=True)
     else:
         # Measured anyway so the θ-dependent normalisation error is always visible.
         n = min(200_000, len(reference))
         rw.metadata["normalisation"] = rw.calibrate(
-            reference_features=reference.features[:n], points=11, degree=min(4, 10),
+            reference_features=reference.take(np.arange(n)), points=11, degree=4,
             rng=derive_rng(spec.seed, "calibration", member), apply=False)
     return rw
 
@@ -105,7 +107,9 @@ def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry) ->
     histograms (plot data) at each point.
 
     The RMSE of (learned − analytic) log w is taken over the central 95% of the target
-    distribution (2.5–97.5% quantiles of every feature).
+    distribution (2.5–97.5% quantiles of every feature). Histograms reweight a held-out
+    nominal sample (same declaration as the reference, an independent seed), so the χ²/ndf
+    tests the reweighting on events the network never saw.
     """
     rws = spec.reweighter
     assert rws is not None
@@ -116,7 +120,11 @@ def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry) ->
     target_spec = spec.samples[rws.target]
     ref_spec = spec.samples[rws.reference]
     src = _source_density(spec, target_spec, registry)
-    reference = samples[rws.reference]
+    held_out = SampleSpec(name="closure-reference", source=ref_spec.source,
+                          n_events=spec.outputs.closure_events, theta=dict(ref_spec.theta),
+                          options=ref_spec.options)
+    reference = make_sample(held_out, parameters=spec.parameters,
+                            seed=derive_seed(spec.seed, "closure-reference"), registry=registry)
     n_pts = len(next(iter(closure_pts.values())))
     nominal_theta = {n: t.value for n, t in ref_spec.theta.items()}
     for k in range(n_pts):
@@ -132,11 +140,12 @@ def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry) ->
                              registry=registry)
         point: dict[str, Any] = {"theta": theta}
         x = target.features
-        lo, hi = np.quantile(x, [0.025, 0.975], axis=0)
-        central = np.all((x >= lo) & (x <= hi), axis=1)
-        learned = rw.log_ratio(features=x[central], theta=theta)
-        raw = rw.log_ratio(features=x[central], theta=theta, calibrated=False)
         if src is not None:
+            lo, hi = np.quantile(x, [0.025, 0.975], axis=0)
+            central = np.all((x >= lo) & (x <= hi), axis=1)
+            inside = target.take(np.flatnonzero(central))
+            learned = rw.log_ratio(features=inside, theta=theta)
+            raw = rw.log_ratio(features=inside, theta=theta, calibrated=False)
             th_target = {n: t.value for n, t in fixed.items()}
             analytic = (src.log_density(features=x[central], theta=th_target,
                                         options=target_spec.options)
@@ -171,13 +180,18 @@ def _reweighted_histograms(reference: EventSet, target: EventSet, rw: Reweighter
     """Per feature: nominal, reweighted nominal and target histograms with Σw² and χ²/ndf."""
     import hist
 
-    w = rw.weights(features=reference.features, theta=theta)
+    w = rw.weights(features=reference, theta=theta)
     w_ref = reference.event_weights
     out = []
     for j, name in enumerate(reference.feature_names):
         xt = target.features[:, j]
         lo, hi = np.quantile(xt, [0.001, 0.999])
-        axis = hist.axis.Regular(bins, float(lo), float(hi), name=name)
+        if np.all(xt == np.round(xt)) and hi - lo < 4 * bins:
+            # Counts (multiplicities): one bin per integer, so no bin straddles two values.
+            axis: Any = hist.axis.Regular(int(hi - lo) + 1, float(lo) - 0.5, float(hi) + 0.5,
+                                          name=name)
+        else:
+            axis = hist.axis.Regular(bins, float(lo), float(hi), name=name)
         hs = {}
         for key, vals, wts in (("nominal", reference.features[:, j], w_ref),
                                ("reweighted", reference.features[:, j], w_ref * w),
@@ -185,16 +199,21 @@ def _reweighted_histograms(reference: EventSet, target: EventSet, rw: Reweighter
             h = hist.Hist(axis, storage=hist.storage.Weight())
             h.fill(vals, weight=wts / wts.sum())
             hs[key] = h
-        a, b = hs["reweighted"], hs["target"]
-        var = a.variances() + b.variances()
-        ok = var > 0
-        chi2 = float(np.sum((a.values() - b.values())[ok] ** 2 / var[ok]))
+        chi2, ndf = _chi2(hs["reweighted"], hs["target"])
+        chi2_nominal, ndf_nominal = _chi2(hs["nominal"], hs["target"])
         out.append({"feature": name, "edges": axis.edges.tolist(),
                     **{f"{k}_values": h.values().tolist() for k, h in hs.items()},
                     **{f"{k}_variances": h.variances().tolist() for k, h in hs.items()},
-                    "chi2": chi2, "ndf": int(ok.sum()),
-                    "chi2_ndf": chi2 / max(int(ok.sum()), 1)})
+                    "chi2": chi2, "ndf": ndf, "chi2_ndf": chi2 / max(ndf, 1),
+                    "chi2_ndf_nominal": chi2_nominal / max(ndf_nominal, 1)})
     return out
+
+
+def _chi2(a: Any, b: Any) -> tuple[float, int]:
+    """χ² between two unit-normalised weighted histograms over bins with entries (Σw² errors)."""
+    var = a.variances() + b.variances()
+    ok = var > 0
+    return float(np.sum((a.values() - b.values())[ok] ** 2 / var[ok])), int(ok.sum())
 
 
 def fit_reweighter(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry, *,

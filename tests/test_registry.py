@@ -24,11 +24,12 @@ from ratiofit.cli import main
 from ratiofit.errors import PluginError
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
+from ratiofit.plugin_api import InputSignature
 from ratiofit.registry import Registry, get_registry, reset_registry
 from ratiofit.testing import check_plugin
 
 BUILTINS: dict[str, set[str]] = {
-    "architecture": {"mlp"},
+    "architecture": {"mlp", "pfn"},
     "loss": {"bce", "mse", "sqrt", "mlc", "mlc_exp", "lr_direct"},
     "strategy": {"dctr", "likelihood", "scan"},
     "source": {"gaussian"},
@@ -421,7 +422,13 @@ def test_cli_plugins_options_shows_declared_options(fresh_registry: pytest.Monke
     ("kind", "name"), [(k, n) for k, names in BUILTINS.items() for n in sorted(names)])
 def test_check_plugin_passes_for_builtins(module_registry: Registry, kind: str,
                                           name: str) -> None:
-    check_plugin(module_registry.get(kind, name), kind=kind)
+    signature = None
+    if name == "pfn":  # a particle architecture is exercised with particle inputs
+        signature = InputSignature(
+            feature_names=(), feature_mean=(), feature_std=(), theta_names=("mu",),
+            theta_centre=(0.0,), theta_half_width=(1.0,), particle_names=("z", "deta"),
+            particle_mean=(0.0, 0.0), particle_std=(1.0, 1.0))
+    check_plugin(module_registry.get(kind, name), kind=kind, signature=signature)
 
 
 class _FlippedSign(_Loss):

@@ -50,8 +50,8 @@ class DCTR:
         theta = problem.theta(values)
         w_d = data.event_weights
         w_r = ref.event_weights * (w_d.sum() / ref.event_weights.sum())
-        lw_d, g_d = rw.log_ratio_and_gradient(features=data.features, theta=theta)
-        lw_r, g_r = rw.log_ratio_and_gradient(features=ref.features, theta=theta)
+        lw_d, g_d = rw.log_ratio_and_gradient(features=data, theta=theta)
+        lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta)
         value = float(np.dot(w_r, _softplus(lw_r)) + np.dot(w_d, _softplus(-lw_d)))
         per_d = -(w_d * expit(-lw_d))[:, None] * g_d[:, cols]
         per_r = (w_r * expit(lw_r))[:, None] * g_r[:, cols]

@@ -56,12 +56,12 @@ class Likelihood:
 
         def nll(values: np.ndarray) -> tuple[float, np.ndarray]:
             theta = problem.theta(values)
-            lw, grad = rw.log_ratio_and_gradient(features=data.features, theta=theta,
+            lw, grad = rw.log_ratio_and_gradient(features=data, theta=theta,
                                                  calibrated=not by_reference)
             value, gradient = float(-np.dot(w, lw)), -(w @ grad[:, cols])
             if by_reference:
                 assert ref is not None and log_wr is not None
-                lw_r, g_r = rw.log_ratio_and_gradient(features=ref.features, theta=theta,
+                lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta,
                                                       calibrated=False)
                 value += float(w.sum() * logsumexp(lw_r + log_wr))
                 gradient = gradient + w.sum() * (softmax(lw_r + log_wr) @ g_r[:, cols])

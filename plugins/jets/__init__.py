@@ -1,0 +1,1 @@
+"""Jet tools shared by particle sources: preprocessing and jet observables."""

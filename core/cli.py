@@ -54,15 +54,20 @@ quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No progress bars."
 @click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
               help="Output directory (default: runs/<spec name>).")
 @click.option("--no-plots", is_flag=True, help="Skip plots.")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Multiply every sample's n_events (e.g. 10 for paper sizes on a GPU).")
 @quiet_opt
 @debug_opt
-def run(spec_path: str, output: str | None, no_plots: bool, quiet: bool, debug: bool) -> None:
+def run(spec_path: str, output: str | None, no_plots: bool, scale: float, quiet: bool,
+        debug: bool) -> None:
     """Run everything a spec declares; write OUTPUT/result.json, reweighter/, plots/."""
-    from .spec import load_spec
+    from .spec import load_spec, scale_spec
     from .workflow import run_spec
 
     def go() -> None:
         spec = load_spec(spec_path)
+        if scale != 1.0:
+            spec = scale_spec(spec, scale)
         out = Path(output or Path("runs") / Path(spec_path).stem)
         result = run_spec(spec, out, progress=_progress(quiet),
                           plots=False if no_plots else None)

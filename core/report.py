@@ -1,5 +1,7 @@
 """Plots from ``result.json``: plot data live in the result, drawing happens here.
 
+* ``summary.md`` — closure χ²/ndf before/after, weight diagnostics, fit values (tables)
+* ``chi2_vs_theta.png`` — χ²/ndf per feature against θ, before and after reweighting
 * ``closure_<k>_<feature>.png`` — nominal, reweighted nominal and target with a ratio
   panel and χ²/ndf (dctr.md Fig. 1 style);
 * ``logw_<k>.png`` — learned vs analytic log w;
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["make_plots", "report_directory"]
+__all__ = ["draw_chi2_vs_theta", "make_plots", "report_directory", "summary_markdown"]
 
 
 def _plt() -> Any:
@@ -104,6 +106,67 @@ def draw_landscape(fit: Mapping[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def draw_chi2_vs_theta(points: list[Mapping[str, Any]], path: Path) -> None:
+    """χ²/ndf of each feature against θ (one parameter): nominal (dashed) and reweighted
+    nominal (solid) compared with the target at that θ (dctr.md Fig. 1, lower right)."""
+    plt = _plt()
+    name = next(iter(points[0]["theta"]))
+    theta = [p["theta"][name] for p in points]
+    order = np.argsort(theta)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for j, h in enumerate(points[0]["histograms"]):
+        before = [points[i]["histograms"][j]["chi2_ndf_nominal"] for i in order]
+        after = [points[i]["histograms"][j]["chi2_ndf"] for i in order]
+        xs = [theta[i] for i in order]
+        line, = ax.plot(xs, after, "o-", label=f"{h['feature']} reweighted")
+        ax.plot(xs, before, "s--", color=line.get_color(), alpha=0.6,
+                label=f"{h['feature']} nominal")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel(name)
+    ax.set_ylabel(r"$\chi^2$/ndf vs target")
+    ax.legend(fontsize=6, ncol=2)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def summary_markdown(result: Mapping[str, Any]) -> str:
+    """Closure χ²/ndf before/after reweighting, weight diagnostics and fit values as
+    markdown tables (all numbers from ``result.json``)."""
+    lines = []
+    points = result.get("closure", {}).get("points", [])
+    if points:
+        lines += ["## Closure", "",
+                  "| θ | feature | χ²/ndf nominal | χ²/ndf reweighted | ndf |",
+                  "|---|---|---|---|---|"]
+        for p in points:
+            for h in p.get("histograms", []):
+                lines.append(f"| {_theta_label(p['theta'])} | {h['feature']} | "
+                             f"{h.get('chi2_ndf_nominal', float('nan')):.2f} | "
+                             f"{h['chi2_ndf']:.2f} | {h['ndf']} |")
+        lines += ["", "## Weights (held-out nominal reweighted to θ)", "",
+                  "| θ | ESS fraction | max weight | mean weight | non-finite | clipped |",
+                  "|---|---|---|---|---|---|"]
+        for p in points:
+            w = p.get("weights")
+            if w:
+                lines.append(f"| {_theta_label(p['theta'])} | {w['ess_fraction']:.3f} | "
+                             f"{w['max_weight']:.3g} | {w['mean_weight']:.4f} | "
+                             f"{w['n_nonfinite']} | {w['n_clipped']} |")
+    fit = result.get("fit")
+    if fit:
+        lines += ["", "## Fit", "", "| parameter | value | error |", "|---|---|---|"]
+        for n, e in fit["parameters"].items():
+            lines.append(f"| {n} | {e['value']:.6g} | {e['error']:.2g} |")
+    ens = result.get("ensemble")
+    if ens:
+        lines += ["", f"## Ensemble ({ens['members']} trainings)", "",
+                  "| parameter | mean | std |", "|---|---|---|"]
+        for n in ens["mean"]:
+            lines.append(f"| {n} | {ens['mean'][n]:.6g} | {ens['std'][n]:.2g} |")
+    return "\n".join(lines) + "\n"
+
+
 def make_plots(result: Mapping[str, Any], outdir: str | Path) -> list[Path]:
     """Draw every plot the result has data for; returns the files written."""
     out = Path(outdir) / "plots"
@@ -118,6 +181,15 @@ def make_plots(result: Mapping[str, Any], outdir: str | Path) -> list[Path]:
             p = out / f"logw_{k}.png"
             draw_log_ratio(point, p)
             written.append(p)
+    points = result.get("closure", {}).get("points", [])
+    if len(points) >= 2 and len(points[0]["theta"]) == 1 and points[0].get("histograms") \
+            and "chi2_ndf_nominal" in points[0]["histograms"][0]:
+        p = out / "chi2_vs_theta.png"
+        draw_chi2_vs_theta(points, p)
+        written.append(p)
+    p = out / "summary.md"
+    p.write_text(summary_markdown(result))
+    written.append(p)
     fit = result.get("fit")
     if fit and fit.get("landscape") and fit["landscape"].get("axes"):
         p = out / "landscape.png"

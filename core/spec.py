@@ -68,6 +68,7 @@ __all__ = [
     "load_spec",
     "load_spec_text",
     "resolved_dict",
+    "scale_spec",
 ]
 
 Path_ = tuple[str | int, ...]
@@ -632,6 +633,29 @@ def _outputs(ctx: _Ctx, params: ParameterSet, rw: ReweighterSpec | None, body: d
     if events < 1:
         raise ctx.error((*path, "closure_events"), f"must be >= 1, got {events}")
     return OutputsSpec(plots=plots, closure=closure, closure_events=events)
+
+
+def scale_spec(spec: Spec, factor: float) -> Spec:
+    """The spec with every sample's ``n_events`` (and ``closure_events``) times ``factor``.
+
+    Specs are sized for a 2-core CPU; ``ratiofit run --scale 10`` runs the paper's sizes
+    on a bigger machine without editing the file.
+    """
+    from dataclasses import replace
+
+    if not factor > 0:
+        raise SpecError(f"{spec.path}: --scale must be positive, got {factor}")
+
+    def n(value: int) -> int:
+        return max(1, round(value * factor))
+
+    samples = {k: replace(s, n_events=n(s.n_events)) for k, s in spec.samples.items()}
+    outputs = replace(spec.outputs, closure_events=n(spec.outputs.closure_events))
+    cal = spec.reweighter.calibration if spec.reweighter else None
+    reweighter = spec.reweighter
+    if reweighter is not None and cal is not None:
+        reweighter = replace(reweighter, calibration=replace(cal, events=n(cal.events)))
+    return replace(spec, samples=samples, outputs=outputs, reweighter=reweighter)
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:

@@ -159,6 +159,8 @@ def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry) ->
                 "curve": _curve(x[central], learned, analytic),
             })
         point["histograms"] = _reweighted_histograms(reference, target, rw, theta)
+        point["weights"] = rw.diagnostics(features=reference, theta=theta,
+                                          event_weights=reference.event_weights)
         out["points"].append(point)
     return out
 

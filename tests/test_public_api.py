@@ -42,6 +42,7 @@ PUBLIC = {
         "load_spec",
         "load_spec_text",
         "resolved_dict",
+        "scale_spec",
     ],
     "ratiofit.sampling": ["draw_theta", "make_sample", "resolve_parameter_value"],
     "ratiofit.seeding": ["derive_rng", "derive_seed"],
@@ -57,7 +58,8 @@ PUBLIC = {
         "train_from_spec",
         "write_json",
     ],
-    "ratiofit.report": ["make_plots", "report_directory"],
+    "ratiofit.report": ["draw_chi2_vs_theta", "make_plots", "report_directory",
+                        "summary_markdown"],
     "ratiofit.cli": ["main"],
     "ratiofit.testing": ["check_plugin"],
 }

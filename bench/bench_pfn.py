@@ -1,4 +1,4 @@
-"""Building blocks for a PFN benchmark (a function library; not run by ``run_bench.py`` yet).
+"""PFN training benchmark: ratiofit's particle path against a plain padded Keras PFN.
 
 :func:`plain_padded_pfn`
     The ``pfn`` plugin's layers as a plain Keras functional model on inputs padded to one
@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-__all__ = ["dense_flops", "pfn_flops_per_jet", "plain_padded_pfn"]
+__all__ = ["bench_pfn_training", "cpu_peak_fp32_flops", "dense_flops", "pfn_flops_per_jet",
+           "plain_padded_pfn"]
 
 
 def plain_padded_pfn(k: int, p: int, phi: Sequence[int], f: Sequence[int], *, m_max: int,
@@ -133,3 +134,117 @@ def pfn_flops_per_jet(k: int, p: int, phi: Sequence[int], f: Sequence[int], *,
     backward = backward_factor * forward
     return {"phi_forward": phi_forward, "f_forward": f_forward, "forward": forward,
             "backward": backward, "total": forward + backward}
+
+
+def cpu_peak_fp32_flops() -> dict[str, Any]:
+    """Rough fp32 peak of this machine's CPUs: cores × clock × FLOPs per cycle.
+
+    FLOPs per cycle per core: 32 with AVX2+FMA (two 256-bit FMA units × 8 floats × 2),
+    64 with AVX-512 FMA, else 8. The clock is the nominal one from /proc/cpuinfo.
+    """
+    import os
+
+    mhz, flags = None, ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("cpu MHz") and mhz is None:
+                    mhz = float(line.split(":")[1])
+                elif line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        pass
+    per_cycle = 64 if " avx512f" in flags else 32 if (" avx2" in flags and " fma" in flags) \
+        else 8
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ghz = (mhz or 2000.0) / 1000
+    return {"cores": cores, "ghz": ghz, "flops_per_cycle_per_core": per_cycle,
+            "peak_flops": float((cores or 1) * ghz * 1e9 * per_cycle)}
+
+
+def bench_pfn_training(*, reference: Any, target: Any, parameters: Any,
+                       particle_fields: Sequence[str], phi: Sequence[int] = (100, 100, 128),
+                       f: Sequence[int] = (100, 100, 100), epochs: int = 3,
+                       batch_size: int = 256, seed: int = 1) -> dict[str, Any]:
+    """Jets/s of ratiofit's PFN training (per-batch padding, bucketing) against a plain Keras
+    PFN padded to the global maximum multiplicity, same layers, data, batch size and
+    optimizer, in this process. The first epoch (tracing) is excluded from both.
+    """
+    import time
+
+    import keras
+    import numpy as np
+
+    from ratiofit.registry import get_registry
+    from ratiofit.spec import TrainingSpec
+    from ratiofit.training import prepare_training_data, train_reweighter
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+            self.t = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.seconds.append(time.perf_counter() - self.t)
+
+    reg = get_registry()
+    options = {"phi": list(phi), "f": list(f), "activation": "swish",
+               "theta_injection": "particle", "latent_norm": "none", "theta_input": True}
+    training = TrainingSpec(epochs=epochs, batch_size=batch_size, patience=epochs + 1,
+                            checkpoint=False, restore_best=False, validation_fraction=0.1)
+    timer = Timer()
+    rw = train_reweighter(reference=reference, target=target, parameters=parameters,
+                          architecture=reg.get("architecture", "pfn"),
+                          architecture_options=options, loss=reg.get("loss", "bce"),
+                          training=training, seed=seed, extra_callbacks=[timer],
+                          features=(), particles=tuple(particle_fields))
+    n_train = int(rw.metadata["n_train"])
+    ours = n_train * (len(timer.seconds) - 1) / sum(timer.seconds[1:])
+
+    # The plain reference: the same split, every jet padded to the global maximum.
+    data = prepare_training_data(reference=reference, target=target, parameters=parameters,
+                                 validation_fraction=0.1, class_balance=True,
+                                 rng=np.random.default_rng(seed), features=(),
+                                 particles=tuple(particle_fields))
+    assert data.particles is not None and data.train_index is not None
+    counts = np.diff(data.particles.row_splits.numpy())
+    m_max = int(counts.max())
+    dense = data.particles.to_tensor(shape=[None, m_max, len(particle_fields)]).numpy()
+    mask = (np.arange(m_max)[None, :] < counts[:, None]).astype(np.float32)
+    tr, va = data.train_index, data.validation_index
+    theta = data.flat_all["theta"]
+    model = plain_padded_pfn(len(particle_fields), theta.shape[1], phi, f, m_max=m_max,
+                             output_activation="sigmoid")
+    steps = int(np.ceil(len(tr) / batch_size)) * epochs
+    model.compile(optimizer=keras.optimizers.Adam(
+        keras.optimizers.schedules.CosineDecay(training.learning_rate, steps)),
+        loss=reg.get("loss", "bce").keras_loss())
+    plain_timer = Timer()
+    assert data.y_all is not None and data.w_all is not None
+    model.fit({"particles": dense[tr], "mask": mask[tr], "theta": theta[tr]}, data.y_all[tr],
+              sample_weight=data.w_all[tr], batch_size=batch_size, epochs=epochs, verbose=0,
+              shuffle=True, callbacks=[plain_timer],
+              validation_data=({"particles": dense[va], "mask": mask[va], "theta": theta[va]},
+                               data.y_all[va], data.w_all[va]))
+    plain = len(tr) * (len(plain_timer.seconds) - 1) / sum(plain_timer.seconds[1:])
+    k, p = len(particle_fields), theta.shape[1]
+    mean_m = float(counts.mean())
+    flops = pfn_flops_per_jet(k, p, phi, f, multiplicity=mean_m)["total"]
+    peak = cpu_peak_fp32_flops()
+    return {
+        "n_train_jets": n_train, "epochs": epochs, "batch_size": batch_size,
+        "mean_multiplicity": mean_m, "global_max_multiplicity": m_max,
+        "ratiofit_jets_per_second": ours, "plain_padded_jets_per_second": plain,
+        "ratio": ours / plain, "goal": 2.5,
+        "epoch_seconds_ratiofit": timer.seconds, "epoch_seconds_plain": plain_timer.seconds,
+        "useful_flops_per_jet": flops,
+        "useful_flops_per_second": flops * ours,
+        "cpu": peak,
+        "fraction_of_fp32_peak": flops * ours / peak["peak_flops"],
+        "note": "useful FLOPs count real particles only (2·in·out per dense layer per row, "
+                "backward = 2× forward); the plain model also computes on its padding",
+    }

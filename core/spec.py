@@ -23,7 +23,11 @@ Top-level sections
 ``fit``
     ``{strategy: name | {name, options}, data, reference, parameters: [...], start: {...}}``.
 ``ensemble``
-    Number of independent trainings + fits with different seeds (default 1).
+    Number of independent trainings + fits with different seeds (default 1), or
+    ``{members: N, training_samples: shared | independent}``: with ``independent`` every
+    member also regenerates its reference and target samples from its own seed, so the
+    spread of the members' fits includes the statistical noise of the training samples
+    (the part of a learned ratio's error that more epochs or members cannot remove).
 ``outputs``
     ``{plots: bool, closure: {param: [values]}, closure_events: int}``.
 
@@ -265,6 +269,8 @@ class Spec:
     ensemble: int
     outputs: OutputsSpec
     raw: dict[str, Any]
+    #: Ensemble members regenerate their training samples (``training_samples: independent``).
+    ensemble_independent_samples: bool = False
 
 
 _TOP = ["seed", "parameters", "samples", "reweighter", "fit", "ensemble", "outputs",
@@ -306,12 +312,26 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
     if top.get("fit") is not None:
         fit = _fit(ctx, reg, parameters, samples, reweighter,
                    ctx.mapping(top["fit"], ("fit",)))
-    ensemble = ctx.get(top, (), "ensemble", int, default=1)
+    independent = False
+    if isinstance(top.get("ensemble"), dict):
+        body = top["ensemble"]
+        ctx.no_unknown(body, ("ensemble",), ["members", "training_samples"])
+        ensemble = ctx.get(body, ("ensemble",), "members", int, default=1)
+        mode = ctx.get(body, ("ensemble",), "training_samples", str, default="shared")
+        if mode not in ("shared", "independent"):
+            raise ctx.error(("ensemble", "training_samples"),
+                            f"expected 'shared' or 'independent', got {mode!r}")
+        independent = mode == "independent"
+        where: Path_ = ("ensemble", "members")
+    else:
+        ensemble = ctx.get(top, (), "ensemble", int, default=1)
+        where = ("ensemble",)
     if ensemble < 1:
-        raise ctx.error(("ensemble",), f"must be >= 1, got {ensemble}")
+        raise ctx.error(where, f"must be >= 1, got {ensemble}")
     outputs = _outputs(ctx, parameters, reweighter, ctx.mapping(top.get("outputs"), ("outputs",)))
     return Spec(path=path, seed=seed, parameters=parameters, samples=samples,
-                reweighter=reweighter, fit=fit, ensemble=ensemble, outputs=outputs, raw=top)
+                reweighter=reweighter, fit=fit, ensemble=ensemble, outputs=outputs, raw=top,
+                ensemble_independent_samples=independent)
 
 
 def _parameters(ctx: _Ctx, section: dict[str, Any]) -> ParameterSet:
@@ -672,7 +692,9 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
         "samples": {s.name: {"source": s.source, "n_events": s.n_events,
                              "theta": {n: theta(t) for n, t in s.theta.items()},
                              "options": dict(s.options)} for s in spec.samples.values()},
-        "ensemble": spec.ensemble,
+        "ensemble": {"members": spec.ensemble,
+                     "training_samples": "independent" if spec.ensemble_independent_samples
+                     else "shared"},
     }
     rw = spec.reweighter
     if rw is not None:

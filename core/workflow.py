@@ -65,6 +65,16 @@ class Samples:
                                             registry=self.registry)
         return self._cache[name]
 
+    def for_member(self, name: str, member: int) -> EventSet:
+        """Sample ``name`` as ensemble member ``member`` sees it: the shared one, or (with
+        ``training_samples: independent``, member > 0) one generated from the member's own
+        seed — not cached, so members do not pile up in memory."""
+        if not self.spec.ensemble_independent_samples or member == 0:
+            return self[name]
+        return make_sample(self.spec.samples[name], parameters=self.spec.parameters,
+                           seed=derive_seed(self.spec.seed, "ensemble-member", member),
+                           registry=self.registry)
+
 
 def train_from_spec(spec: Spec, samples: Samples, *, member: int, checkpoint_dir: Path | None,
                     progress: bool, registry: Registry) -> Reweighter:
@@ -72,7 +82,8 @@ def train_from_spec(spec: Spec, samples: Samples, *, member: int, checkpoint_dir
     rws = spec.reweighter
     assert rws is not None
     seed = derive_seed(spec.seed, "train", member)
-    reference, target = samples[rws.reference], samples[rws.target]
+    reference = samples.for_member(rws.reference, member)
+    target = samples.for_member(rws.target, member)
     rw = train_reweighter(
         reference=reference, target=target, parameters=spec.parameters.subset(rws.parameters),
         architecture=registry.get("architecture", rws.architecture),
@@ -359,6 +370,8 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
         values = {n: [m["fit"]["parameters"][n]["value"] for m in members] for n in names}
         result["ensemble"] = {
             "members": spec.ensemble, "values": values,
+            "training_samples": "independent" if spec.ensemble_independent_samples
+            else "shared",
             "mean": {n: float(np.mean(v)) for n, v in values.items()},
             "std": {n: float(np.std(v, ddof=1)) for n, v in values.items()},
             "closure_rmse_member0": [p.get("rmse") for p in result["closure"]["points"]]}

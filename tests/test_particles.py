@@ -190,3 +190,14 @@ def test_inputs_section_is_validated_against_the_source() -> None:
         load_spec_text(SPEC.replace("INPUTS", "{features: none}"))
     with pytest.raises(SpecError, match=r":12: reweighter.inputs.particles: expected 'none'"):
         load_spec_text(SPEC.replace("INPUTS", "{particles: 3}"))
+
+
+def test_ensemble_mapping_form() -> None:
+    base = SPEC.replace("INPUTS", "{features: all}")
+    spec = load_spec_text(base + "ensemble: {members: 3, training_samples: independent}\n")
+    assert spec.ensemble == 3 and spec.ensemble_independent_samples
+    assert load_spec_text(base + "ensemble: 2\n").ensemble_independent_samples is False
+    with pytest.raises(SpecError, match=r"ensemble.training_samples: expected 'shared'"):
+        load_spec_text(base + "ensemble: {members: 3, training_samples: fresh}\n")
+    with pytest.raises(SpecError, match=r"ensemble.members: must be >= 1"):
+        load_spec_text(base + "ensemble: {members: 0}\n")

@@ -1,6 +1,6 @@
 """ratiofit benchmarks: training throughput and fit wall time (``make bench``).
 
-Writes two JSON files (atomically: a temporary file renamed into place) under
+Writes three JSON files (atomically: a temporary file renamed into place) under
 ``bench/results/`` and prints a short summary.
 
 ``training_throughput.json``
@@ -37,6 +37,11 @@ Writes two JSON files (atomically: a temporary file renamed into place) under
     events (after a warm-up call; the median of three; the uncalibrated pass is timed too)
     and the ratio fit_time / forward_time. The time of one ``log_ratio_and_gradient`` pass
     is recorded as well, because that is what each objective evaluation runs.
+
+``pythia_source.json``
+    e+e- events/s of the ``pythia`` source against a bare ``pythia.next()`` loop in the
+    same run, with 1 and 2 worker processes; see ``bench/bench_pythia.py`` (about a
+    minute on 2 CPU cores).
 
 Seeds are fixed throughout. Both files carry the machine (CPU count, library versions,
 git commit, date) and the 1-minute load average before and after, because anything else
@@ -442,8 +447,21 @@ def main() -> int:
     ft["total_seconds"] = time.perf_counter() - t1
     ft["load_average_at_end"] = list(os.getloadavg())
     write_json(RESULTS / "fit_time.json", ft)
-    print(f"wrote {RESULTS / 'training_throughput.json'} and {RESULTS / 'fit_time.json'} "
-          f"({time.perf_counter() - t_start:.0f} s in all)", flush=True)
+
+    print("pythia source:", flush=True)
+    import bench_pythia  # bench/ is on sys.path: it is the script's directory
+
+    t2 = time.perf_counter()
+    load_begin = list(os.getloadavg())
+    py = bench_pythia.bench_pythia(info)
+    py["load_average_at_begin"] = load_begin
+    py["total_seconds"] = time.perf_counter() - t2
+    py["load_average_at_end"] = list(os.getloadavg())
+    write_json(RESULTS / "pythia_source.json", py)
+    bench_pythia.summary(py)
+    print(f"wrote {RESULTS / 'training_throughput.json'}, {RESULTS / 'fit_time.json'} and "
+          f"{RESULTS / 'pythia_source.json'} ({time.perf_counter() - t_start:.0f} s in all)",
+          flush=True)
     return 0
 
 

@@ -67,7 +67,12 @@ def test_run_writes_artefacts(tiny_run):
     assert (out / "reweighter" / "model.keras").is_file()
     assert (out / "ensemble" / "member-1" / "reweighter" / "metadata.json").is_file()
     assert sorted(p.name for p in (out / "plots").iterdir()) == [
-        "closure_0_x0.png", "landscape.png", "logw_0.png"]
+        "closure_0_x0.png", "landscape.png", "logw_0.png", "summary.md"]
+    summary = (out / "plots" / "summary.md").read_text()
+    # the tables carry the numbers of result.json
+    result = json.loads((out / "result.json").read_text())
+    chi2 = result["closure"]["points"][0]["histograms"][0]["chi2_ndf"]
+    assert f"| {chi2:.2f} |" in summary and "ESS fraction" in summary
     assert not (out / "checkpoints").exists()
     # The copied spec is the resolved spec and validates as it stands.
     resolved = load_spec(out / "spec.yaml")
@@ -83,7 +88,7 @@ def test_report_redraws_plots(tiny_run):
         p.unlink()
     res = CliRunner().invoke(main, ["report", str(out)])
     assert res.exit_code == 0
-    assert len(list((out / "plots").iterdir())) == 3
+    assert len(list((out / "plots").iterdir())) == 4
 
 
 def test_same_spec_same_numbers(tiny_run, tmp_path):

@@ -32,7 +32,7 @@ BUILTINS: dict[str, set[str]] = {
     "architecture": {"mlp", "pfn"},
     "loss": {"bce", "mse", "sqrt", "mlc", "mlc_exp", "lr_direct"},
     "strategy": {"dctr", "likelihood", "scan"},
-    "source": {"gaussian"},
+    "source": {"gaussian", "gaussian_particles", "parquet", "pythia"},
 }
 ALL_BUILTIN_NAMES = sorted(set().union(*BUILTINS.values()))
 
@@ -421,14 +421,24 @@ def test_cli_plugins_options_shows_declared_options(fresh_registry: pytest.Monke
 @pytest.mark.parametrize(
     ("kind", "name"), [(k, n) for k, names in BUILTINS.items() for n in sorted(names)])
 def test_check_plugin_passes_for_builtins(module_registry: Registry, kind: str,
-                                          name: str) -> None:
+                                          name: str, tmp_path: Path) -> None:
     signature = None
+    options: dict[str, Any] = {}
+    if name == "pythia":
+        options = {"cache": False}
+    if name == "parquet":
+        from ratiofit.events import EventSet
+
+        EventSet(features=np.arange(60.0).reshape(60, 1), feature_names=("x",)).to_parquet(
+            tmp_path / "events.parquet")
+        options = {"path": str(tmp_path / "events.parquet")}
     if name == "pfn":  # a particle architecture is exercised with particle inputs
         signature = InputSignature(
             feature_names=(), feature_mean=(), feature_std=(), theta_names=("mu",),
             theta_centre=(0.0,), theta_half_width=(1.0,), particle_names=("z", "deta"),
             particle_mean=(0.0, 0.0), particle_std=(1.0, 1.0))
-    check_plugin(module_registry.get(kind, name), kind=kind, signature=signature)
+    check_plugin(module_registry.get(kind, name), kind=kind, signature=signature,
+                 options=options)
 
 
 class _FlippedSign(_Loss):

@@ -40,6 +40,7 @@ FORMAT_VERSION = 1
 _COMPUTED_KEYS = ("format_version", "loss", "parameters", "signature", "calibration",
                   "model_sha256")
 _BATCH = 65536
+_PARTICLE_BATCH = 2048
 
 
 class Calibration:
@@ -194,7 +195,9 @@ class Reweighter:
         offsets = None
         if inp.particles is not None:
             offsets = np.concatenate([[0], np.cumsum(inp.particles[1])[:-1]])
-        for a, b, size in _batches(n):
+        # Particle chunks stay small: sorted by multiplicity, each pads only to its own
+        # longest event (one big chunk would pad every event to the global maximum).
+        for a, b, size in _batches(n, _BATCH if inp.particles is None else _PARTICLE_BATCH):
             idx = order[a:b]
             feed: dict[str, Any] = {}
             if sig.feature_names:
@@ -465,12 +468,12 @@ def _pad_particles(flat: np.ndarray, offsets: np.ndarray, counts: np.ndarray, id
     return dense, mask
 
 
-def _batches(n: int) -> list[tuple[int, int, int]]:
+def _batches(n: int, chunk: int = _BATCH) -> list[tuple[int, int, int]]:
     """(start, stop, padded size) chunks; padding to a few static sizes avoids retracing."""
     out = []
-    for a in range(0, n, _BATCH):
-        b = min(a + _BATCH, n)
-        out.append((a, b, max(1024, 1 << int(np.ceil(np.log2(b - a))))))
+    for a in range(0, n, chunk):
+        b = min(a + chunk, n)
+        out.append((a, b, max(min(1024, chunk), 1 << int(np.ceil(np.log2(b - a))))))
     return out
 
 

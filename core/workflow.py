@@ -352,7 +352,10 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     result["reweighter"] = {"dir": first["reweighter_dir"], **first["training"],
                             "architecture": spec.reweighter.architecture,
                             "loss": spec.reweighter.loss,
-                            "parameters": list(spec.reweighter.parameters)}
+                            "parameters": list(spec.reweighter.parameters),
+                            "inputs": {"features": "all" if spec.reweighter.features is None
+                                       else list(spec.reweighter.features),
+                                       "particles": list(spec.reweighter.particles)}}
     result["history"] = first["history"]
     result["normalisation"] = first["normalisation"]
     result["closure"] = first.get("closure", {"points": []})

@@ -521,16 +521,23 @@ class Pythia:
             bar.update(blocks[index].n_events)
 
         try:
-            workers = min(opts["processes"], len(blocks))
+            # Cached blocks are read here; only missing ones are worth starting workers for
+            # (and a fully cached sample then needs no worker processes at all).
+            missing = [blk for blk in blocks
+                       if blk.cache_path is None or not os.path.exists(blk.cache_path)]
+            for blk in blocks:
+                if blk not in missing:
+                    collect(_make_block(blk))
+            workers = min(opts["processes"], len(missing))
             if workers <= 1:
-                for blk in blocks:
+                for blk in missing:
                     collect(_make_block(blk))
             else:
                 # spawn: workers start clean (no forked PYTHIA, TensorFlow or lock state).
                 ctx = multiprocessing.get_context("spawn")
                 pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
                 try:
-                    futures = [pool.submit(_make_block, blk) for blk in blocks]
+                    futures = [pool.submit(_make_block, blk) for blk in missing]
                     for fut in as_completed(futures):
                         collect(fut.result())
                 finally:  # on an error or Ctrl-C, drop the blocks not started yet

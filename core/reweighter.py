@@ -124,7 +124,7 @@ class Reweighter:
 
     def __init__(self, *, model: Any, loss: Any, parameters: ParameterSet,
                  signature: InputSignature, metadata: Mapping[str, Any] | None = None,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None, architecture: Any = None) -> None:
         self.model = model
         self.loss = loss
         self.parameters = parameters
@@ -134,6 +134,10 @@ class Reweighter:
         self._fn: Any = None
         self._grad_fn: Any = None
         self._prepared: list[tuple[EventSet, _Inputs]] = []
+        # An architecture whose θ enters late offers (embed, head): the θ-free part is
+        # evaluated once per event set and cached, and only the head runs per θ.
+        split = getattr(architecture, "split", None)
+        self._split: tuple[Any, Any] | None = split(model) if callable(split) else None
 
     # -- evaluation -----------------------------------------------------------------------
     @property
@@ -163,8 +167,11 @@ class Reweighter:
             x = features.feature_columns(sig.feature_names) if sig.feature_names else \
                 np.zeros((len(features), 0))
             parts = features.particle_arrays(sig.particle_names) if sig.particle_names else None
-            self._prepared = [(features, _Inputs(x, parts)), *self._prepared[:3]]
-            return self._prepared[0][1]
+            prepared = _Inputs(x, parts)
+            if self._split is not None and self.parameters.names:
+                prepared = _Inputs(self._embed(prepared), None, embedded=True)
+            self._prepared = [(features, prepared), *self._prepared[:3]]
+            return prepared
         if sig.particle_names:
             raise DataError(f"this reweighter reads particles ({', '.join(sig.particle_names)});"
                             " pass an EventSet, not a feature array")
@@ -181,6 +188,23 @@ class Reweighter:
             raise DataError(f"unknown theta name(s) {sorted(extra)}; this reweighter is "
                             f"parameterised in {self.theta_names}")
         return self.parameters.as_matrix(theta, n)
+
+    def _embed(self, inp: _Inputs) -> np.ndarray:
+        """The θ-free embedding of every event (``split`` architectures), ``[n, e]``."""
+        import tensorflow as tf
+
+        assert self._split is not None
+        embed = self._split[0]
+        fn = tf.function(lambda feed: embed(feed, training=False), autograph=False,
+                         reduce_retracing=True)
+        out: np.ndarray | None = None
+        no_theta = np.zeros((len(inp.x), 0))
+        for idx, feed in self._batches_of(inp, no_theta):
+            values = fn(feed).numpy()[:len(idx)]
+            if out is None:
+                out = np.zeros((len(inp.x), values.shape[1]), np.float32)
+            out[idx] = values
+        return out if out is not None else np.zeros((0, 0), np.float32)
 
     def _batches_of(self, inp: _Inputs, th: np.ndarray) -> Iterator[tuple[np.ndarray, Any]]:
         """(event indices, padded input dict) chunks covering every event once.
@@ -200,7 +224,9 @@ class Reweighter:
         for a, b, size in _batches(n, _BATCH if inp.particles is None else _PARTICLE_BATCH):
             idx = order[a:b]
             feed: dict[str, Any] = {}
-            if sig.feature_names:
+            if inp.embedded:
+                feed["embedding"] = _pad(inp.x[idx], size)
+            elif sig.feature_names:
                 feed["features"] = _pad(inp.x[idx], size).astype(np.float32)
             if th.shape[1]:
                 feed["theta"] = _pad(th[idx], size).astype(np.float32)
@@ -214,17 +240,25 @@ class Reweighter:
         import tensorflow as tf
 
         if self._fn is None:
-            model, loss = self.model, self.loss
+            self._fn = {}
+        if inp.embedded not in self._fn:
+            model, loss = self._model_for(inp), self.loss
 
             @tf.function(autograph=False, reduce_retracing=True)
             def fn(inputs: dict[str, Any]) -> Any:
                 return tf.reshape(loss.log_ratio(model(inputs, training=False)), [-1])
 
-            self._fn = fn
+            self._fn[inp.embedded] = fn
         out = np.zeros(len(inp.x))
         for idx, feed in self._batches_of(inp, th):
-            out[idx] = self._fn(feed).numpy()[:len(idx)]
+            out[idx] = self._fn[inp.embedded](feed).numpy()[:len(idx)]
         return out
+
+    def _model_for(self, inp: _Inputs) -> Any:
+        if inp.embedded:
+            assert self._split is not None
+            return self._split[1]
+        return self.model
 
     def log_ratio(self, *, features: Any, theta: Mapping[str, Any] | None = None,
                   calibrated: bool = True) -> np.ndarray:
@@ -262,7 +296,9 @@ class Reweighter:
         if not th.shape[1]:
             raise DataError("log_ratio_and_gradient needs a parameterised reweighter")
         if self._grad_fn is None:
-            model, loss = self.model, self.loss
+            self._grad_fn = {}
+        if inp.embedded not in self._grad_fn:
+            model, loss = self._model_for(inp), self.loss
 
             @tf.function(autograph=False, reduce_retracing=True)
             def gfn(inputs: dict[str, Any]) -> Any:
@@ -274,11 +310,11 @@ class Reweighter:
                     lw = loss.log_ratio(model({**inputs, "theta": thetas}, training=False))
                 return tf.reshape(lw, [-1]), tape.gradient(lw, thetas)
 
-            self._grad_fn = gfn
+            self._grad_fn[inp.embedded] = gfn
         n = len(inp.x)
         lw, grad = np.zeros(n), np.zeros((n, th.shape[1]))
         for idx, feed in self._batches_of(inp, th):
-            v, g = self._grad_fn({key: tf.constant(a) for key, a in feed.items()})
+            v, g = self._grad_fn[inp.embedded]({key: tf.constant(a) for key, a in feed.items()})
             lw[idx] = v.numpy()[:len(idx)]
             grad[idx] = g.numpy()[:len(idx)]
         if calibrated and self.calibration is not None:
@@ -418,7 +454,7 @@ class Reweighter:
             raise ReweighterLoadError(f"{model_path}: checksum mismatch; the model file is "
                                       "corrupt or was modified")
         reg = registry or get_registry()
-        custom = None
+        custom, arch = None, None
         if isinstance(meta.get("architecture"), str) and meta["architecture"] in \
                 reg.names("architecture"):
             # Custom layers an architecture serialises come from the plugin itself.
@@ -439,14 +475,16 @@ class Reweighter:
             raise ReweighterLoadError(f"{meta_path}: corrupt metadata: {type(exc).__name__}: "
                                       f"{exc}") from None
         return cls(model=model, loss=loss, parameters=parameters, signature=signature,
-                   metadata=meta, calibration=cal)
+                   metadata=meta, calibration=cal, architecture=arch)
 
 
 class _Inputs(NamedTuple):
-    """Per-event flat features ``[n, d]`` and, optionally, (flat particles, counts)."""
+    """Per-event flat features ``[n, d]`` and, optionally, (flat particles, counts); or,
+    with ``embedded``, the θ-free embedding ``[n, e]`` of a split architecture."""
 
     x: np.ndarray
     particles: tuple[np.ndarray, np.ndarray] | None
+    embedded: bool = False
 
 
 def _pad_particles(flat: np.ndarray, offsets: np.ndarray, counts: np.ndarray, idx: np.ndarray,

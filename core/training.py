@@ -350,4 +350,4 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
         "class_factor_reference_over_target": data.class_factor,
     }
     return Reweighter(model=model, loss=loss, parameters=parameters, signature=data.signature,
-                      metadata=metadata)
+                      metadata=metadata, architecture=architecture)

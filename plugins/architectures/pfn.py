@@ -137,6 +137,44 @@ class PFN:
         """The custom layers a saved PFN needs, registered (see :func:`custom_layers`)."""
         return custom_layers()
 
+    def split(self, model: Any) -> tuple[Any, Any] | None:
+        """``(embed, head)`` for a PFN whose θ enters after the particle sum, else ``None``.
+
+        ``embed`` maps the θ-free inputs (``particles``, ``mask``, ``features``) to the
+        latent vector (with the standardised features appended); ``head`` maps
+        ``{"embedding", "theta"}`` to the output with the *same* layers, so
+        ``head({"embedding": embed(x), "theta": θ}) == model({**x, "theta": θ})``. A fit
+        that evaluates many θ on fixed events then runs Φ and the sum once per event and
+        only F per θ.
+        """
+        import keras
+
+        names = {layer.name for layer in model.layers}
+        if "theta" not in model.input or "theta_per_particle" in names \
+                or "standardise_theta" not in names:
+            return None  # θ per particle (or unused): every part of the net sees θ
+        latent = model.get_layer("latent_norm" if "latent_norm" in names else "particle_sum")
+        pieces = [latent.output]
+        if "features" in model.input:
+            pieces.append(model.get_layer("standardise_features").output)
+        embedded = pieces[0] if len(pieces) == 1 else \
+            keras.layers.Concatenate(name="embedding")(pieces)
+        embed = keras.Model(inputs={k: v for k, v in model.input.items() if k != "theta"},
+                            outputs=embedded, name="pfn_embed")
+        width = int(embedded.shape[-1])
+        emb_in = keras.Input(shape=(width,), name="embedding")
+        theta_in = keras.Input(shape=(model.input["theta"].shape[-1],), name="theta")
+        t = model.get_layer("standardise_theta")(theta_in)
+        z = model.get_layer("latent_inputs")([emb_in, t]) if len(pieces) == 1 else \
+            keras.layers.Concatenate(name="latent_inputs_split")([emb_in, t])
+        for layer in model.layers:
+            if layer.name.startswith("f_"):
+                z = layer(z)
+        out = model.get_layer("output")(z)
+        head = keras.Model(inputs={"embedding": emb_in, "theta": theta_in}, outputs=out,
+                           name="pfn_head")
+        return embed, head
+
     def build(self, *, signature: InputSignature, output_activation: str,
               options: Mapping[str, Any]) -> Any:
         """Return the uncompiled Keras PFN for ``signature``.

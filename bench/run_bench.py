@@ -1,6 +1,6 @@
 """ratiofit benchmarks: training throughput and fit wall time (``make bench``).
 
-Writes three JSON files (atomically: a temporary file renamed into place) under
+Writes four JSON files (atomically: a temporary file renamed into place) under
 ``bench/results/`` and prints a short summary.
 
 ``training_throughput.json``
@@ -37,6 +37,13 @@ Writes three JSON files (atomically: a temporary file renamed into place) under
     events (after a warm-up call; the median of three; the uncalibrated pass is timed too)
     and the ratio fit_time / forward_time. The time of one ``log_ratio_and_gradient`` pass
     is recorded as well, because that is what each objective evaluation runs.
+
+``pfn_training.json``
+    Jets/s of PFN training (the ``pfn`` plugin through ``train_reweighter``: batches padded
+    to their own longest jet, bucketed by multiplicity) against a plain Keras PFN with the
+    same layers padded to the global maximum multiplicity, on the same 3·10^4 + 3·10^4
+    PYTHIA jets, plus the fraction of the CPU's fp32 peak reached (FLOPs estimated from
+    the layer sizes and the real multiplicity); see ``bench/bench_pfn.py``.
 
 ``pythia_source.json``
     e+e- events/s of the ``pythia`` source against a bare ``pythia.next()`` loop in the
@@ -419,6 +426,30 @@ def bench_fit(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def bench_pfn_on_pythia(n_jets: int = 30_000) -> dict[str, Any]:
+    """PFN training throughput on PYTHIA jets (nominal vs αs ~ U[0.10, 0.18], cached),
+    see ``bench/bench_pfn.py``."""
+    from bench_pfn import bench_pfn_training
+
+    from ratiofit.registry import get_registry
+    from ratiofit.sampling import make_sample
+    from ratiofit.spec import load_spec_text
+
+    opts = '{parameters: {alpha_s: "TimeShower:alphaSvalue"}, processes: 2, block_size: 300}'
+    spec = load_spec_text(f"""
+seed: {SEED}
+parameters: {{alpha_s: {{nominal: 0.1365, range: [0.10, 0.18]}}}}
+samples:
+  nominal: {{source: pythia, n_events: {n_jets}, options: {opts}}}
+  varied: {{source: pythia, n_events: {n_jets}, theta: {{alpha_s: uniform}}, options: {opts}}}
+""", path="<bench pfn>")
+    reg = get_registry()
+    ref, tgt = (make_sample(spec.samples[k], parameters=spec.parameters, seed=SEED,
+                            registry=reg) for k in ("nominal", "varied"))
+    return bench_pfn_training(reference=ref, target=tgt, parameters=spec.parameters,
+                              particle_fields=("z", "deta", "dphi", "pid_code"), epochs=3)
+
+
 def main() -> int:
     t_start = time.perf_counter()
     info = machine_info()
@@ -459,9 +490,19 @@ def main() -> int:
     py["load_average_at_end"] = list(os.getloadavg())
     write_json(RESULTS / "pythia_source.json", py)
     bench_pythia.summary(py)
-    print(f"wrote {RESULTS / 'training_throughput.json'}, {RESULTS / 'fit_time.json'} and "
-          f"{RESULTS / 'pythia_source.json'} ({time.perf_counter() - t_start:.0f} s in all)",
-          flush=True)
+
+    print("pfn training:", flush=True)
+    t3 = time.perf_counter()
+    load_begin = list(os.getloadavg())
+    pf = bench_pfn_on_pythia()
+    pf.update({"machine": info, "load_average_at_begin": load_begin,
+               "total_seconds": time.perf_counter() - t3,
+               "load_average_at_end": list(os.getloadavg())})
+    write_json(RESULTS / "pfn_training.json", pf)
+    print(f"  => ratiofit {pf['ratiofit_jets_per_second']:.0f} jets/s, plain padded "
+          f"{pf['plain_padded_jets_per_second']:.0f} jets/s, ratio {pf['ratio']:.2f} (goal ≥ "
+          f"2.5); {pf['fraction_of_fp32_peak']:.1%} of the fp32 peak", flush=True)
+    print(f"wrote {RESULTS}/*.json ({time.perf_counter() - t_start:.0f} s in all)", flush=True)
     return 0
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from .options import Option, resolve_options
 from .plugin_api import KINDS, InputSignature
 
-__all__ = ["check_plugin"]
+__all__ = ["analytic_gaussian_reweighter", "check_plugin"]
 
 
 def _fail(obj: Any, kind: str, message: str) -> AssertionError:
@@ -185,3 +185,49 @@ def _check_source(obj: Any, opts: Mapping[str, Any]) -> None:
         ld = np.asarray(obj.log_density(features=a, theta={}, options=opts))
         if ld.shape != (50,) or not np.all(np.isfinite(ld)):
             raise _fail(obj, "source", "log_density must return finite values of shape [n]")
+
+
+class _IdentityLoss:
+    """A 'loss' whose network output already is log w (for analytic test reweighters)."""
+
+    name = "identity"
+    output_activation = "linear"
+
+    def keras_loss(self) -> Any:
+        raise NotImplementedError("analytic reweighters are not trained")
+
+    def log_ratio(self, output: Any) -> Any:
+        return output
+
+
+def analytic_gaussian_reweighter(*, mu_range: tuple[float, float] = (-2.0, 2.0)) -> Any:
+    """A :class:`~ratiofit.reweighter.Reweighter` with the *exact* ratio of N(μ, 1) to
+    N(0, 1) in one feature ``x0``: log w(x, μ) = μx − μ²/2 (srgn.md Eq. 10).
+
+    For tests of everything downstream of training (templates, fits, inference): the
+    numbers it gives are known in closed form. In memory only (not saveable).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rw = analytic_gaussian_reweighter()
+    >>> float(rw.log_ratio(features=np.array([[1.0]]), theta={"mu": 0.5})[0])
+    0.375
+    """
+    import keras
+
+    from .parameters import Parameter, ParameterSet
+    from .reweighter import Reweighter
+
+    class ExactGaussianRatio(keras.Model):  # type: ignore[misc]
+        def call(self, inputs: Any) -> Any:
+            x, mu = inputs["features"], inputs["theta"]
+            return x * mu - 0.5 * mu * mu
+
+    params = ParameterSet([Parameter(name="mu", nominal=0.0, low=mu_range[0],
+                                     high=mu_range[1])])
+    sig = InputSignature(feature_names=("x0",), feature_mean=(0.0,), feature_std=(1.0,),
+                         theta_names=("mu",), theta_centre=(0.0,), theta_half_width=(1.0,))
+    return Reweighter(model=ExactGaussianRatio(), loss=_IdentityLoss(), parameters=params,
+                      signature=sig,
+                      metadata={"architecture": "analytic", "note": "exact Gaussian ratio"})

@@ -61,7 +61,7 @@ PUBLIC = {
     "ratiofit.report": ["draw_chi2_vs_theta", "make_plots", "report_directory",
                         "summary_markdown"],
     "ratiofit.cli": ["main"],
-    "ratiofit.testing": ["check_plugin"],
+    "ratiofit.testing": ["analytic_gaussian_reweighter", "check_plugin"],
 }
 
 

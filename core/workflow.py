@@ -31,8 +31,8 @@ from .seeding import derive_rng, derive_seed
 from .spec import SampleSpec, Spec, ThetaSpec, resolved_dict
 from .training import train_reweighter
 
-__all__ = ["analytic_fit", "closure", "fit_reweighter", "run_spec", "train_from_spec",
-           "write_json"]
+__all__ = ["analytic_fit", "closure", "fit_reweighter", "run_inference", "run_spec",
+           "train_from_spec", "write_json"]
 
 
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
@@ -309,6 +309,70 @@ def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, ou
     return out
 
 
+def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
+                  this: Reweighter | None) -> dict[str, Any]:
+    """The spec's ``inference`` stage: templates, a pyhf model (exact or portable), the fit,
+    CLs, upper limit and impacts; the portable workspace is written to
+    ``outdir/workspace.json`` whatever the mode (it runs with the ``pyhf`` CLI)."""
+    from dataclasses import asdict
+
+    from . import inference as inf
+
+    ispec = spec.inference
+    assert ispec is not None
+    t0 = time.perf_counter()
+    rws: dict[str, Reweighter] = {}
+    nuisances = []
+    for name, ns in ispec.nuisances.items():
+        if ns.reweighter == "this":
+            if this is None:
+                raise DataError(f"inference.nuisances.{name}: no trained reweighter")
+            rw = this
+        else:
+            d = Path(ns.reweighter)
+            rw = rws.setdefault(str(d), Reweighter.load(
+                d / "reweighter" if (d / "reweighter" / "metadata.json").is_file() else d,
+                registry=registry))
+        fixed = {n: spec.parameters[n].nominal for n in rw.theta_names
+                 if n != ns.parameter and n in spec.parameters}
+        nuisances.append(inf.ReweighterNuisance(name=name, reweighter=rw, parameter=ns.parameter,
+                                                nominal=ns.nominal, sigma=ns.sigma,
+                                                fixed_theta=fixed))
+    chan_samples = []
+    for name, ss in ispec.samples.items():
+        events = samples[ss.sample]
+        w = events.event_weights
+        if ss.yield_ is not None:
+            w = w * (ss.yield_ / w.sum())
+        chan_samples.append(inf.Sample(name=name, events=events, weights=w, signal=ss.signal,
+                                       nuisances=ss.nuisances, staterror=ispec.staterror))
+    channel = inf.Channel(name="channel", observable=ispec.observable, edges=list(ispec.edges),
+                          samples=tuple(chan_samples), observed=samples[ispec.data])
+    templates = inf.build_templates(channels=[channel], nuisances=nuisances,
+                                    flow=ispec.flow,  # type: ignore[arg-type]
+                                    morph=ispec.mode == "exact")
+    workspace = inf.portable_workspace(templates, poi=ispec.poi, staterror=ispec.staterror)
+    inf.write_workspace(workspace, outdir / "workspace.json")
+    model = inf.exact_model(templates, poi=ispec.poi, staterror=ispec.staterror) \
+        if ispec.mode == "exact" else inf.portable_model(templates, poi=ispec.poi,
+                                                        staterror=ispec.staterror)
+    result: dict[str, Any] = {"mode": ispec.mode, "workspace": "workspace.json",
+                              "observable": ispec.observable, "edges": list(ispec.edges)}
+    fit = inf.fit(model)
+    result["fit"] = fit.to_dict()
+    if ispec.hypotest_poi is not None:
+        cls = inf.hypotest(model, poi_value=ispec.hypotest_poi,
+                           calctype=ispec.hypotest_calctype,  # type: ignore[arg-type]
+                           seed=derive_seed(spec.seed, "hypotest"))
+        result["hypotest"] = asdict(cls)
+    if ispec.upper_limit:
+        result["upper_limit"] = asdict(inf.upper_limit(model))
+    if ispec.impacts:
+        result["impacts"] = [asdict(i) for i in inf.impacts(model, nominal=fit)]
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
 def _remove_empty_tree(path: Path) -> None:
     """Drop checkpoint directories that completed trainings left empty."""
     if not path.is_dir():
@@ -337,8 +401,11 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     result: dict[str, Any] = {"spec": spec.path, "seed": spec.seed,
                               "parameters": spec.parameters.to_list()}
     if spec.reweighter is None:
-        for name in spec.samples:
-            samples[name].to_parquet(out / "samples" / f"{name}.parquet")
+        if spec.inference is not None:
+            result["inference"] = run_inference(spec, samples, reg, outdir=out, this=None)
+        else:
+            for name in spec.samples:
+                samples[name].to_parquet(out / "samples" / f"{name}.parquet")
         result["timing"] = {"total_seconds": time.perf_counter() - t0}
         write_json(out / "result.json", result)
         return result
@@ -378,6 +445,9 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
             "mean": {n: float(np.mean(v)) for n, v in values.items()},
             "std": {n: float(np.std(v, ddof=1)) for n, v in values.items()},
             "closure_rmse_member0": [p.get("rmse") for p in result["closure"]["points"]]}
+    if spec.inference is not None:
+        this = Reweighter.load(out / first["reweighter_dir"], registry=reg)
+        result["inference"] = run_inference(spec, samples, reg, outdir=out, this=this)
     result["timing"] = {
         "total_seconds": time.perf_counter() - t0,
         "train_seconds": [m["train_seconds"] for m in members],

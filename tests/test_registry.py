@@ -32,7 +32,7 @@ BUILTINS: dict[str, set[str]] = {
     "architecture": {"mlp", "pfn"},
     "loss": {"bce", "mse", "sqrt", "mlc", "mlc_exp", "lr_direct"},
     "strategy": {"dctr", "likelihood", "scan"},
-    "source": {"gaussian", "gaussian_particles", "parquet", "pythia"},
+    "source": {"gaussian", "gaussian_particles", "parquet", "pythia", "bumphunt"},
 }
 ALL_BUILTIN_NAMES = sorted(set().union(*BUILTINS.values()))
 

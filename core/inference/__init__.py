@@ -1,0 +1,117 @@
+"""Statistical inference with trained reweighters as nuisance parameters.
+
+Binned (pyhf): :mod:`ratiofit.inference.templates` fills reweighted templates
+h_b(θ) = Σ w₀ᵢ·w(xᵢ, θ) and morphs them in θ; :mod:`ratiofit.inference.pyhf_bridge`
+exports them as a portable HistFactory workspace or builds an exact-mode pyhf model with
+a custom modifier, and fits, tests and ranks nuisances (guide-searches.md Sec. 3–4).
+Unbinned (iminuit): :mod:`ratiofit.inference.unbinned`, the extended likelihood of
+guide-searches.md Eq. 3.7–3.8 with per-event log-ratios.
+"""
+
+from __future__ import annotations
+
+from .errors import InferenceError
+from .pyhf_bridge import (
+    MORPH_MODIFIER,
+    BinnedModel,
+    BinnedTemplates,
+    Channel,
+    ChannelTemplates,
+    CLsResult,
+    FitResult,
+    Impact,
+    MorphEntry,
+    Pull,
+    ReweighterNuisance,
+    Sample,
+    SampleTemplates,
+    UpperLimitResult,
+    asimov_data,
+    build_templates,
+    exact_model,
+    expected_by_sample,
+    fit,
+    hypotest,
+    impacts,
+    morphing_modifier_set,
+    parameter_vector,
+    portable_model,
+    portable_workspace,
+    upper_limit,
+    write_workspace,
+)
+from .templates import (
+    FlowCounts,
+    FlowPolicy,
+    Template,
+    TemplateMorphing,
+    histogram_template,
+    reweighted_template,
+)
+from .unbinned import (
+    CoverageResult,
+    LogRatioGrid,
+    NormFactor,
+    Nuisance,
+    ProfileScan,
+    ReferenceNormalisation,
+    ReweightedBinnedNLL,
+    Toy,
+    UnbinnedFitResult,
+    UnbinnedNLL,
+    coverage,
+    fit_unbinned,
+    generate_toy,
+    signal_log_ratio_from_classifier,
+)
+
+__all__ = [
+    "MORPH_MODIFIER",
+    "BinnedModel",
+    "BinnedTemplates",
+    "CLsResult",
+    "Channel",
+    "ChannelTemplates",
+    "CoverageResult",
+    "FitResult",
+    "FlowCounts",
+    "FlowPolicy",
+    "Impact",
+    "InferenceError",
+    "LogRatioGrid",
+    "MorphEntry",
+    "NormFactor",
+    "Nuisance",
+    "ProfileScan",
+    "Pull",
+    "ReferenceNormalisation",
+    "ReweightedBinnedNLL",
+    "ReweighterNuisance",
+    "Sample",
+    "SampleTemplates",
+    "Template",
+    "TemplateMorphing",
+    "Toy",
+    "UnbinnedFitResult",
+    "UnbinnedNLL",
+    "UpperLimitResult",
+    "asimov_data",
+    "build_templates",
+    "coverage",
+    "exact_model",
+    "expected_by_sample",
+    "fit",
+    "fit_unbinned",
+    "generate_toy",
+    "histogram_template",
+    "hypotest",
+    "impacts",
+    "morphing_modifier_set",
+    "parameter_vector",
+    "portable_model",
+    "portable_workspace",
+    "reweighted_template",
+    "signal_log_ratio_from_classifier",
+    "upper_limit",
+    "write_workspace",
+]

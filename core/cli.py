@@ -85,6 +85,8 @@ def _summary(result: dict[str, Any], out: Path) -> None:
     if fit:
         for n, e in fit["parameters"].items():
             line = f"fit {n} = {e['value']:.5g} ± {e['error']:.2g}"
+            if n in fit.get("extra", {}).get("at_limit", []):
+                line += "  (AT ITS RANGE LIMIT: not a measurement)"
             if "analytic" in e:
                 line += f"  (analytic MLE {e['analytic']:.5g} ± {e['analytic_error']:.2g})"
             click.echo(line)

@@ -168,6 +168,13 @@ def minimise(objective: Objective, problem: FitProblem, *, strategy_name: str, e
         errors={n: float(np.sqrt(cov[i, i])) for i, n in enumerate(names)},
         covariance=cov.tolist(), objective_min=float(m.fval), valid=bool(m.valid),
         n_evaluations=len(objective.trace), minos=minos_out, trace=objective.trace)
+    # A minimum on a range limit is not a measurement (e.g. a flat objective from a ratio
+    # that learned nothing): flag it rather than report a tiny error as if it were one.
+    at_limit = [p.name for p in problem.parameters
+                if min(m.values[p.name] - p.low, p.high - m.values[p.name])
+                < max(1e-3 * (p.high - p.low), 2 * float(m.errors[p.name]))]
+    if at_limit:
+        result.extra["at_limit"] = at_limit
     return m, result
 
 

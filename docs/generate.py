@@ -102,8 +102,16 @@ def pythia_section(run: bool) -> list[str]:
                     if target is not None and std > 0 else "–"
             else:
                 ens_txt, pull, consistent = "–", "–", None
+            lo, hi = _range(out, n)
+            near = 1e-3 * (hi - lo)  # a minimum this close to a limit is not a measurement
+            limit = " (at range limit)" if min(e["value"] - lo, hi - e["value"]) < near else ""
+            if ens:
+                k = sum(min(v - lo, hi - v) < near for v in ens["values"][n])
+                ens_txt += f", {k} at range limit" if k else ""
+                if k:  # a member stuck on a limit makes mean ± std meaningless
+                    consistent = False
             rows.append(f"| {spec} {inputs} | {n} | {target if target is not None else '?'} | "
-                        f"{e['value']:.4f} ± {e['error']:.4f} | {ens_txt} | {pull} | "
+                        f"{e['value']:.4f} ± {e['error']:.4f}{limit} | {ens_txt} | {pull} | "
                         f"{'yes' if consistent else 'no' if consistent is not None else '–'} | "
                         f"{PAPER.get((name, n), '–')} |")
         for p in res.get("closure", {}).get("points", []):
@@ -121,14 +129,22 @@ def pythia_section(run: bool) -> list[str]:
             "member 0 with its error; *ensemble* is mean ± std over independently trained "
             "members, each on its own samples (number in brackets); *deviation* = "
             "(mean − target)/std and (mean − target)/(std/√N); *consistent*: within 2 std "
-            "(the criterion of dctr.md's tables). Paper values are quoted from dctr.md "
-            "(10⁶ events per sample, GPU-trained); the specs here are sized for 2 CPU cores.",
+            "(the criterion of dctr.md's tables) and no member stuck on a range limit. Paper "
+            "values are quoted from dctr.md (10⁶ events per sample, GPU-trained); the specs "
+            "here are sized for 2 CPU cores.",
             "",
             "| spec | parameter | target | fit (member 0) | ensemble mean ± std | deviation | "
             "consistent | dctr.md |", "|---|---|---|---|---|---|---|---|", *rows, "",
             "### Closure on held-out samples (χ²/ndf against the target sample)", "",
             "| spec | θ | observable | nominal | reweighted | ndf |", "|---|---|---|---|---|---|",
             *closure, ""]
+
+
+def _range(out: Path, name: str) -> list[float]:
+    import yaml
+
+    spec = yaml.safe_load((out / "spec.yaml").read_text())
+    return [float(v) for v in spec["parameters"][name]["range"]]
 
 
 def _target(out: Path, name: str) -> float | None:

@@ -220,6 +220,10 @@ def main() -> None:
               "| spec (strategy) | parameter | truth | fit | analytic MLE | pull | rel. error |",
               "|---|---|---|---|---|---|---|", *fits, ""]
     lines += pythia_section("--pythia" in sys.argv)
+    sys.path.insert(0, str(ROOT / "docs"))
+    from inference_tables import inference_markdown
+
+    (ROOT / "docs" / "inference.md").write_text(inference_markdown())
     (ROOT / "docs" / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

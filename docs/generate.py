@@ -86,9 +86,9 @@ def pythia_section(run: bool) -> list[str]:
         res = json.loads((out / "result.json").read_text())
         fit, ens = res.get("fit"), res.get("ensemble")
         used = res["reweighter"].get("inputs", {})
-        inputs = f"({res['reweighter']['architecture']} on " + (
-            "particles" if used.get("particles") else ", ".join(used.get("features") or ["all"])
-        ) + ")"
+        parts = (["particles"] if used.get("particles") else []) + \
+            (used.get("features") or ([] if used.get("particles") else ["all"]))
+        inputs = f"({res['reweighter']['architecture']} on {' + '.join(parts)})"
         for n, e in (fit or {}).get("parameters", {}).items():
             target = _target(out, n)
             if ens:

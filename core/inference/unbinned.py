@@ -636,7 +636,48 @@ def _signal_log_ratio(value: Any, events: EventSet, what: str) -> np.ndarray:
     return arr
 
 
-class UnbinnedNLL(Cost):
+class _ReweighterCost(Cost):
+    """What both costs share: a likelihood (errordef 0.5) with an analytic gradient from
+    ``_evaluate(args, gradient) -> (value, gradient | None)`` and a Hessian from central
+    differences of that gradient."""
+
+    _parameters: Any
+    eager_gradient: bool
+    cache: str
+
+    def _errordef(self) -> float:
+        return _LIKELIHOOD
+
+    def _evaluate(self, args: Sequence[float], gradient: bool
+                  ) -> tuple[float, np.ndarray | None]:
+        raise NotImplementedError
+
+    def _has_grad(self) -> bool:
+        return True
+
+    #: iminuit uses :meth:`hessian` for HESSE and MIGRAD's seed when this is true.
+    has_hessian = True
+    #: How often :meth:`hessian` had to make an indefinite Hessian positive definite.
+    hessian_fixes = 0
+
+    def hessian(self, *args: float) -> np.ndarray:
+        """Hessian by central differences of the analytic gradient (:func:`_fd_hessian`)."""
+        return _fd_hessian(self, args)
+
+    def _value(self, args: Sequence[float]) -> float:
+        return self._evaluate(args, self.eager_gradient and self.cache != "none")[0]
+
+    def _grad(self, args: Sequence[float]) -> np.ndarray:
+        g = self._evaluate(args, True)[1]
+        assert g is not None
+        return g
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return list(self._parameters)
+
+
+class UnbinnedNLL(_ReweighterCost):
     """Extended unbinned −log L with learned background shape nuisances (module docstring).
 
     Fit parameters ``[poi, *nuisances, norm]``, in that order; ``Minuit(cost, **cost.start)``
@@ -758,36 +799,11 @@ class UnbinnedNLL(Cost):
         super().__init__(params, verbose)
 
     # -- iminuit Cost interface ---------------------------------------------------------------
-    def _errordef(self) -> float:
-        return _LIKELIHOOD
-
     def _ndata(self) -> float:
         return np.inf  # unbinned, as iminuit's own unbinned costs say
 
-    def _has_grad(self) -> bool:
-        return True
-
-    #: iminuit uses :meth:`hessian` for HESSE and MIGRAD's seed when this is true.
-    has_hessian = True
-    #: How often :meth:`hessian` had to make an indefinite Hessian positive definite.
-    hessian_fixes = 0
-
-    def hessian(self, *args: float) -> np.ndarray:
-        """Hessian by central differences of the analytic gradient (:func:`_fd_hessian`)."""
-        return _fd_hessian(self, args)
-
-    def _value(self, args: Sequence[float]) -> float:
-        return self._evaluate(args, self.eager_gradient and self.cache != "none")[0]
-
-    def _grad(self, args: Sequence[float]) -> np.ndarray:
-        g = self._evaluate(args, True)[1]
-        assert g is not None
-        return g
 
     # -- the likelihood -------------------------------------------------------------------------
-    @property
-    def parameter_names(self) -> list[str]:
-        return list(self._parameters)
 
     def cache_info(self) -> dict[str, Any]:
         """Network passes and LRU hits/misses (data and reference) so far."""
@@ -907,7 +923,7 @@ class UnbinnedNLL(Cost):
 
 
 # -- the binned cost ------------------------------------------------------------------------------
-class ReweightedBinnedNLL(Cost):
+class ReweightedBinnedNLL(_ReweighterCost):
     """Poisson −log L of binned data with reweighted background templates (Eq. 3.6).
 
     ``ν_b(μ, θ, k) = μ·s_b + k·h_b(θ)`` with the background template
@@ -1044,35 +1060,10 @@ class ReweightedBinnedNLL(Cost):
         per_bin[k_bins] = ww.sum()
         return per_bin
 
-    def _errordef(self) -> float:
-        return _LIKELIHOOD
-
     def _ndata(self) -> int:
         return len(self.counts)
 
-    def _has_grad(self) -> bool:
-        return True
 
-    #: iminuit uses :meth:`hessian` for HESSE and MIGRAD's seed when this is true.
-    has_hessian = True
-    #: How often :meth:`hessian` had to make an indefinite Hessian positive definite.
-    hessian_fixes = 0
-
-    def hessian(self, *args: float) -> np.ndarray:
-        """Hessian by central differences of the analytic gradient (:func:`_fd_hessian`)."""
-        return _fd_hessian(self, args)
-
-    def _value(self, args: Sequence[float]) -> float:
-        return self._evaluate(args, self.eager_gradient and self.cache != "none")[0]
-
-    def _grad(self, args: Sequence[float]) -> np.ndarray:
-        g = self._evaluate(args, True)[1]
-        assert g is not None
-        return g
-
-    @property
-    def parameter_names(self) -> list[str]:
-        return list(self._parameters)
 
     def cache_info(self) -> dict[str, Any]:
         return {"mode": self.cache, "evaluations": self.n_evaluations,

@@ -1,6 +1,6 @@
 """ratiofit benchmarks: training throughput and fit wall time (``make bench``).
 
-Writes four JSON files (atomically: a temporary file renamed into place) under
+Writes five JSON files (atomically: a temporary file renamed into place) under
 ``bench/results/`` and prints a short summary.
 
 ``training_throughput.json``
@@ -44,6 +44,10 @@ Writes four JSON files (atomically: a temporary file renamed into place) under
     same layers padded to the global maximum multiplicity, on the same 3·10^4 + 3·10^4
     PYTHIA jets, plus the fraction of the CPU's fp32 peak reached (FLOPs estimated from
     the layer sizes and the real multiplicity); see ``bench/bench_pfn.py``.
+
+``binned_fit.json``
+    pyhf fit wall time of the exact-mode morphing modifier against the portable histosys
+    workspace on the same templates (``bench/bench_binned.py``, seconds).
 
 ``pythia_source.json``
     e+e- events/s of the ``pythia`` source against a bare ``pythia.next()`` loop in the
@@ -502,7 +506,12 @@ def main() -> int:
     print(f"  => ratiofit {pf['ratiofit_jets_per_second']:.0f} jets/s, plain padded "
           f"{pf['plain_padded_jets_per_second']:.0f} jets/s, ratio {pf['ratio']:.2f} (goal ≥ "
           f"2.5); {pf['fraction_of_fp32_peak']:.1%} of the fp32 peak", flush=True)
-    print(f"wrote {RESULTS}/*.json ({time.perf_counter() - t_start:.0f} s in all)", flush=True)
+    print("binned fit (exact morphing vs portable histosys):", flush=True)
+    import bench_binned
+
+    bench_binned.main()
+    print(f"wrote {RESULTS}/*.json ({time.perf_counter() - t_start:.0f} s in all); the unbinned "
+          "fit benchmark runs separately: python bench/bench_unbinned.py", flush=True)
     return 0
 
 

@@ -39,17 +39,16 @@ Grid accuracy
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_bench import machine_info, write_json  # one copy of the machine record
 
 RESULTS = Path(__file__).resolve().parent / "results" / "unbinned_fit.json"
 SIZES = (10_000, 100_000, 1_000_000)
@@ -62,44 +61,8 @@ GRID_POINTS = 21
 HIDDEN = [64, 64, 64]
 SEED = 20240701
 
-__all__ = ["grid_accuracy", "log_signal_ratio", "machine_info", "main", "make_data",
-           "time_fit", "train_mlp_reweighter", "write_json"]
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON atomically: a temporary file in the same directory renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def machine_info() -> dict[str, Any]:
-    import iminuit
-    import keras
-    import tensorflow as tf
-
-    import ratiofit
-
-    try:
-        affinity: int | None = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    return {
-        "date_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "load_average_at_start": list(os.getloadavg()),
-        "platform": platform.platform(), "cpu_count": os.cpu_count(),
-        "cpu_affinity_count": affinity, "python": sys.version.split()[0],
-        "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-        "iminuit": iminuit.__version__, "ratiofit": ratiofit.__version__,
-    }
+__all__ = ["grid_accuracy", "log_signal_ratio", "main", "make_data",
+           "time_fit", "train_mlp_reweighter"]
 
 
 def log_signal_ratio(x: np.ndarray) -> np.ndarray:

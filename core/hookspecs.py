@@ -18,7 +18,8 @@ group of its distribution::
 Each hook returns a list of plugin objects of one kind; every object has a unique
 ``name`` within its kind and satisfies the matching Protocol of :mod:`ratiofit.plugin_api`
 (:class:`~ratiofit.plugin_api.Architecture`, :class:`~ratiofit.plugin_api.Loss`,
-:class:`~ratiofit.plugin_api.Strategy`, :class:`~ratiofit.plugin_api.Source`).
+:class:`~ratiofit.plugin_api.Strategy`, :class:`~ratiofit.plugin_api.Source`,
+:class:`~ratiofit.plugin_api.Study`).
 The built-ins in ``ratiofit.plugins`` use exactly this path. Test a plugin with
 :func:`ratiofit.testing.check_plugin`.
 """
@@ -75,4 +76,14 @@ def ratiofit_sources() -> list[Any]:  # type: ignore[empty-body]
     for events whose per-event parameter values are ``theta`` (name → array ``[n]``).
     A source that knows its density also defines ``log_density(*, features, theta,
     options)``; closure checks then compare with the exact ratio.
+    """
+
+
+@hookspec
+def ratiofit_studies() -> list[Any]:  # type: ignore[empty-body]
+    """Return study plugins: analysis steps named in the spec's ``studies`` section.
+
+    Each object has ``name``, ``options`` and ``run(*, context, options)`` taking a
+    :class:`~ratiofit.study.StudyContext` and returning a JSON-able mapping. An optional
+    ``check(*, options, samples, parameters)`` validates references when the spec loads.
     """

@@ -16,7 +16,7 @@ from .options import Option
 if TYPE_CHECKING:
     from .fitting import FitProblem, FitResult
 
-__all__ = ["KINDS", "Architecture", "InputSignature", "Loss", "Source", "Strategy"]
+__all__ = ["KINDS", "Architecture", "InputSignature", "Loss", "Source", "Strategy", "Study"]
 
 #: The plugin kinds and the hook that provides each.
 KINDS: dict[str, str] = {
@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "loss": "ratiofit_losses",
     "strategy": "ratiofit_strategies",
     "source": "ratiofit_sources",
+    "study": "ratiofit_studies",
 }
 
 
@@ -122,3 +123,24 @@ class Source(Protocol):
 
     def generate(self, *, n_events: int, theta: Mapping[str, np.ndarray],
                  options: Mapping[str, Any], rng: np.random.Generator) -> Any: ...
+
+
+@runtime_checkable
+class Study(Protocol):
+    """A self-contained analysis step run after training, fit and inference.
+
+    Studies carry the method-specific workflows that are not a single fit of θ (an NCR
+    comparison, an SRGN landscape, ensemble ROC curves...). The spec's ``studies`` section
+    names them; ``run`` receives a :class:`~ratiofit.study.StudyContext` (the validated
+    spec, its samples, the registry, the trained reweighter if any, an output directory
+    and a seed) and returns a JSON-able mapping stored under ``result.json["studies"]``.
+
+    A study may also define ``check(*, options, samples, parameters)``, called when the
+    spec is validated, raising ``ValueError`` (with a ``field`` attribute naming the
+    option) for references to undefined samples or parameters.
+    """
+
+    name: str
+    options: Mapping[str, Option]
+
+    def run(self, *, context: Any, options: Mapping[str, Any]) -> Mapping[str, Any]: ...

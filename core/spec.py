@@ -38,6 +38,10 @@ Top-level sections
     (the part of a learned ratio's error that more epochs or members cannot remove).
 ``outputs``
     ``{plots: bool, closure: {param: [values]}, closure_events: int}``.
+``studies``
+    ``{label: {study: name, options: {...}}}``: method-specific analysis steps (plugin
+    kind ``study``) run after training, fit and inference, each writing
+    ``studies/<label>/`` and ``result.json["studies"][label]``.
 
 Examples
 --------
@@ -80,6 +84,7 @@ __all__ = [
     "ReweighterSpec",
     "SampleSpec",
     "Spec",
+    "StudySpec",
     "ThetaSpec",
     "TrainingSpec",
     "load_spec",
@@ -306,6 +311,15 @@ class InferenceSpec:
 
 
 @dataclass(frozen=True)
+class StudySpec:
+    """One entry of ``studies``: the study plugin and its validated options."""
+
+    label: str
+    study: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated spec. ``raw`` is the parsed YAML (for the copy written next to results)."""
 
@@ -321,10 +335,11 @@ class Spec:
     #: Ensemble members regenerate their training samples (``training_samples: independent``).
     ensemble_independent_samples: bool = False
     inference: InferenceSpec | None = None
+    studies: tuple[StudySpec, ...] = ()
 
 
 _TOP = ["seed", "parameters", "samples", "reweighter", "fit", "ensemble", "outputs",
-        "inference", "description"]
+        "inference", "studies", "description"]
 
 
 def load_spec(path: str | Path, *, registry: Registry | None = None) -> Spec:
@@ -383,9 +398,37 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
     if top.get("inference") is not None:
         inference = _inference(ctx, reg, samples, reweighter, path,
                                ctx.mapping(top["inference"], ("inference",)))
+    studies = tuple(_study(ctx, reg, parameters, samples, label, ctx.mapping(body, (
+        "studies", label))) for label, body in ctx.mapping(top.get("studies"),
+                                                           ("studies",)).items())
     return Spec(path=path, seed=seed, parameters=parameters, samples=samples,
                 reweighter=reweighter, fit=fit, ensemble=ensemble, outputs=outputs, raw=top,
-                ensemble_independent_samples=independent, inference=inference)
+                ensemble_independent_samples=independent, inference=inference,
+                studies=studies)
+
+
+def _study(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, SampleSpec],
+           label: str, body: dict[str, Any]) -> StudySpec:
+    path: Path_ = ("studies", label)
+    if not str(label).isidentifier():
+        raise ctx.error(path, f"study labels must be identifiers, got {label!r}")
+    ctx.no_unknown(body, path, ["study", "options"])
+    name = ctx.get(body, path, "study", str)
+    try:
+        impl = reg.get("study", name)
+    except PluginError as exc:
+        raise ctx.error((*path, "study"), str(exc)) from None
+    given = ctx.mapping(body.get("options"), (*path, "options"))
+    options = _options(ctx, impl, given, (*path, "options"))
+    check = getattr(impl, "check", None)
+    if check is not None:  # references to samples and parameters, before anything runs
+        try:
+            check(options=options, samples=samples, parameters=params)
+        except ValueError as exc:
+            field = getattr(exc, "field", None)
+            where = (*path, "options", field) if field in given else (*path, "options")
+            raise ctx.error(where, f"{exc} (plugin '{impl.name}')") from None
+    return StudySpec(label=str(label), study=name, options=options)
 
 
 def _parameters(ctx: _Ctx, section: dict[str, Any]) -> ParameterSet:
@@ -907,6 +950,9 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
                       **({"reference": f.reference} if f.reference else {})}
     out["outputs"] = {"plots": spec.outputs.plots, "closure": dict(spec.outputs.closure),
                       "closure_events": spec.outputs.closure_events}
+    if spec.studies:
+        out["studies"] = {st.label: {"study": st.study, "options": {
+            k: v for k, v in st.options.items() if v is not None}} for st in spec.studies}
     # Options left at None (no value) are dropped so the file validates again.
     for section in ("samples",):
         for s in out[section].values():

@@ -36,7 +36,7 @@ def check_plugin(obj: Any, *, kind: str, options: Mapping[str, Any] | None = Non
     obj
         The plugin object (as returned by its hook).
     kind
-        ``architecture``, ``loss``, ``strategy`` or ``source``.
+        ``architecture``, ``loss``, ``strategy``, ``source`` or ``study``.
     options
         Options to exercise the plugin with (required when it declares required options).
     signature
@@ -63,7 +63,8 @@ def check_plugin(obj: Any, *, kind: str, options: Mapping[str, Any] | None = Non
     if kind == "architecture":
         _check_architecture(obj, resolved, signature or _signature())
         return
-    {"loss": _check_loss, "strategy": _check_strategy, "source": _check_source}[kind](obj, resolved)
+    {"loss": _check_loss, "strategy": _check_strategy, "source": _check_source,
+     "study": _check_study}[kind](obj, resolved)
 
 
 def _check_loss(obj: Any, opts: Mapping[str, Any]) -> None:
@@ -153,6 +154,15 @@ def _check_architecture(obj: Any, opts: Mapping[str, Any], sig: InputSignature) 
 def _check_strategy(obj: Any, opts: Mapping[str, Any]) -> None:
     if not callable(getattr(obj, "fit", None)):
         raise _fail(obj, "strategy", "missing 'fit(*, problem, options)'")
+
+
+def _check_study(obj: Any, opts: Mapping[str, Any]) -> None:
+    if not callable(getattr(obj, "run", None)):
+        raise _fail(obj, "study", "missing 'run(*, context, options)'")
+    check = getattr(obj, "check", None)
+    if check is not None and not callable(check):
+        raise _fail(obj, "study", "'check' must be callable as check(*, options, samples, "
+                    "parameters)")
 
 
 def _check_source(obj: Any, opts: Mapping[str, Any]) -> None:

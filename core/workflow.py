@@ -32,7 +32,7 @@ from .spec import SampleSpec, Spec, ThetaSpec, resolved_dict
 from .training import train_reweighter
 
 __all__ = ["analytic_fit", "closure", "fit_reweighter", "run_inference", "run_spec",
-           "train_from_spec", "write_json"]
+           "run_studies", "train_from_spec", "write_json"]
 
 
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
@@ -373,6 +373,29 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
     return result
 
 
+def run_studies(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
+                reweighter: Reweighter | None, executor: Executor | None = None,
+                progress: bool = False) -> dict[str, Any]:
+    """Run the spec's ``studies`` in order; each returns a JSON-able mapping, also written
+    to ``outdir/studies/<label>/result.json``."""
+    from .study import StudyContext
+
+    out: dict[str, Any] = {}
+    for st in spec.studies:
+        impl = registry.get("study", st.study)
+        sdir = outdir / "studies" / st.label
+        sdir.mkdir(parents=True, exist_ok=True)
+        context = StudyContext(label=st.label, spec=spec, samples=samples, registry=registry,
+                               outdir=sdir, seed=derive_seed(spec.seed, "study", st.label),
+                               reweighter=reweighter, executor=executor, progress=progress)
+        t0 = time.perf_counter()
+        payload = {"study": st.study, **dict(impl.run(context=context, options=st.options))}
+        payload["seconds"] = time.perf_counter() - t0
+        write_json(sdir / "result.json", payload)
+        out[st.label] = payload
+    return out
+
+
 def _remove_empty_tree(path: Path) -> None:
     """Drop checkpoint directories that completed trainings left empty."""
     if not path.is_dir():
@@ -403,9 +426,12 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     if spec.reweighter is None:
         if spec.inference is not None:
             result["inference"] = run_inference(spec, samples, reg, outdir=out, this=None)
-        else:
+        elif not spec.studies:
             for name in spec.samples:
                 samples[name].to_parquet(out / "samples" / f"{name}.parquet")
+        if spec.studies:
+            result["studies"] = run_studies(spec, samples, reg, outdir=out, reweighter=None,
+                                            executor=executor, progress=progress)
         result["timing"] = {"total_seconds": time.perf_counter() - t0}
         write_json(out / "result.json", result)
         return result
@@ -445,9 +471,13 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
             "mean": {n: float(np.mean(v)) for n, v in values.items()},
             "std": {n: float(np.std(v, ddof=1)) for n, v in values.items()},
             "closure_rmse_member0": [p.get("rmse") for p in result["closure"]["points"]]}
-    if spec.inference is not None:
+    if spec.inference is not None or spec.studies:
         this = Reweighter.load(out / first["reweighter_dir"], registry=reg)
-        result["inference"] = run_inference(spec, samples, reg, outdir=out, this=this)
+        if spec.inference is not None:
+            result["inference"] = run_inference(spec, samples, reg, outdir=out, this=this)
+        if spec.studies:
+            result["studies"] = run_studies(spec, samples, reg, outdir=out, reweighter=this,
+                                            executor=executor, progress=progress)
     result["timing"] = {
         "total_seconds": time.perf_counter() - t0,
         "train_seconds": [m["train_seconds"] for m in members],

@@ -7,12 +7,21 @@ through parquet with its metadata.
 
 Non-finite features, θ or weights are refused at construction: nothing is replaced.
 
+Two-level events (generator level and detector level, srgn.md and ncr.md) are one
+EventSet whose flat feature names carry the level as a prefix, ``gen_<name>`` and
+``sim_<name>``: every shuffle, split and parquet round trip keeps the pairing because it
+is one row. Real data carries the ``sim_`` columns only. :meth:`EventSet.level` returns
+one level as an ordinary EventSet (prefix removed, θ and weights kept).
+
 Examples
 --------
 >>> import numpy as np
 >>> ev = EventSet(features=np.zeros((3, 1)), feature_names=("x",))
 >>> len(ev), ev.theta_names
 (3, ())
+>>> two = EventSet(features=np.array([[0.1, 0.3]]), feature_names=("gen_x", "sim_x"))
+>>> two.level("sim").feature_names, two.levels
+(('x',), ('gen', 'sim'))
 """
 
 from __future__ import annotations
@@ -30,7 +39,10 @@ import numpy as np
 from ._atomic import publish
 from .errors import DataError
 
-__all__ = ["EventSet", "assign_theta_from"]
+__all__ = ["LEVELS", "EventSet", "assign_theta_from"]
+
+#: Level prefixes of two-level events: generator level and detector (simulated) level.
+LEVELS = ("gen", "sim")
 
 _THETA_PREFIX = "theta."
 _WEIGHT_COL = "weight"
@@ -183,6 +195,25 @@ class EventSet:
             self, features=self.features[index], theta=self._theta[index],
             weights=None if self.weights is None else self.weights[index],
             particles=None if self.particles is None else self.particles[index])
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The levels (``gen``, ``sim``) that have at least one ``<level>_`` feature."""
+        return tuple(lv for lv in LEVELS
+                     if any(n.startswith(f"{lv}_") for n in self.feature_names))
+
+    def level(self, name: str) -> EventSet:
+        """Level ``name``'s flat features (prefix removed) with the same θ, weights and
+        particles; a :class:`~ratiofit.errors.DataError` if the events lack that level."""
+        if name not in LEVELS:
+            raise ValueError(f"unknown level {name!r}; use one of {LEVELS}")
+        prefix = f"{name}_"
+        cols = [i for i, n in enumerate(self.feature_names) if n.startswith(prefix)]
+        if not cols:
+            raise DataError(f"event set has no '{name}' level (no '{prefix}*' features; has "
+                            f"{list(self.feature_names)})")
+        return replace(self, features=self.features[:, cols],
+                       feature_names=tuple(self.feature_names[i][len(prefix):] for i in cols))
 
     def with_theta(self, theta: np.ndarray, names: Sequence[str]) -> EventSet:
         return replace(self, theta=theta, theta_names=tuple(names))

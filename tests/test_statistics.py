@@ -130,3 +130,31 @@ def test_scan_finds_the_likelihood_minimum(trained_1d, data_and_mle):
     res = _fit(trained_1d, "scan", data, points=81)
     # Grid spacing 0.05 ≫ σ: the parabola refinement must land within a fraction of a step.
     assert abs(res.values["mu"] - mle) < 0.02
+
+
+def test_likelihood_reference_mc_error_matches_replica_spread():
+    """The reported reference-sample MC error equals the spread of μ̂ over independent
+    reference samples with the data held fixed (exact ratio, so only Z(θ) is noisy).
+
+    30 replicas: the sample std has a relative error of 1/sqrt(2·29) ≈ 13%; the bound
+    (ratio within [0.6, 1.5]) is about 3 of those on either side.
+    """
+    from ratiofit.parameters import ParameterSet
+    from ratiofit.testing import analytic_gaussian_reweighter
+
+    rw = analytic_gaussian_reweighter()
+    data = gaussian_events(20_000, 1.0, seed=3, theta=False)
+    strategy = get_registry().get("strategy", "likelihood")
+    opts = resolve_options(strategy.options, {"minos": False, "landscape_points": 0},
+                           where="likelihood")
+    values, reported = [], []
+    for k in range(30):
+        ref = gaussian_events(5_000, 0.0, seed=100 + k, theta=False)
+        problem = FitProblem(reweighter=rw, data=data, reference=ref,
+                             parameters=ParameterSet([rw.parameters["mu"]]))
+        result = strategy.fit(problem=problem, options=opts)
+        values.append(result.values["mu"])
+        reported.append(result.extra["mc_stat_errors"]["mu"])
+    ratio = np.std(values, ddof=1) / np.mean(reported)
+    print(f"replica std / reported MC error = {ratio:.3f}")
+    assert 0.6 < ratio < 1.5, ratio

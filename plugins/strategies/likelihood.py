@@ -11,6 +11,14 @@ With ``normalisation: calibration`` the reweighter's stored calibration (a polyn
 of log Z(θ) made after training) is used instead and no reference sample is needed.
 HESSE with errordef = 0.5 gives the errors; MINOS intervals and a likelihood landscape
 (2ΔNLL around the minimum) are reported too.
+
+With reference normalisation Z(θ) is itself an estimate from N_ref events, so θ̂ carries
+a Monte Carlo error from the reference sample. Its covariance is reported as
+``extra.mc_stat_covariance`` = H⁻¹ V H⁻¹, where V is the variance of the score term
+N_data ∂_θ log Z(θ̂) over reference events (delta method for the ratio of means
+Σ aᵣ wᵣ ∂log wᵣ / Σ aᵣ wᵣ), so the user can tell when the reference is too small: at a
+shift μ from the nominal of a unit Gaussian this error is about σ_stat · √(e^{μ²}(1 + μ²)
+N_data / N_ref).
 """
 
 from __future__ import annotations
@@ -73,8 +81,13 @@ class Likelihood:
         obj = self.objective(problem, options)
         _, result = minimise(obj, problem, strategy_name=self.name, errordef=0.5,
                              minos=options["minos"], tolerance=options["tolerance"])
-        result.extra["normalisation"] = "reference" if self._by_reference(problem, options) \
-            else "calibration"
+        by_reference = self._by_reference(problem, options)
+        result.extra["normalisation"] = "reference" if by_reference else "calibration"
+        if by_reference:
+            mc = self._reference_covariance(problem, result)
+            result.extra["mc_stat_covariance"] = mc.tolist()
+            result.extra["mc_stat_errors"] = {
+                n: float(np.sqrt(max(mc[i, i], 0.0))) for i, n in enumerate(result.names)}
         if options["landscape_points"]:
             land = landscape(obj, centre=result.values,
                              half_width={n: 4 * max(e, 1e-6) for n, e in result.errors.items()},
@@ -83,6 +96,28 @@ class Likelihood:
             land["quantity"] = "2ΔNLL"
             result.landscape = land
         return result
+
+    @staticmethod
+    def _reference_covariance(problem: FitProblem, result: FitResult) -> np.ndarray:
+        """H⁻¹ V H⁻¹ with V the reference-sample variance of the normalisation score."""
+        rw, ref = problem.reweighter, problem.reference
+        assert ref is not None
+        cols = [rw.theta_names.index(n) for n in problem.parameters.names]
+        theta = problem.theta([result.values[n] for n in result.names])
+        lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta, calibrated=False)
+        a = ref.event_weights / ref.event_weights.sum()
+        v = np.exp(lw_r - lw_r.max())  # w up to a constant, which cancels in the ratio
+        u = v[:, None] * g_r[:, cols]
+        mean_v = float(a @ v)
+        ratio = (a @ u) / mean_v
+        influence = (u - ratio[None, :] * v[:, None]) / mean_v
+        # Effective number of reference events for weighted samples (Kish).
+        n_eff = 1.0 / float(np.sum(a**2))
+        centred = influence - a @ influence
+        var_ratio = (centred.T * a) @ centred / n_eff
+        n_data = float(problem.data.event_weights.sum())
+        h_inv = np.asarray(result.covariance)
+        return h_inv @ (n_data**2 * var_ratio) @ h_inv
 
 
 @hookimpl

@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run test test-slow bench docs lint clean
+.PHONY: setup run test test-slow bench docs docs-tables lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/ratiofit-example-plugins/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps -e examples/ratiofit-example-plugins
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -29,8 +30,16 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_bench.py
 
-docs: $(STAMP)
+## make docs-tables: regenerate the result tables in docs/ from the run directories
+docs-tables: $(STAMP)
 	$(PY) docs/generate.py
+
+## make docs: the spec/plugin reference (docs/plugins.md, ratiofit's own plugins) from the
+## schema and the option declarations, then the site (warnings are errors) in docs/_build/html
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	RATIOFIT_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -c "import sys; sys.path[:0] = ['docs']; import generate; generate.plugin_reference()"
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check core plugins tests bench docs

@@ -56,24 +56,82 @@ quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No progress bars."
 @click.option("--no-plots", is_flag=True, help="Skip plots.")
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Multiply every sample's n_events (e.g. 10 for paper sizes on a GPU).")
+@click.option("--scheduler", metavar="ADDR", default=None,
+              help="Run the independent jobs (ensemble members) on this dask scheduler "
+                   "(tcp://host:8786); workers must share OUTPUT's file system.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Run the independent jobs on a local dask cluster of N worker processes.")
 @quiet_opt
 @debug_opt
-def run(spec_path: str, output: str | None, no_plots: bool, scale: float, quiet: bool,
-        debug: bool) -> None:
-    """Run everything a spec declares; write OUTPUT/result.json, reweighter/, plots/."""
+def run(spec_path: str, output: str | None, no_plots: bool, scale: float,
+        scheduler: str | None, workers: int | None, quiet: bool, debug: bool) -> None:
+    """Run everything a spec declares; write OUTPUT/result.json, reweighter/, plots/.
+
+    Each finished job (ensemble member) is also kept in OUTPUT/jobs/; running the same
+    spec with the same ratiofit into the same OUTPUT again reuses them instead of
+    training again (delete OUTPUT/jobs to retrain).
+    """
+    from .execution import DaskExecutor, LocalExecutor
     from .spec import load_spec, scale_spec
     from .workflow import run_spec
 
     def go() -> None:
+        if scheduler is not None and workers is not None:
+            raise RatiofitError("give --scheduler or --workers, not both")
         spec = load_spec(spec_path)
         if scale != 1.0:
             spec = scale_spec(spec, scale)
         out = Path(output or Path("runs") / Path(spec_path).stem)
-        result = run_spec(spec, out, progress=_progress(quiet),
-                          plots=False if no_plots else None)
+        jobs_dir, fingerprint = out / "jobs", _run_fingerprint(spec)
+        executor: LocalExecutor | DaskExecutor
+        if scheduler is None and workers is None:
+            executor = LocalExecutor(results_dir=jobs_dir, fingerprint=fingerprint)
+        else:
+            executor = DaskExecutor(scheduler=scheduler, workers=workers,
+                                    results_dir=jobs_dir, fingerprint=fingerprint)
+        with executor:
+            result = run_spec(spec, out, progress=_progress(quiet),
+                              plots=False if no_plots else None, executor=executor)
+        if executor.skipped:
+            click.echo(f"reused finished job(s) {', '.join(executor.skipped)} from {jobs_dir} "
+                       "(delete it to run them again)")
         _summary(result, out)
 
     _guard(debug, go)
+
+
+def _run_fingerprint(spec: Any) -> str:
+    """What a run's job results depend on: the resolved spec, ratiofit's source files and
+    the versions of the distributions providing plugins (stored job results are reused
+    only while all of them are unchanged)."""
+    import hashlib
+    import importlib.metadata as md
+
+    import yaml
+
+    from . import __version__
+    from .registry import get_registry
+    from .spec import resolved_dict
+
+    h = hashlib.sha256(yaml.safe_dump(resolved_dict(spec), sort_keys=True).encode())
+    h.update(__version__.encode())
+    roots = {Path(__file__).resolve().parent}
+    try:
+        import ratiofit.plugins as builtin
+
+        roots.add(Path(builtin.__file__).resolve().parent)
+    except ImportError:  # pragma: no cover
+        pass
+    for root in sorted(roots):
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    for dist in sorted({r.distribution for r in get_registry().all_records()}):
+        try:
+            h.update(f"{dist}=={md.version(dist)}".encode())
+        except md.PackageNotFoundError:
+            h.update(dist.encode())
+    return h.hexdigest()[:20]
 
 
 def _summary(result: dict[str, Any], out: Path) -> None:

@@ -76,8 +76,15 @@ class StudyContext:
         return np.random.default_rng(derive_seed(self.seed, *[str(k) for k in keys]))
 
     def run_jobs(self, jobs: list[Any]) -> list[Any]:
-        """Run independent jobs through the run's executor (in-process by default)."""
-        return (self.executor or LocalExecutor()).run(jobs)
+        """Run independent jobs through the run's executor (in-process by default).
+
+        Job names are prefixed with ``study-<label>-`` so that they stay unique among the
+        run's persisted job results; results must then be JSON-able.
+        """
+        from dataclasses import replace
+
+        named = [replace(job, name=f"study-{self.label}-{job.name}") for job in jobs]
+        return (self.executor or LocalExecutor()).run(named)
 
     def options_of(self, kind: str, name: str) -> Mapping[str, Any]:
         """Default options of plugin ``name`` of ``kind`` (for building registry plugins)."""

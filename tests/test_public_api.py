@@ -54,7 +54,8 @@ PUBLIC = {
     "ratiofit.training": ["TrainingData", "prepare_training_data", "train_reweighter"],
     "ratiofit.reweighter": ["Calibration", "Reweighter"],
     "ratiofit.fitting": ["FitProblem", "FitResult", "Objective", "landscape", "minimise"],
-    "ratiofit.execution": ["Executor", "Job", "LocalExecutor"],
+    "ratiofit.execution": ["DaskExecutor", "Executor", "ExecutorError", "Job", "JobError",
+                           "LocalExecutor"],
     "ratiofit.study": ["StudyContext"],
     "ratiofit.inference": [
         "BinnedModel",

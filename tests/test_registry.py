@@ -134,7 +134,8 @@ def test_unknown_name_without_close_match_lists_known() -> None:
     with pytest.raises(PluginError) as info:
         reg.get("strategy", "zzzzzz")
     assert "did you mean" not in str(info.value)
-    assert "dctr, likelihood, scan" in str(info.value)
+    # Every known strategy is listed, in sorted order.
+    assert f"(known: {', '.join(sorted(reg.names('strategy')))})" in str(info.value)
 
 
 def test_unknown_kind_is_a_plugin_error() -> None:

@@ -184,6 +184,41 @@ def test_asimov_fit_recovers_truth_and_fisher_errors(rw):
     assert lo < mu_true < hi
 
 
+
+def test_hesse_with_fixed_parameters_is_the_conditional_fisher_error(rw):
+    """With a parameter fixed, HESSE errors of the others are 1/sqrt of their Fisher
+    information. Regression test for Minuit2's external-Hessian indexing with fixed
+    parameters (root-project/root#20954): fixing the poi (first parameter) made the θ
+    error 4.5× too large when the cost's analytic Hessian was used."""
+    from ratiofit.inference.unbinned import _minuit
+
+    mu_true, theta_true = 1.3, 0.3
+    x, dx = np.linspace(-8, 10, 36_001, retstep=True)
+    lam = mu_true * NU_S * norm.pdf(x, SIG_MEAN, SIG_WIDTH) + NU_B * norm.pdf(x, theta_true)
+    data = EventSet(features=x[:, None], feature_names=("x0",), weights=lam * dx)
+    ref = EventSet(features=x[:, None], feature_names=("x0",), weights=norm.pdf(x) * dx)
+    cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", nominal=theta_true,
+                                                                sigma=0.5)],
+                       signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
+                       reference=ref)
+    d_mu = NU_S * norm.pdf(x, SIG_MEAN, SIG_WIDTH)
+    d_th = NU_B * norm.pdf(x, theta_true) * (x - theta_true)
+    # θ fixed at the truth (fit_unbinned's with_fixed_theta): error of μ.
+    res = fit_unbinned(cost, start={"signal_strength": 1.0, "mu": 0.0}, tol=0.01, scan=False,
+                       minos=False, with_fixed_theta=True)
+    # 1% covers the numerical Hessian.
+    np.testing.assert_allclose(res.fixed_theta["errors"]["signal_strength"],
+                               1.0 / np.sqrt(np.sum(d_mu * d_mu / lam) * dx), rtol=0.01)
+    # μ fixed (as in profile scans): error of θ, constraint included.
+    m = _minuit(cost, {"signal_strength": mu_true, "mu": theta_true}, 0.01, 1,
+                analytic_hessian=False)
+    m.fixed["signal_strength"] = True
+    m.migrad()
+    m.hesse()
+    np.testing.assert_allclose(m.errors["mu"], 1.0 / np.sqrt(
+        np.sum(d_th * d_th / lam) * dx + 1 / 0.5**2), rtol=0.01)
+
+
 # -- (c) the gradient ---------------------------------------------------------------------------
 def _fd(f, args, i, h):
     up, dn = list(args), list(args)

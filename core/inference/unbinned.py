@@ -655,7 +655,10 @@ class _ReweighterCost(Cost):
     def _has_grad(self) -> bool:
         return True
 
-    #: iminuit uses :meth:`hessian` for HESSE and MIGRAD's seed when this is true.
+    #: iminuit uses :meth:`hessian` for HESSE and MIGRAD's seed when this is true. If you
+    #: fix parameters on your own ``Minuit(cost, ...)``, build it with ``hessian=False``:
+    #: Minuit2 (iminuit ≤ 2.33) maps an external Hessian wrongly when parameters are fixed
+    #: (root-project/root#20954).
     has_hessian = True
     #: How often :meth:`hessian` had to make an indefinite Hessian positive definite.
     hessian_fixes = 0
@@ -1284,7 +1287,12 @@ class UnbinnedFitResult:
         return asdict(self)
 
 
-def _minuit(cost: FitCost, start: Mapping[str, float] | None, tol: float, strategy: int) -> Any:
+def _minuit(cost: FitCost, start: Mapping[str, float] | None, tol: float, strategy: int,
+            *, analytic_hessian: bool = True) -> Any:
+    """A Minuit on ``cost``. Pass ``analytic_hessian=False`` when parameters will be fixed:
+    the Minuit2 bundled with iminuit ≤ 2.33 maps an external Hessian to the wrong
+    parameters once some are fixed (root-project/root#20954), which gave HESSE errors 2×
+    off and poor MIGRAD seeds; MINUIT's own numerical Hessian is used then."""
     from iminuit import Minuit
 
     values = dict(cost.start)
@@ -1293,7 +1301,7 @@ def _minuit(cost: FitCost, start: Mapping[str, float] | None, tol: float, strate
             raise InferenceError(f"start value for unknown parameter '{k}' (parameters: "
                                  f"{list(values)})")
         values[k] = float(v)
-    m = Minuit(cost, **values)
+    m = Minuit(cost, **values) if analytic_hessian else Minuit(cost, hessian=False, **values)
     m.tol = tol
     m.strategy = strategy
     m.print_level = 0
@@ -1341,7 +1349,7 @@ def _conditional_min(cost: FitCost, values: Mapping[str, float], fix: Sequence[s
     carries over step sizes and error estimates of a previous (possibly failed)
     minimisation, which can send MIGRAD to NaN.
     """
-    m = _minuit(cost, values, tol, 0)
+    m = _minuit(cost, values, tol, 0, analytic_hessian=not fix)
     for name in fix:
         m.fixed[name] = True
     if all(m.fixed):
@@ -1420,7 +1428,7 @@ def fit_unbinned(cost: FitCost, *, start: Mapping[str, float] | None = None,
     fixed_info: dict[str, Any] = {}
     fmin_fixed = math.nan
     if with_fixed_theta:
-        mf = _minuit(cost, {**best, **fixed_at}, tol, strategy)
+        mf = _minuit(cost, {**best, **fixed_at}, tol, strategy, analytic_hessian=False)
         for n in fixed_at:
             mf.fixed[n] = True
         _migrad(mf)

@@ -246,7 +246,10 @@ class Reweighter:
 
             @tf.function(autograph=False, reduce_retracing=True)
             def fn(inputs: dict[str, Any]) -> Any:
-                return tf.reshape(loss.log_ratio(model(inputs, training=False)), [-1])
+                # The loss-to-ratio map always runs in float32 (mixed-precision models
+                # end in a float32 layer; the cast guards split heads too).
+                output = tf.cast(model(inputs, training=False), tf.float32)
+                return tf.reshape(loss.log_ratio(output), [-1])
 
             self._fn[inp.embedded] = fn
         out = np.zeros(len(inp.x))
@@ -307,7 +310,8 @@ class Reweighter:
                 thetas = inputs["theta"]
                 with tf.GradientTape() as tape:
                     tape.watch(thetas)
-                    lw = loss.log_ratio(model({**inputs, "theta": thetas}, training=False))
+                    lw = loss.log_ratio(tf.cast(model({**inputs, "theta": thetas},
+                                                      training=False), tf.float32))
                 return tf.reshape(lw, [-1]), tape.gradient(lw, thetas)
 
             self._grad_fn[inp.embedded] = gfn

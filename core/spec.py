@@ -228,6 +228,7 @@ class TrainingSpec:
     class_balance: bool = True
     checkpoint: bool = True
     resample_reference_theta: bool = False
+    mixed_precision: bool = False
     restore_best: bool = True
 
 

@@ -15,12 +15,13 @@ early-stopping state, and a rerun continues from there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,45 @@ def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progr
     return cbs, es
 
 
+@contextlib.contextmanager
+def _precision(mixed: bool) -> Iterator[None]:
+    """Build under Keras' ``mixed_float16`` policy (float16 compute, float32 variables);
+    the global policy is restored afterwards so other models are unaffected."""
+    import keras
+
+    if not mixed:
+        yield
+        return
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _float32_output(model: Any) -> Any:
+    """The model with a float32 identity layer appended: the loss and the loss-to-ratio
+    map (ensembles.md Table I) then run in float32, where e.g. log f − log(1 − f) near
+    f = 1 keeps its precision."""
+    import keras
+
+    out = keras.layers.Activation("linear", dtype="float32", name="output_float32")(
+        model.outputs[0])
+    return keras.Model(inputs=model.inputs, outputs=out, name=model.name)
+
+
+def _device_scope() -> Any:
+    """``tf.distribute.MirroredStrategy`` (data-parallel, one replica per GPU) when more
+    than one GPU is visible; otherwise the default device placement (one GPU is used
+    without any code change, none means CPU)."""
+    import tensorflow as tf
+
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy().scope()
+    return contextlib.nullcontext()
+
+
 def train_reweighter(*, reference: EventSet, target: EventSet, parameters: ParameterSet,
                      architecture: Any, architecture_options: Mapping[str, Any], loss: Any,
                      training: TrainingSpec, seed: int, checkpoint_dir: str | Path | None = None,
@@ -297,14 +337,18 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
                                  class_balance=training.class_balance, rng=rng,
                                  features=features, particles=particles)
     keras.utils.set_random_seed(seed)
-    model = architecture.build(signature=data.signature,
-                               output_activation=loss.output_activation,
-                               options=architecture_options)
     steps = int(np.ceil(len(data.y) / training.batch_size)) * training.epochs
     lr: Any = training.learning_rate
     if training.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(training.learning_rate, decay_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss.keras_loss())
+    with _device_scope(), _precision(training.mixed_precision):
+        model = architecture.build(signature=data.signature,
+                                   output_activation=loss.output_activation,
+                                   options=architecture_options)
+        if training.mixed_precision:
+            model = _float32_output(model)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
+                      loss=loss.keras_loss())
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and training.checkpoint else None
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)

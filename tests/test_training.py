@@ -89,3 +89,36 @@ def test_reference_theta_drawn_from_target_theta():
     target_values = set(np.float32(tgt.theta[:, 0]).tolist())
     assert set(th[y == 0].tolist()) <= target_values
     assert not np.any(th[y == 0] == 0.0)  # never paired with θ₀
+
+
+def test_mixed_precision_keeps_the_ratio_map_in_float32(tmp_path):
+    """training.mixed_precision: hidden layers compute in float16, the output and the
+    loss-to-ratio map in float32; the global Keras policy is restored; the model saves
+    and loads (safe mode) and gives the same log w."""
+    from ratiofit.reweighter import Reweighter
+
+    ref, tgt = _samples(2000)
+    reg = get_registry()
+    rw = train_reweighter(
+        reference=ref, target=tgt, parameters=MU, architecture=reg.get("architecture", "mlp"),
+        architecture_options={"hidden": [16, 16], "activation": "swish", "theta_input": True},
+        loss=reg.get("loss", "bce"),
+        training=TrainingSpec(epochs=1, batch_size=256, patience=10, mixed_precision=True),
+        seed=3)
+    assert keras.config.dtype_policy().name == "float32"
+    hidden = [layer for layer in rw.model.layers if layer.name.startswith("hidden")]
+    assert hidden and all(layer.compute_dtype == "float16" for layer in hidden)
+    assert rw.model.layers[-1].compute_dtype == "float32"
+    x = np.linspace(-2, 2, 9)[:, None]
+    lw = rw.log_ratio(features=x, theta={"mu": 0.7})
+    # The loss's map applied in float64 to the same float32 output: agreement to float32
+    # rounding (a float16 map would be off by ~1e-3 relative).
+    # The network standardises its own inputs: it is fed raw x and θ.
+    feed = {"features": x.astype("float32"), "theta": np.full((9, 1), 0.7, dtype="float32")}
+    f = np.asarray(rw.model(feed), dtype=np.float64)[:, 0]
+    assert np.asarray(rw.model(feed)).dtype == np.float32
+    expected = np.asarray(rw.loss.log_ratio(keras.ops.convert_to_tensor(f, dtype="float64")))
+    np.testing.assert_allclose(lw, expected.reshape(-1), rtol=1e-6, atol=1e-6)
+    rw.save(tmp_path / "rw")
+    again = Reweighter.load(tmp_path / "rw")
+    np.testing.assert_array_equal(again.log_ratio(features=x, theta={"mu": 0.7}), lw)

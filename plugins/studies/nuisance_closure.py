@@ -28,7 +28,6 @@ import numpy as np
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
 
-
 _POI = "background_norm"  # μ: the free normalisation of the background template
 
 

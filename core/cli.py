@@ -115,17 +115,18 @@ def _run_fingerprint(spec: Any) -> str:
 
     h = hashlib.sha256(yaml.safe_dump(resolved_dict(spec), sort_keys=True).encode())
     h.update(__version__.encode())
-    roots = {Path(__file__).resolve().parent}
-    try:
-        import ratiofit.plugins as builtin
-
-        roots.add(Path(builtin.__file__).resolve().parent)
-    except ImportError:  # pragma: no cover
-        pass
-    for root in sorted(roots):
-        for f in sorted(root.rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
+    core = Path(__file__).resolve().parent
+    files = set(core.rglob("*.py"))
+    # Plugin code is found through the registry (core does not import the plugins package):
+    # every module a registered plugin object is defined in.
+    for rec in get_registry().all_records():
+        module = sys.modules.get(type(rec.obj).__module__)
+        source = getattr(module, "__file__", None)
+        if source:
+            files.add(Path(source).resolve())
+    for f in sorted(files):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
     for dist in sorted({r.distribution for r in get_registry().all_records()}):
         try:
             h.update(f"{dist}=={md.version(dist)}".encode())

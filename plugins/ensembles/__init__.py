@@ -1,0 +1,1 @@
+"""Helpers for per-ensemble learning (ensembles.md): ensembles of events, ROC/AUC, divergences."""

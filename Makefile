@@ -27,8 +27,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+## make bench: every benchmark (the SRGN one retrains from scratch at each Powell call, as
+## srgn.md does, and takes about a quarter of an hour on 2 CPU cores)
 bench: $(STAMP)
 	$(PY) bench/run_bench.py
+	$(PY) bench/bench_unbinned.py
+	$(PY) bench/bench_dask.py
+	$(PY) bench/bench_srgn.py
 
 ## make docs-tables: regenerate the result tables in docs/ from the run directories
 docs-tables: $(STAMP)

@@ -249,3 +249,55 @@ def test_cli_rejects_scheduler_and_workers(tmp_path: Path) -> None:
                                     "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"])
     assert res.exit_code == 2
     assert res.stderr.strip() == "ratiofit: error: give --scheduler or --workers, not both"
+
+
+@pytest.mark.slow
+def test_spec_identical_with_separately_started_scheduler_and_workers(tmp_path: Path) -> None:
+    """`dask scheduler` and two `dask worker` processes started from the command line (as
+    on a cluster), the run submitted with --scheduler: same numbers as in-process."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file",
+                               str(sched_file)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(600):
+            if sched_file.exists() and sched_file.read_text().strip():
+                break
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                [str(bindir / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1",
+                 "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=120)
+        spec = load_spec_text(TINY, path="tiny.yaml")
+        local = run_spec(spec, tmp_path / "local")
+        path = tmp_path / "tiny.yaml"
+        path.write_text(TINY)
+        res = CliRunner().invoke(main, ["run", str(path), "-o", str(tmp_path / "remote"), "-q",
+                                        "--scheduler", address])
+        assert res.exit_code == 0, res.output
+        remote = json.loads((tmp_path / "remote" / "result.json").read_text())
+        assert _numbers(remote) == _numbers(json.loads(
+            (tmp_path / "local" / "result.json").read_text()))
+        assert local["ensemble"]["values"] == remote["ensemble"]["values"]
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -47,7 +47,12 @@ def main() -> int:
             out[f"{label}_seconds"] = time.perf_counter() - t0
             values[label] = res["ensemble"]["values"]
             print(f"{label}: {out[f'{label}_seconds']:.1f} s", flush=True)
+    out["values"] = values
     out["identical_results"] = values["in_process"] == values["local_cluster_2_workers"]
+    out["max_abs_difference"] = max(
+        abs(a - b) for name in values["in_process"]
+        for a, b in zip(values["in_process"][name], values["local_cluster_2_workers"][name],
+                        strict=True))
     out["speedup_cluster_over_in_process"] = \
         out["in_process_seconds"] / out["local_cluster_2_workers_seconds"]
     out["load_average_at_end"] = list(os.getloadavg())

@@ -368,6 +368,10 @@ def _call(function: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, fl
         del _job_random.r
 
 
+#: Environment variables that size BLAS/OpenMP thread pools (numpy's reduction order).
+_BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 class DaskExecutor(_BaseExecutor):
     """Runs jobs on a ``dask.distributed`` cluster.
 
@@ -375,7 +379,10 @@ class DaskExecutor(_BaseExecutor):
     ----------
     scheduler
         Address of a running scheduler (``tcp://host:8786``); workers must see the same
-        file system as this process when jobs write files (run directories).
+        file system as this process when jobs write files (run directories). For results
+        bit-identical to an in-process run, start the workers with the same BLAS/OpenMP
+        thread settings (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) as that run; a
+        different count changes numpy's summation order (differences ~1e-12).
     workers
         Without ``scheduler``: start a ``LocalCluster`` with this many worker processes
         (default: one per CPU core) of ``threads_per_worker`` threads each.
@@ -428,10 +435,23 @@ class DaskExecutor(_BaseExecutor):
                 if self.scheduler is not None:
                     self._client = Client(self.scheduler, timeout="20s")
                 else:
-                    self._cluster = LocalCluster(
-                        n_workers=self.workers or os.cpu_count() or 1,
-                        threads_per_worker=self.threads_per_worker, processes=self.processes,
-                        dashboard_address=":0")
+                    import dask
+
+                    # dask pins each worker's BLAS/OpenMP pools to one thread; this process
+                    # does not, and a different thread count changes the order of numpy's
+                    # reductions (fits then differ at ~1e-12). Workers inherit this
+                    # process's settings instead, so results are bit-identical to the
+                    # in-process executor (measured: bench/results/dask_ensemble.json).
+                    environ = {k: v for k, v in dask.config.get(
+                        "distributed.nanny.pre-spawn-environ", {}).items()
+                        if k not in _BLAS_THREAD_VARIABLES}
+                    environ.update({k: os.environ[k] for k in _BLAS_THREAD_VARIABLES
+                                    if k in os.environ})
+                    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                        self._cluster = LocalCluster(
+                            n_workers=self.workers or os.cpu_count() or 1,
+                            threads_per_worker=self.threads_per_worker,
+                            processes=self.processes, dashboard_address=":0")
                     self._client = Client(self._cluster)
             except (OSError, TimeoutError) as exc:
                 where = f"scheduler '{self.scheduler}'" if self.scheduler else "a LocalCluster"

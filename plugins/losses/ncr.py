@@ -28,6 +28,7 @@ import numpy as np
 
 from ratiofit.errors import DataError
 from ratiofit.hookspecs import hookimpl
+from ratiofit.plugins.losses.bce import BCE
 
 #: Feature-name prefixes of the three slots of a triple (see :func:`triple_names`).
 RECO_PREFIX = "sim_"
@@ -103,20 +104,14 @@ def diagonal_triples(*, reco: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.concatenate([reco, truth, truth], axis=1)
 
 
-class NCRLoss:
-    """BCE on NCR triples; the logit at y' = x' is log q(x|x')/p(x|x') (ncr.md Eq. 15)."""
+class NCRLoss(BCE):
+    """BCE on NCR triples; the logit at y' = x' is log q(x|x')/p(x|x') (ncr.md Eq. 15).
+
+    The loss and the logit-to-log-w map are those of ``bce``; what makes it NCR is the
+    pairing (:func:`ncr_pairs`) and evaluation on :func:`diagonal_triples`.
+    """
 
     name = "ncr"
-    output_activation = "linear"
-
-    def keras_loss(self) -> Any:
-        import keras
-
-        return keras.losses.BinaryCrossentropy(from_logits=True)
-
-    def log_ratio(self, output: Any) -> Any:
-        """The logit itself (evaluated on :func:`diagonal_triples`)."""
-        return output
 
 
 @hookimpl

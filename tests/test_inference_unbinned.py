@@ -149,20 +149,28 @@ def test_negative_signal_strength_and_both_evaluation_paths(rw):
 
 
 # -- (b) an Asimov-like sample gives back the truth, with the expected errors --------------
-def test_asimov_fit_recovers_truth_and_fisher_errors(rw):
-    mu_true, theta_true = 1.3, 0.3
-    # A fine quadrature grid carrying the expected counts as weights *is* the Asimov
-    # sample; the reference gets the N(0, 1) density on the same grid, so Z(θ) is exact up
-    # to the (spectrally small) rectangle-rule error.
+def _asimov_cost(rw, *, mu_true, theta_true):
+    """(x, dx, λ(x), cost) for an Asimov sample at (μ, θ) = (mu_true, theta_true).
+
+    A fine quadrature grid carrying the expected counts as weights *is* the Asimov
+    sample; the reference gets the N(0, 1) density on the same grid, so Z(θ) is exact up
+    to the (spectrally small) rectangle-rule error. The auxiliary measurement equals the
+    truth.
+    """
     x, dx = np.linspace(-8, 10, 36_001, retstep=True)
     lam = mu_true * NU_S * norm.pdf(x, SIG_MEAN, SIG_WIDTH) + NU_B * norm.pdf(x, theta_true)
     data = EventSet(features=x[:, None], feature_names=("x0",), weights=lam * dx)
     ref = EventSet(features=x[:, None], feature_names=("x0",), weights=norm.pdf(x) * dx)
-    # The Asimov auxiliary measurement equals the truth.
     cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", nominal=theta_true,
                                                                 sigma=0.5)],
                        signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
                        reference=ref)
+    return x, dx, lam, cost
+
+
+def test_asimov_fit_recovers_truth_and_fisher_errors(rw):
+    mu_true, theta_true = 1.3, 0.3
+    x, dx, lam, cost = _asimov_cost(rw, mu_true=mu_true, theta_true=theta_true)
     res = fit_unbinned(cost, start={"signal_strength": 1.0, "mu": 0.0}, tol=0.01, scan=False,
                        with_fixed_theta=False)
     assert res.valid
@@ -193,14 +201,7 @@ def test_hesse_with_fixed_parameters_is_the_conditional_fisher_error(rw):
     from ratiofit.inference.unbinned import _minuit
 
     mu_true, theta_true = 1.3, 0.3
-    x, dx = np.linspace(-8, 10, 36_001, retstep=True)
-    lam = mu_true * NU_S * norm.pdf(x, SIG_MEAN, SIG_WIDTH) + NU_B * norm.pdf(x, theta_true)
-    data = EventSet(features=x[:, None], feature_names=("x0",), weights=lam * dx)
-    ref = EventSet(features=x[:, None], feature_names=("x0",), weights=norm.pdf(x) * dx)
-    cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", nominal=theta_true,
-                                                                sigma=0.5)],
-                       signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
-                       reference=ref)
+    x, dx, lam, cost = _asimov_cost(rw, mu_true=mu_true, theta_true=theta_true)
     d_mu = NU_S * norm.pdf(x, SIG_MEAN, SIG_WIDTH)
     d_th = NU_B * norm.pdf(x, theta_true) * (x - theta_true)
     # θ fixed at the truth (fit_unbinned's with_fixed_theta): error of μ.

@@ -187,9 +187,13 @@ def plugins(show_options: bool) -> None:
 @main.command()
 @click.argument("spec_path", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True)
+@click.option("--member", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Train this ensemble member (its own seed, and its own samples with "
+              "ensemble.training_samples: independent) into OUTPUT/ensemble/member-K/"
+              "reweighter, the layout of `ratiofit run`; 0 is OUTPUT/reweighter.")
 @quiet_opt
 @debug_opt
-def train(spec_path: str, output: str, quiet: bool, debug: bool) -> None:
+def train(spec_path: str, output: str, member: int, quiet: bool, debug: bool) -> None:
     """Train (and calibrate) the spec's reweighter into OUTPUT/reweighter."""
     from .registry import get_registry
     from .spec import load_spec
@@ -200,28 +204,34 @@ def train(spec_path: str, output: str, quiet: bool, debug: bool) -> None:
         if spec.reweighter is None:
             raise RatiofitError(f"{spec_path}: the spec has no 'reweighter' section")
         reg = get_registry()
+        if member >= spec.ensemble:
+            raise RatiofitError(f"{spec_path}: --member {member}: the spec's ensemble has "
+                                f"{spec.ensemble} member(s)")
         out = Path(output)
-        rw = train_from_spec(spec, Samples(spec, reg), member=0,
-                             checkpoint_dir=out / "checkpoints" / "member-0",
+        rw = train_from_spec(spec, Samples(spec, reg), member=member,
+                             checkpoint_dir=out / "checkpoints" / f"member-{member}",
                              progress=_progress(quiet), registry=reg)
-        rw.save(out / "reweighter")
-        click.echo(f"wrote {out / 'reweighter'}")
+        target = out / "reweighter" if member == 0 else \
+            out / "ensemble" / f"member-{member}" / "reweighter"
+        rw.save(target)
+        click.echo(f"wrote {target}")
 
     _guard(debug, go)
 
 
 @main.command()
 @click.argument("spec_path", type=click.Path(dir_okay=False))
-@click.option("--reweighter", "reweighter_dir", type=click.Path(), required=True,
-              help="A saved reweighter directory.")
+@click.option("--reweighter", "reweighter_dirs", type=click.Path(), required=True, multiple=True,
+              help="A saved reweighter directory; given several times, the fit uses the "
+              "members' mean log-ratio (AveragedReweighter).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True)
 @click.option("--strategy", default=None, help="Use this strategy instead of the spec's.")
 @debug_opt
-def fit(spec_path: str, reweighter_dir: str, output: str, strategy: str | None,
+def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy: str | None,
         debug: bool) -> None:
     """Fit the spec's data with a saved reweighter; write OUTPUT/fit.json."""
     from .registry import get_registry
-    from .reweighter import Reweighter
+    from .reweighter import load_reweighters
     from .spec import load_spec
     from .workflow import Samples, analytic_fit, fit_reweighter, write_json
 
@@ -238,7 +248,7 @@ def fit(spec_path: str, reweighter_dir: str, output: str, strategy: str | None,
 
             spec = replace(spec, fit=replace(spec.fit, strategy=strategy, options=resolve_options(
                 impl.options, {}, where="--strategy")))
-        rw = Reweighter.load(reweighter_dir)
+        rw = load_reweighters(list(reweighter_dirs), registry=reg)
         samples = Samples(spec, reg)
         res = fit_reweighter(spec, rw, samples, reg, member=0).to_dict()
         analytic = analytic_fit(spec, samples, reg)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .events import EventSet
 from .parameters import ParameterSet
-from .reweighter import Reweighter
+from .reweighter import AveragedReweighter, Reweighter
 
 __all__ = ["FitProblem", "FitResult", "Objective", "landscape", "minimise"]
 
@@ -43,7 +43,7 @@ class FitProblem:
         For strategies with random steps.
     """
 
-    reweighter: Reweighter
+    reweighter: Reweighter | AveragedReweighter
     data: EventSet
     reference: EventSet | None
     parameters: ParameterSet

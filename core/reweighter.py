@@ -34,7 +34,7 @@ from .events import EventSet
 from .parameters import ParameterSet
 from .plugin_api import InputSignature
 
-__all__ = ["Calibration", "Reweighter"]
+__all__ = ["AveragedReweighter", "Calibration", "Reweighter", "load_reweighters"]
 
 FORMAT_VERSION = 1
 _COMPUTED_KEYS = ("format_version", "loss", "parameters", "signature", "calibration",
@@ -100,7 +100,41 @@ class Calibration:
                    centre=np.asarray(d["centre"]), measured=d["measured"])
 
 
-class Reweighter:
+class _WeightMethods:
+    """``weights`` and ``diagnostics`` for anything with a ``log_ratio``."""
+
+    def log_ratio(self, *, features: Any, theta: Mapping[str, Any] | None = None,
+                  calibrated: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def weights(self, *, features: Any, theta: Mapping[str, Any] | None = None,
+                clip: float | None = None) -> np.ndarray:
+        """exp(log w). Clipping at ``clip`` (opt-in) is counted by :meth:`diagnostics`."""
+        w = np.exp(self.log_ratio(features=features, theta=theta))
+        return np.minimum(w, clip) if clip is not None else w
+
+    def diagnostics(self, *, features: Any, theta: Mapping[str, Any] | None = None,
+                    event_weights: np.ndarray | None = None, clip: float | None = None
+                    ) -> dict[str, float]:
+        """Kish effective sample size, max and mean weight, non-finite and clipped counts."""
+        lw = self.log_ratio(features=features, theta=theta)
+        w = np.exp(lw)
+        n_inf = int(np.count_nonzero(~np.isfinite(w)))
+        clipped = int(np.count_nonzero(w > clip)) if clip is not None else 0
+        if clip is not None:
+            w = np.minimum(w, clip)
+        if event_weights is not None:
+            w = w * event_weights
+        finite = w[np.isfinite(w)]
+        ess = float(finite.sum() ** 2 / np.sum(finite ** 2)) if finite.size else 0.0
+        return {"n_events": len(w), "ess": ess, "ess_fraction": ess / max(len(w), 1),
+                "max_weight": float(finite.max()) if finite.size else float("nan"),
+                "mean_weight": float(finite.mean()) if finite.size else float("nan"),
+                "n_nonfinite": n_inf, "n_clipped": clipped,
+                "fraction_clipped": clipped / max(len(w), 1)}
+
+
+class Reweighter(_WeightMethods):
     """A learned log-ratio log w(x, θ).
 
     Parameters
@@ -326,32 +360,6 @@ class Reweighter:
             grad = grad - self.calibration.gradient(th[:1])[0]
         return lw, grad
 
-    def weights(self, *, features: Any, theta: Mapping[str, Any] | None = None,
-                clip: float | None = None) -> np.ndarray:
-        """exp(log w). Clipping at ``clip`` (opt-in) is counted by :meth:`diagnostics`."""
-        w = np.exp(self.log_ratio(features=features, theta=theta))
-        return np.minimum(w, clip) if clip is not None else w
-
-    def diagnostics(self, *, features: Any, theta: Mapping[str, Any] | None = None,
-                    event_weights: np.ndarray | None = None, clip: float | None = None
-                    ) -> dict[str, float]:
-        """Kish effective sample size, max and mean weight, non-finite and clipped counts."""
-        lw = self.log_ratio(features=features, theta=theta)
-        w = np.exp(lw)
-        n_inf = int(np.count_nonzero(~np.isfinite(w)))
-        clipped = int(np.count_nonzero(w > clip)) if clip is not None else 0
-        if clip is not None:
-            w = np.minimum(w, clip)
-        if event_weights is not None:
-            w = w * event_weights
-        finite = w[np.isfinite(w)]
-        ess = float(finite.sum() ** 2 / np.sum(finite ** 2)) if finite.size else 0.0
-        return {"n_events": len(w), "ess": ess, "ess_fraction": ess / max(len(w), 1),
-                "max_weight": float(finite.max()) if finite.size else float("nan"),
-                "mean_weight": float(finite.mean()) if finite.size else float("nan"),
-                "n_nonfinite": n_inf, "n_clipped": clipped,
-                "fraction_clipped": clipped / max(len(w), 1)}
-
     # -- calibration ----------------------------------------------------------------------
     def calibrate(self, *, reference_features: Any, points: int, degree: int,
                   rng: np.random.Generator, apply: bool = True) -> dict[str, Any]:
@@ -480,6 +488,88 @@ class Reweighter:
                                       f"{exc}") from None
         return cls(model=model, loss=loss, parameters=parameters, signature=signature,
                    metadata=meta, calibration=cal, architecture=arch)
+
+
+class AveragedReweighter(_WeightMethods):
+    """The mean log-ratio of independently trained reweighters (an ensemble average).
+
+    log w̄(x, θ) = (1/K) Σₖ log wₖ(x, θ), each member with its own calibration. The members'
+    training noise is independent, so the average has about 1/K of a member's variance
+    around the true ratio (ensembles.md: independent trainings, different seeds); a bias
+    common to all members stays. Fits and studies use it exactly like a
+    :class:`Reweighter`.
+
+    Parameters
+    ----------
+    members
+        Two or more reweighters reading the same features and parameterised in the same θ.
+
+    Examples
+    --------
+    >>> from ratiofit.testing import analytic_gaussian_reweighter
+    >>> avg = AveragedReweighter(members=[analytic_gaussian_reweighter()] * 2)
+    >>> float(avg.log_ratio(features=[[1.0]], theta={"mu": 0.5})[0])  # mu*x - mu^2/2
+    0.375
+    """
+
+    def __init__(self, *, members: list[Reweighter]) -> None:
+        if len(members) < 2:
+            raise DataError(f"an averaged reweighter needs at least 2 members, got {len(members)}")
+        first = members[0]
+        for k, m in enumerate(members[1:], start=1):
+            if m.theta_names != first.theta_names:
+                raise DataError(f"ensemble member {k} is parameterised in {m.theta_names}, "
+                                f"member 0 in {first.theta_names}")
+            for what in ("feature_names", "particle_names"):
+                if list(getattr(m.signature, what)) != list(getattr(first.signature, what)):
+                    raise DataError(f"ensemble member {k} reads {what} "
+                                    f"{list(getattr(m.signature, what))}, member 0 reads "
+                                    f"{list(getattr(first.signature, what))}")
+        self.members = list(members)
+        self.parameters = first.parameters
+        self.signature = first.signature
+        self.loss = first.loss
+        self.calibration = None  # each member applies its own
+        self.metadata: dict[str, Any] = {
+            "averaged_members": len(members),
+            "member_seeds": [m.metadata.get("seed") for m in members]}
+
+    @property
+    def theta_names(self) -> list[str]:
+        return self.parameters.names
+
+    def log_ratio(self, *, features: Any, theta: Mapping[str, Any] | None = None,
+                  calibrated: bool = True) -> np.ndarray:
+        """Mean of the members' log w(x, θ), ``[n]``."""
+        total = self.members[0].log_ratio(features=features, theta=theta, calibrated=calibrated)
+        for m in self.members[1:]:
+            total = total + m.log_ratio(features=features, theta=theta, calibrated=calibrated)
+        return total / len(self.members)
+
+    def log_ratio_and_gradient(self, *, features: Any, theta: Mapping[str, float],
+                               calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Mean log w and mean ∂ log w / ∂θ over the members, ``[n]`` and ``[n, p]``."""
+        lw, grad = self.members[0].log_ratio_and_gradient(features=features, theta=theta,
+                                                          calibrated=calibrated)
+        for m in self.members[1:]:
+            lw_k, grad_k = m.log_ratio_and_gradient(features=features, theta=theta,
+                                                    calibrated=calibrated)
+            lw, grad = lw + lw_k, grad + grad_k
+        return lw / len(self.members), grad / len(self.members)
+
+
+def load_reweighters(directories: list[str | os.PathLike[str]], *, registry: Any = None
+                     ) -> Reweighter | AveragedReweighter:
+    """One saved reweighter, or the :class:`AveragedReweighter` of several."""
+    if not directories:
+        raise ReweighterLoadError("no reweighter directory given")
+    members = [Reweighter.load(d, registry=registry) for d in directories]
+    if len(members) == 1:
+        return members[0]
+    try:
+        return AveragedReweighter(members=members)
+    except DataError as exc:
+        raise ReweighterLoadError(f"{', '.join(str(d) for d in directories)}: {exc}") from None
 
 
 class _Inputs(NamedTuple):

@@ -32,10 +32,13 @@ Top-level sections
     ``this`` is the reweighter the spec trains; a path names a saved one.
 ``ensemble``
     Number of independent trainings + fits with different seeds (default 1), or
-    ``{members: N, training_samples: shared | independent}``: with ``independent`` every
-    member also regenerates its reference and target samples from its own seed, so the
-    spread of the members' fits includes the statistical noise of the training samples
-    (the part of a learned ratio's error that more epochs or members cannot remove).
+    ``{members: N, training_samples: shared | independent, average_fit: bool}``: with
+    ``independent`` every member also regenerates its reference and target samples from
+    its own seed, so the spread of the members' fits includes the statistical noise of
+    the training samples (the part of a learned ratio's error that more epochs cannot
+    remove). ``average_fit: true`` also fits once with the members' mean log-ratio
+    (:class:`~ratiofit.reweighter.AveragedReweighter`), whose training noise is about
+    1/N of one member's.
 ``outputs``
     ``{plots: bool, closure: {param: [values]}, closure_events: int}``.
 ``studies``
@@ -335,6 +338,8 @@ class Spec:
     raw: dict[str, Any]
     #: Ensemble members regenerate their training samples (``training_samples: independent``).
     ensemble_independent_samples: bool = False
+    #: Also fit with the members' averaged log-ratio (``ensemble.average_fit``).
+    ensemble_average_fit: bool = False
     inference: InferenceSpec | None = None
     studies: tuple[StudySpec, ...] = ()
 
@@ -378,10 +383,11 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
     if top.get("fit") is not None:
         fit = _fit(ctx, reg, parameters, samples, reweighter,
                    ctx.mapping(top["fit"], ("fit",)))
-    independent = False
+    independent = average_fit = False
     if isinstance(top.get("ensemble"), dict):
         body = top["ensemble"]
-        ctx.no_unknown(body, ("ensemble",), ["members", "training_samples"])
+        ctx.no_unknown(body, ("ensemble",), ["members", "training_samples", "average_fit"])
+        average_fit = ctx.get(body, ("ensemble",), "average_fit", bool, default=False)
         ensemble = ctx.get(body, ("ensemble",), "members", int, default=1)
         mode = ctx.get(body, ("ensemble",), "training_samples", str, default="shared")
         if mode not in ("shared", "independent"):
@@ -394,6 +400,9 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
         where = ("ensemble",)
     if ensemble < 1:
         raise ctx.error(where, f"must be >= 1, got {ensemble}")
+    if average_fit and (ensemble < 2 or fit is None):
+        raise ctx.error(("ensemble", "average_fit"),
+                        "needs at least 2 members and a 'fit' section")
     outputs = _outputs(ctx, parameters, reweighter, ctx.mapping(top.get("outputs"), ("outputs",)))
     inference = None
     if top.get("inference") is not None:
@@ -404,8 +413,8 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
                                                            ("studies",)).items())
     return Spec(path=path, seed=seed, parameters=parameters, samples=samples,
                 reweighter=reweighter, fit=fit, ensemble=ensemble, outputs=outputs, raw=top,
-                ensemble_independent_samples=independent, inference=inference,
-                studies=studies)
+                ensemble_independent_samples=independent, ensemble_average_fit=average_fit,
+                inference=inference, studies=studies)
 
 
 def _study(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, SampleSpec],
@@ -933,7 +942,7 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
                              "options": dict(s.options)} for s in spec.samples.values()},
         "ensemble": {"members": spec.ensemble,
                      "training_samples": "independent" if spec.ensemble_independent_samples
-                     else "shared"},
+                     else "shared", "average_fit": spec.ensemble_average_fit},
     }
     rw = spec.reweighter
     if rw is not None:

@@ -25,7 +25,7 @@ from .events import EventSet
 from .execution import Executor, Job, LocalExecutor
 from .fitting import FitProblem, FitResult
 from .registry import Registry, get_registry
-from .reweighter import Reweighter
+from .reweighter import AveragedReweighter, Reweighter
 from .sampling import make_sample
 from .seeding import derive_rng, derive_seed
 from .spec import SampleSpec, Spec, ThetaSpec, resolved_dict
@@ -229,8 +229,8 @@ def _chi2(a: Any, b: Any) -> tuple[float, int]:
     return float(np.sum((a.values() - b.values())[ok] ** 2 / var[ok])), int(ok.sum())
 
 
-def fit_reweighter(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry, *,
-                   member: int) -> FitResult:
+def fit_reweighter(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
+                   registry: Registry, *, member: int) -> FitResult:
     """Run the spec's fit strategy with a trained reweighter."""
     fs = spec.fit
     assert fs is not None
@@ -471,6 +471,18 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
             "mean": {n: float(np.mean(v)) for n, v in values.items()},
             "std": {n: float(np.std(v, ddof=1)) for n, v in values.items()},
             "closure_rmse_member0": [p.get("rmse") for p in result["closure"]["points"]]}
+        if spec.ensemble_average_fit:
+            t_fit = time.perf_counter()
+            averaged = AveragedReweighter(members=[
+                Reweighter.load(out / m["reweighter_dir"], registry=reg) for m in members])
+            avg = fit_reweighter(spec, averaged, samples, reg, member=0).to_dict()
+            if analytic is not None:
+                for n, entry in avg["parameters"].items():
+                    entry["analytic"] = analytic["values"][n]
+                    entry["analytic_error"] = analytic["errors"][n]
+                    entry["truth"] = analytic["truth"][n]
+            avg["fit_seconds"] = time.perf_counter() - t_fit
+            result["ensemble"]["average_fit"] = avg
     if spec.inference is not None or spec.studies:
         this = Reweighter.load(out / first["reweighter_dir"], registry=reg)
         if spec.inference is not None:

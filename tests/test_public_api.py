@@ -52,7 +52,7 @@ PUBLIC = {
     "ratiofit.sampling": ["draw_theta", "make_sample", "resolve_parameter_value"],
     "ratiofit.seeding": ["derive_rng", "derive_seed"],
     "ratiofit.training": ["TrainingData", "prepare_training_data", "train_reweighter"],
-    "ratiofit.reweighter": ["Calibration", "Reweighter"],
+    "ratiofit.reweighter": ["AveragedReweighter", "Calibration", "Reweighter", "load_reweighters"],
     "ratiofit.fitting": ["FitProblem", "FitResult", "Objective", "landscape", "minimise"],
     "ratiofit.execution": ["DaskExecutor", "Executor", "ExecutorError", "Job", "JobError",
                            "LocalExecutor"],

@@ -385,3 +385,33 @@ def test_diagnostics_with_event_weights(reweighter: Reweighter,
     w = reweighter.weights(features=reference_features, theta={"mu": -0.5}) * ev_w
     assert d["ess"] == pytest.approx(w.sum() ** 2 / np.sum(w ** 2))
     assert d["ess"] <= N
+
+
+def test_averaged_reweighter_is_the_mean_of_its_members(trained_1d, tmp_path):
+    """Mean log w and mean ∂log w/∂θ of the members; mismatched members are refused."""
+    from ratiofit.reweighter import AveragedReweighter, load_reweighters
+    from ratiofit.testing import analytic_gaussian_reweighter
+
+    exact = analytic_gaussian_reweighter()
+    avg = AveragedReweighter(members=[trained_1d, exact])
+    x = np.linspace(-2, 2, 9)[:, None]
+    lw, grad = avg.log_ratio_and_gradient(features=x, theta={"mu": 0.4})
+    lw_a, g_a = trained_1d.log_ratio_and_gradient(features=x, theta={"mu": 0.4})
+    lw_b, g_b = exact.log_ratio_and_gradient(features=x, theta={"mu": 0.4})
+    np.testing.assert_allclose(lw, (lw_a + lw_b) / 2, rtol=1e-12)
+    np.testing.assert_allclose(grad, (g_a + g_b) / 2, rtol=1e-12)
+    np.testing.assert_allclose(avg.log_ratio(features=x, theta={"mu": 0.4}), lw, rtol=1e-6)
+    assert avg.diagnostics(features=x, theta={"mu": 0.4})["n_events"] == 9
+
+    trained_1d.save(tmp_path / "a")
+    assert isinstance(load_reweighters([tmp_path / "a"]), Reweighter)
+    both = load_reweighters([tmp_path / "a", tmp_path / "a"])
+    np.testing.assert_allclose(both.log_ratio(features=x, theta={"mu": -1.0}),
+                               trained_1d.log_ratio(features=x, theta={"mu": -1.0}), rtol=1e-6)
+
+    other = analytic_gaussian_reweighter()
+    other.parameters = ParameterSet([Parameter(name="nu", nominal=0.0, low=-1.0, high=1.0)])
+    with pytest.raises(DataError, match="member 1 is parameterised in"):
+        AveragedReweighter(members=[exact, other])
+    with pytest.raises(ReweighterLoadError, match="no reweighter directory"):
+        load_reweighters([])

@@ -31,7 +31,7 @@ reweighter:
   training: {epochs: 2, batch_size: 512}
   calibration: {method: normalisation, points: 5, degree: 2, events: 6000}
 fit: {strategy: likelihood, data: data, parameters: [mu]}
-ensemble: 2
+ensemble: {members: 2, average_fit: true}
 outputs:
   closure: {mu: [0.5]}
   closure_events: 5000
@@ -95,7 +95,7 @@ def test_same_spec_same_numbers(tiny_run, tmp_path):
     out, _ = tiny_run
     spec = tmp_path / "tiny.yaml"
     text = yaml.safe_load(TINY)
-    text["ensemble"] = 1
+    text["ensemble"] = 1  # member 0 does not depend on the ensemble size
     text["outputs"]["plots"] = False
     spec.write_text(yaml.safe_dump(text))
     res = CliRunner().invoke(main, ["run", str(spec), "-o", str(tmp_path / "again"), "-q"])
@@ -119,3 +119,37 @@ def test_parquet_data_with_nan_is_refused(tmp_path):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1
     assert "data.parquet" in lines[0] and "'x0'" in lines[0] and "row 17" in lines[0]
+
+
+def test_average_fit_matches_the_cli_and_train_member_reproduces_the_run(tiny_run, tmp_path):
+    """``ensemble.average_fit`` = ``ratiofit fit`` with every member's --reweighter, and
+    ``ratiofit train --member 1`` makes the run's member 1 bit for bit (same seed, same
+    samples), so ensembles can be trained one member per machine."""
+    out, _ = tiny_run
+    result = json.loads((out / "result.json").read_text())
+    avg = result["ensemble"]["average_fit"]["parameters"]["mu"]
+    assert np.isfinite(avg["value"]) and avg["error"] > 0 and "analytic" in avg
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    res = CliRunner().invoke(main, ["fit", str(spec), "-o", str(tmp_path / "fit"),
+                                    "--reweighter", str(out / "reweighter"),
+                                    "--reweighter", str(out / "ensemble/member-1/reweighter")])
+    assert res.exit_code == 0, res.output
+    cli = json.loads((tmp_path / "fit" / "fit.json").read_text())["fit"]["parameters"]["mu"]
+    assert cli["value"] == avg["value"] and cli["error"] == avg["error"]
+    # The average differs from both members (it is not a copy of one of them).
+    members = result["ensemble"]["values"]["mu"]
+    assert all(v != avg["value"] for v in members)
+
+    res = CliRunner().invoke(main, ["train", str(spec), "--member", "1", "-q",
+                                    "-o", str(tmp_path / "m1")])
+    assert res.exit_code == 0, res.output
+    x = np.linspace(-3, 3, 7)[:, None]
+    again = Reweighter.load(tmp_path / "m1" / "ensemble" / "member-1" / "reweighter")
+    run_m1 = Reweighter.load(out / "ensemble" / "member-1" / "reweighter")
+    np.testing.assert_array_equal(again.log_ratio(features=x, theta={"mu": 0.7}),
+                                  run_m1.log_ratio(features=x, theta={"mu": 0.7}))
+
+    res = CliRunner().invoke(main, ["train", str(spec), "--member", "2", "-o",
+                                    str(tmp_path / "m2")])
+    assert res.exit_code == 2 and "ensemble has 2 member(s)" in res.output

@@ -136,6 +136,8 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
                                       "architecture: {name: mlp, options: {activation: sigh}}",
                                       "reweighter.architecture.options.activation",
                                       ["must be one of"]),
+    "average-fit-one-member": ("seed: 1", "ensemble: {members: 1, average_fit: true}",
+                               "ensemble.average_fit", ["at least 2 members"]),
     "unknown-strategy-option": ("strategy: dctr", "strategy: {name: dctr, options: {tol: 1}}",
                                 "fit.strategy.options.tol", ["unknown option 'tol'"]),
     "duplicate-key": ("  loss: bce\n", "  loss: bce\n  loss: mse\n", "reweighter.loss",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from .errors import RatiofitError
 
@@ -226,9 +227,11 @@ def train(spec_path: str, output: str, member: int, quiet: bool, debug: bool) ->
               "members' mean log-ratio (AveragedReweighter).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True)
 @click.option("--strategy", default=None, help="Use this strategy instead of the spec's.")
+@click.option("--option", "strategy_options", multiple=True, metavar="NAME=VALUE",
+              help="Set a strategy option (VALUE read as YAML), over the spec's; repeatable.")
 @debug_opt
 def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy: str | None,
-        debug: bool) -> None:
+        strategy_options: tuple[str, ...], debug: bool) -> None:
     """Fit the spec's data with a saved reweighter; write OUTPUT/fit.json."""
     from .registry import get_registry
     from .reweighter import load_reweighters
@@ -240,14 +243,25 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
         if spec.fit is None:
             raise RatiofitError(f"{spec_path}: the spec has no 'fit' section")
         reg = get_registry()
-        if strategy is not None:
-            impl = reg.get("strategy", strategy)
+        if strategy is not None or strategy_options:
             from dataclasses import replace
 
-            from .options import resolve_options
+            from .options import OptionError, resolve_options
 
-            spec = replace(spec, fit=replace(spec.fit, strategy=strategy, options=resolve_options(
-                impl.options, {}, where="--strategy")))
+            name = strategy or spec.fit.strategy
+            given = {} if strategy is not None else dict(spec.fit.options)
+            for item in strategy_options:
+                key, sep, text = item.partition("=")
+                if not sep or not key:
+                    raise RatiofitError(f"--option {item!r}: expected NAME=VALUE")
+                given[key.strip()] = yaml.safe_load(text)
+            try:
+                options = resolve_options(reg.get("strategy", name).options, given,
+                                          where="--option")
+            except OptionError as exc:
+                raise RatiofitError(f"--option {exc.field}: {exc.message} "
+                                    f"(strategy '{name}')") from None
+            spec = replace(spec, fit=replace(spec.fit, strategy=name, options=options))
         rw = load_reweighters(list(reweighter_dirs), registry=reg)
         samples = Samples(spec, reg)
         res = fit_reweighter(spec, rw, samples, reg, member=0).to_dict()

@@ -153,3 +153,22 @@ def test_average_fit_matches_the_cli_and_train_member_reproduces_the_run(tiny_ru
     res = CliRunner().invoke(main, ["train", str(spec), "--member", "2", "-o",
                                     str(tmp_path / "m2")])
     assert res.exit_code == 2 and "ensemble has 2 member(s)" in res.output
+
+
+def test_fit_option_overrides_a_strategy_option(tiny_run, tmp_path):
+    """``--option`` sets one strategy option over the spec's; a bad one is a one-line error."""
+    out, _ = tiny_run
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    base = ["fit", str(spec), "--reweighter", str(out / "reweighter")]
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "a"), "--option", "minos=false",
+                                    "--option", "landscape_points=0"])
+    assert res.exit_code == 0, res.output
+    fit = json.loads((tmp_path / "a" / "fit.json").read_text())["fit"]
+    assert "minos" not in fit["parameters"]["mu"] and not fit.get("landscape")
+    first = json.loads((out / "result.json").read_text())["fit"]["parameters"]["mu"]["value"]
+    assert fit["parameters"]["mu"]["value"] == first  # same objective, same minimum
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--option", "minso=false"])
+    assert res.exit_code == 2
+    assert res.output.strip() == ("ratiofit: error: --option minso: unknown option 'minso'; "
+                                  "did you mean 'minos'? (strategy 'likelihood')")

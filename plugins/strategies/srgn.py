@@ -50,7 +50,7 @@ from ratiofit.parameters import ParameterSet
 from ratiofit.plugin_api import InputSignature
 from ratiofit.seeding import derive_seed
 
-__all__ = ["SRGN", "evaluate_point", "weighted_auc"]
+__all__ = ["SRGN", "evaluate_point", "held_out_split", "split_rng", "weighted_auc"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -234,6 +234,25 @@ def _classifier(setup: PointSetup) -> _Classifier:
             _CLASSIFIERS.pop(next(iter(_CLASSIFIERS)))
         _CLASSIFIERS[setup.key] = _Classifier(setup)
     return _CLASSIFIERS[setup.key]
+
+
+def split_rng(seed: int) -> np.random.Generator:
+    """The random stream of a fit's splits (then its batch order), from the fit seed."""
+    return np.random.default_rng(derive_seed(seed, "srgn-split"))
+
+
+def held_out_split(rng: np.random.Generator, *, n_data: int, n_reference: int,
+                   fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (data train, data held-out, reference train, reference held-out).
+
+    The AUC is computed on the held-out events only, so the fitted θ carries their
+    statistics: ``bench/bench_srgn.py`` compares fits with the ideal value on exactly
+    these events.
+    """
+    d_perm = rng.permutation(n_data)
+    r_perm = rng.permutation(n_reference)
+    nd_held, nr_held = round(fraction * n_data), round(fraction * n_reference)
+    return d_perm[nd_held:], d_perm[:nd_held], r_perm[nr_held:], r_perm[:nr_held]
 
 
 def _balanced(reference_weights: np.ndarray, data_weights: np.ndarray
@@ -554,14 +573,10 @@ class SRGN:
         gen_view, names = self._check_inputs(problem, options)
         assert problem.reference is not None
         registry_check(options)
-        rng = np.random.default_rng(derive_seed(problem.seed, "srgn-split"))
-        frac = options["held_out_fraction"]
-        d_perm = rng.permutation(len(problem.data))
-        r_perm = rng.permutation(len(problem.reference))
-        nd_held = round(frac * len(d_perm))
-        nr_held = round(frac * len(r_perm))
-        d_train, d_held = d_perm[nd_held:], d_perm[:nd_held]
-        r_train, r_held = r_perm[nr_held:], r_perm[:nr_held]
+        rng = split_rng(problem.seed)
+        d_train, d_held, r_train, r_held = held_out_split(
+            rng, n_data=len(problem.data), n_reference=len(problem.reference),
+            fraction=options["held_out_fraction"])
         if min(len(d_train), len(d_held), len(r_train), len(r_held)) < 2:
             raise DataError("srgn: too few events for the training and held-out splits")
         x_d = problem.data.feature_columns(names)

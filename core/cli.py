@@ -269,7 +269,8 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
         if analytic:
             for n, e in res["parameters"].items():
                 e["analytic"], e["analytic_error"] = analytic["values"][n], analytic["errors"][n]
-        write_json(Path(output) / "fit.json", {"fit": res})
+        write_json(Path(output) / "fit.json", {"fit": res, "spec": spec_path,
+                                               "reweighters": list(reweighter_dirs)})
         _summary({"fit": res}, Path(output))
 
     _guard(debug, go)

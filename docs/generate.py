@@ -41,10 +41,21 @@ def likelihood_refit(name: str, spec: str, refit: bool) -> dict | None:
     return json.loads((out / "fit.json").read_text())["fit"]
 
 
-#: Refits of a run's reweighter kept for comparison: (run directory, label).
+#: Refits of a run's reweighter kept for comparison: (run directory, label). ``{members}``
+#: is replaced by the number of reweighters the fit averaged (``ratiofit fit`` records them).
 EXTRA_FITS = {
     "dctr_gaussian": (("dctr_gaussian_likelihood_ref2e6",
-                       "likelihood, Z(θ) from 2·10⁶ reference events, same reweighter"),),
+                       "likelihood, Z(θ) from 2·10⁶ reference events, same reweighter"),
+                      ("dctr_gaussian_member1_likelihood",
+                       "likelihood, 2·10^7 reference events, ensemble member 1 alone"),
+                      ("dctr_gaussian_member2_likelihood",
+                       "likelihood, 2·10^7 reference events, ensemble member 2 alone"),
+                      ("dctr_gaussian_average_dctr",
+                       "dctr, 2·10^7 reference events, mean log-ratio of {members} "
+                       "independently trained members"),
+                      ("dctr_gaussian_average_likelihood",
+                       "likelihood, 2·10^7 reference events, mean log-ratio of {members} "
+                       "independently trained members")),
 }
 
 
@@ -264,7 +275,9 @@ def main() -> None:
         for run, label in EXTRA_FITS.get(name, ()):
             path = ROOT / "runs" / run / "fit.json"
             if path.exists():
-                fits += fit_rows(f"{spec} ({label})", json.loads(path.read_text())["fit"])
+                stored = json.loads(path.read_text())
+                label = label.format(members=len(stored.get("reweighters", [None])))
+                fits += fit_rows(f"{spec} ({label})", stored["fit"])
     wide = ROOT / "runs" / "gaussian_2d_wide_range" / "result.json"
     if wide.exists():
         fits += fit_rows("specs/gaussian_2d.yaml with σ ∈ [0.25, 4] (likelihood, earlier "

@@ -42,19 +42,20 @@ def likelihood_refit(name: str, spec: str, refit: bool) -> dict | None:
 
 
 #: Refits of a run's reweighter kept for comparison: (run directory, label). ``{members}``
-#: is replaced by the number of reweighters the fit averaged (``ratiofit fit`` records them).
+#: is replaced by the number of reweighters the fit averaged (``ratiofit fit`` records them),
+#: ``{ref}`` by the size of the spec's reference sample.
 EXTRA_FITS = {
     "dctr_gaussian": (("dctr_gaussian_likelihood_ref2e6",
                        "likelihood, Z(θ) from 2·10⁶ reference events, same reweighter"),
                       ("dctr_gaussian_member1_likelihood",
-                       "likelihood, 2·10^7 reference events, ensemble member 1 alone"),
+                       "likelihood{ref}, ensemble member 1 alone"),
                       ("dctr_gaussian_member2_likelihood",
-                       "likelihood, 2·10^7 reference events, ensemble member 2 alone"),
+                       "likelihood{ref}, ensemble member 2 alone"),
                       ("dctr_gaussian_average_dctr",
-                       "dctr, 2·10^7 reference events, mean log-ratio of {members} "
+                       "dctr{ref}, mean log-ratio of {members} "
                        "independently trained members"),
                       ("dctr_gaussian_average_likelihood",
-                       "likelihood, 2·10^7 reference events, mean log-ratio of {members} "
+                       "likelihood{ref}, mean log-ratio of {members} "
                        "independently trained members")),
 }
 
@@ -276,7 +277,8 @@ def main() -> None:
             path = ROOT / "runs" / run / "fit.json"
             if path.exists():
                 stored = json.loads(path.read_text())
-                label = label.format(members=len(stored.get("reweighters", [None])))
+                label = label.format(members=len(stored.get("reweighters", [None])),
+                                     ref=_reference_size(ROOT / spec, resolved=False))
                 fits += fit_rows(f"{spec} ({label})", stored["fit"])
     wide = ROOT / "runs" / "gaussian_2d_wide_range" / "result.json"
     if wide.exists():

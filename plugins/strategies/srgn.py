@@ -23,6 +23,11 @@ Choices (options):
   the trained classifier's held-out weighted loss).
 - ``level``: ``sim`` (the SRGN fit) or ``gen`` (the same fit on generator-level features,
   srgn.md Fig. 5's generator curve; the data must then carry ``gen_`` columns).
+- ``cross_fit``: the AUC of one g is computed on the held-out split only, so θ̂ carries
+  the statistics of those events alone (``bench/bench_srgn.py`` shows the fit tracking
+  the ideal value of the held-out events). With ``cross_fit: true`` a second g is trained
+  on the held-out split and measured on the training split, and the objective is the
+  mean of the two AUCs: every event enters, at twice the training cost per point.
 
 The same split, initial weights and batch order are used at every θ (common random
 numbers), so the AUC landscape is a smooth function of θ rather than noise from point to
@@ -35,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -130,6 +135,8 @@ class PointSetup:
     patience: int
     seed: int
     rebuild: bool
+    #: With ``cross_fit``: the same set-up with the two splits' roles exchanged.
+    swapped: PointSetup | None = None
 
 
 class _Classifier:
@@ -279,14 +286,32 @@ def evaluate_point(*, setup: PointSetup, reference_log_weights: np.ndarray,
 
     ``reference_log_weights`` is log w(x_G, θ) for the training then the held-out
     reference events (computed by the caller from the frozen reweighter). Returns the
-    held-out weighted AUC, the held-out weighted loss, epochs run and seconds.
+    held-out weighted AUC, the held-out weighted loss, epochs run and seconds. With a
+    ``swapped`` set-up (option ``cross_fit``) a second g is trained on the held-out split
+    and measured on the training split, and AUC and loss are the means of the two folds,
+    so that every event's statistics enter the objective.
     """
     t0 = time.perf_counter()
-    n_rt = len(setup.reference_train)
     weights = np.exp(reference_log_weights)
     if not np.all(np.isfinite(weights)):
         bad = int(np.count_nonzero(~np.isfinite(weights)))
         raise DataError(f"srgn: the reweighter gives {bad} non-finite weight(s) at θ = {theta}")
+    auc, loss, epochs = _evaluate_fold(setup, weights, warm=warm)
+    out: dict[str, Any] = {"theta": dict(theta), "auc": auc, "loss": loss, "epochs": epochs}
+    if setup.swapped is not None:
+        n_rt = len(setup.reference_train)
+        auc_2, loss_2, epochs_2 = _evaluate_fold(
+            setup.swapped, np.concatenate([weights[n_rt:], weights[:n_rt]]), warm=warm)
+        out.update(auc=(auc + auc_2) / 2, loss=(loss + loss_2) / 2, epochs=epochs + epochs_2,
+                   fold_aucs=[auc, auc_2])
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _evaluate_fold(setup: PointSetup, weights: np.ndarray, *, warm: bool
+                   ) -> tuple[float, float, int]:
+    """Train g on the set-up's training split; (AUC, loss) on its held-out split, epochs."""
+    n_rt = len(setup.reference_train)
     w_rt, w_rh = weights[:n_rt], weights[n_rt:]
     w_r, w_d = _balanced(w_rt, setup.data_train_weights)
     x = np.concatenate([setup.reference_train, setup.data_train])[setup.order]
@@ -305,8 +330,7 @@ def evaluate_point(*, setup: PointSetup, reference_log_weights: np.ndarray,
                        target_weights=setup.data_held_weights, reference_weights=w_rh)
     loss = _heldout_loss(log_ratio_data=lr_data, log_ratio_reference=lr_ref,
                          data_weights=setup.data_held_weights, reference_weights=w_rh)
-    return {"theta": dict(theta), "auc": auc, "loss": loss, "epochs": int(epochs),
-            "seconds": time.perf_counter() - t0}
+    return auc, loss, int(epochs)
 
 
 def _rebuild_and_train(setup: PointSetup, reference_train_weights: np.ndarray
@@ -501,6 +525,10 @@ class SRGN:
         "batch_size": Option(kind="int", default=4096, minimum=1, doc="batch size of g"),
         "learning_rate": Option(kind="float", default=2e-3, minimum=0.0,
                                 doc="Adam learning rate of g"),
+        "cross_fit": Option(kind="bool", default=False,
+                            doc="also train g on the held-out split and measure it on the "
+                            "training split; the objective is the mean of the two folds, so all "
+                            "events' statistics enter θ̂ (twice the training per point)"),
         "held_out_fraction": Option(kind="float", default=0.5, minimum=0.05, maximum=0.95,
                                     doc="fraction of data and reference kept for the AUC only"),
         "validation_fraction": Option(kind="float", default=0.2, minimum=0.01, maximum=0.9,
@@ -610,6 +638,17 @@ class SRGN:
             epochs=options["epochs"], batch_size=options["batch_size"],
             learning_rate=options["learning_rate"], patience=options["patience"], seed=seed,
             rebuild=options["rebuild"])
+        if options["cross_fit"]:
+            # The second fold: g trained on the held-out split (its own batch order and
+            # validation part), measured on the training split; same standardisation.
+            n_held = len(d_held) + len(r_held)
+            setup = replace(setup, swapped=replace(
+                setup, key=setup.key + "-swapped",
+                data_train=setup.data_held, data_held=setup.data_train,
+                reference_train=setup.reference_held, reference_held=setup.reference_train,
+                data_train_weights=setup.data_held_weights,
+                data_held_weights=setup.data_train_weights, order=rng.permutation(n_held),
+                n_validation=max(1, round(options["validation_fraction"] * n_held))))
         ordered = gen_view.take(np.concatenate([r_train, r_held]))
         return setup, ordered
 
@@ -689,6 +728,7 @@ class SRGN:
                                  "optimizer": options["optimizer"],
                                  "initialisation": options["initialisation"],
                                  "rebuild": options["rebuild"],
+                                 "cross_fit": options["cross_fit"],
                                  "features": list(setup.signature["feature_names"]),
                                  "n_held_out": {"data": len(setup.data_held),
                                                 "reference": len(setup.reference_held)}}

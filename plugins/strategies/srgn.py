@@ -394,7 +394,9 @@ def fit_bowl(*, points: np.ndarray, values: np.ndarray, shape: str
     ``hyperbola``: b + √(c² + (θ−θ̂)ᵀ A (θ−θ̂)) with A = LLᵀ, a bowl that is a parabola
     near its floor and a cone (the |Δθ| rise of an AUC, srgn.md Fig. 5) away from it.
     The covariance is s²(JᵀJ)⁻¹ with s² the residual variance (parabola: propagated to the
-    vertex with a numerical Jacobian), i.e. the scatter of the points about the bowl.
+    vertex with a numerical Jacobian), i.e. the scatter of the points about the bowl. The
+    hyperbola's ``info["cone"]`` is A in θ units: the objective rises as √(Δθᵀ A Δθ) away
+    from the floor.
     """
     from scipy.optimize import least_squares
 
@@ -455,8 +457,13 @@ def fit_bowl(*, points: np.ndarray, values: np.ndarray, shape: str
     dof = m - len(x0)
     s2 = float(resid @ resid / dof)
     cov_q = s2 * np.linalg.pinv(sol.jac.T @ sol.jac)
+    low = np.zeros((p, p))
+    low[tril] = sol.x[p + 2:]
+    # The cone far from the floor: rise √(Δθᵀ C Δθ), C in θ units (the slopes of the arms).
+    cone = (low @ low.T) / np.outer(scale, scale)
     info.update(residual_rms=float(np.sqrt(s2)), converged=bool(sol.success),
-                floor=float(sol.x[p]), rounding=float(np.exp(sol.x[p + 1])))
+                floor=float(sol.x[p]), rounding=float(np.exp(sol.x[p + 1])),
+                cone=cone.tolist())
     return centre + scale * sol.x[:p], cov_q[:p, :p] * np.outer(scale, scale), info
 
 
@@ -848,12 +855,51 @@ class SRGN:
         info["vertex_inside_fine_scan"] = inside
         info["rounds"] = rounds
         extra["bowl"] = info
-        extra["error_method"] = f"{options['shape']} fit to the last fine scan (residual " \
-            "scatter)"
         if not inside:  # an unreliable bowl: report the best scanned point, flag it
+            extra["error_method"] = "none (bowl vertex outside the fine scan)"
             return dict(fine_best["values"]), np.full((p_count, p_count), np.nan), False
+        extra["bowl_fit_errors"] = {n: float(np.sqrt(max(cov[i, i], 0.0)))
+                                    for i, n in enumerate(names)}
+        if "cone" in info and options["objective"] == "auc":
+            cov = self._statistical_covariance(problem, setup, reference, vertex,
+                                               np.asarray(info["cone"]), extra)
+        else:
+            extra["error_method"] = f"{options['shape']} fit to the last fine scan " \
+                "(residual scatter of the points about the bowl)"
         return ({n: float(v) for n, v in zip(names, vertex, strict=True)}, np.asarray(cov),
                 True)
+
+    def _statistical_covariance(self, problem: FitProblem, setup: PointSetup,
+                                reference: EventSet, vertex: np.ndarray, cone: np.ndarray,
+                                extra: dict[str, Any]) -> np.ndarray:
+        """σ²_AUC A⁻¹: the θ region where the AUC rises by its own statistical noise.
+
+        Near θ̂ the held-out AUC is ½ + √(Δθᵀ A Δθ) (the hyperbola's cone) plus noise of
+        variance (1/n_data + 1/n_reference)/12 (the Mann–Whitney variance under equal
+        distributions, with Kish effective numbers of the weighted events it is measured
+        on: the held-out split, or both with ``cross_fit``). The scan's own residual
+        scatter (``bowl_fit_errors``) is far smaller: with common random numbers the whole
+        landscape moves with the events, not point by point.
+        """
+        def kish(w: np.ndarray) -> float:
+            return float(w.sum() ** 2 / np.sum(w * w))
+
+        log_w = self._log_weights(problem, reference, vertex)
+        w_ref = np.exp(log_w - log_w.max())
+        n_rt = len(setup.reference_train)
+        both = setup.swapped is not None
+        w_data = np.concatenate([setup.data_train_weights, setup.data_held_weights]) if both \
+            else setup.data_held_weights
+        n_data, n_ref = kish(w_data), kish(w_ref if both else w_ref[n_rt:])
+        var_auc = (1.0 / n_data + 1.0 / n_ref) / 12.0
+        extra["error_method"] = ("statistical: AUC noise (1/n_data + 1/n_reference)/12 "
+                                 "over the hyperbola's cone (Kish effective numbers)")
+        extra["auc_noise"] = {"sigma": float(np.sqrt(var_auc)), "n_data_effective": n_data,
+                              "n_reference_effective": n_ref}
+        try:
+            return var_auc * np.linalg.inv(cone)
+        except np.linalg.LinAlgError:
+            return np.full(cone.shape, np.nan)
 
 
 def registry_check(options: Mapping[str, Any]) -> None:

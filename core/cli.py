@@ -236,7 +236,7 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
     from .registry import get_registry
     from .reweighter import load_reweighters
     from .spec import load_spec
-    from .workflow import Samples, analytic_fit, fit_reweighter, write_json
+    from .workflow import Samples, analytic_fit, fit_reweighter, with_analytic, write_json
 
     def go() -> None:
         spec = load_spec(spec_path)
@@ -264,11 +264,8 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
             spec = replace(spec, fit=replace(spec.fit, strategy=name, options=options))
         rw = load_reweighters(list(reweighter_dirs), registry=reg)
         samples = Samples(spec, reg)
-        res = fit_reweighter(spec, rw, samples, reg, member=0).to_dict()
-        analytic = analytic_fit(spec, samples, reg)
-        if analytic:
-            for n, e in res["parameters"].items():
-                e["analytic"], e["analytic_error"] = analytic["values"][n], analytic["errors"][n]
+        res = with_analytic(fit_reweighter(spec, rw, samples, reg, member=0).to_dict(),
+                            analytic_fit(spec, samples, reg))
         write_json(Path(output) / "fit.json", {"fit": res, "spec": spec_path,
                                                "reweighters": list(reweighter_dirs)})
         _summary({"fit": res}, Path(output))

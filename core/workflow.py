@@ -247,6 +247,17 @@ def fit_reweighter(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Sam
     return registry.get("strategy", fs.strategy).fit(problem=problem, options=fs.options)
 
 
+def with_analytic(fit: dict[str, Any], analytic: dict[str, Any] | None) -> dict[str, Any]:
+    """``fit`` (a FitResult dict) with the analytic MLE, its error and the truth added to
+    every parameter entry (unchanged when there is no analytic fit)."""
+    if analytic is not None:
+        for n, entry in fit["parameters"].items():
+            entry["analytic"] = analytic["values"][n]
+            entry["analytic_error"] = analytic["errors"][n]
+            entry["truth"] = analytic["truth"][n]
+    return fit
+
+
 def analytic_fit(spec: Spec, samples: Samples, registry: Registry) -> dict[str, Any] | None:
     """Maximum-likelihood fit with the source's exact density (the statistical reference)."""
     fs = spec.fit
@@ -453,14 +464,8 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     result["normalisation"] = first["normalisation"]
     result["closure"] = first.get("closure", {"points": []})
     if spec.fit is not None:
-        fit = first["fit"]
         analytic = analytic_fit(spec, samples, reg)
-        if analytic is not None:
-            for n, entry in fit["parameters"].items():
-                entry["analytic"] = analytic["values"][n]
-                entry["analytic_error"] = analytic["errors"][n]
-                entry["truth"] = analytic["truth"][n]
-        result["fit"] = fit
+        result["fit"] = with_analytic(first["fit"], analytic)
     if spec.ensemble > 1 and spec.fit is not None:
         names = list(spec.fit.parameters)
         values = {n: [m["fit"]["parameters"][n]["value"] for m in members] for n in names}
@@ -475,12 +480,8 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
             t_fit = time.perf_counter()
             averaged = AveragedReweighter(members=[
                 Reweighter.load(out / m["reweighter_dir"], registry=reg) for m in members])
-            avg = fit_reweighter(spec, averaged, samples, reg, member=0).to_dict()
-            if analytic is not None:
-                for n, entry in avg["parameters"].items():
-                    entry["analytic"] = analytic["values"][n]
-                    entry["analytic_error"] = analytic["errors"][n]
-                    entry["truth"] = analytic["truth"][n]
+            avg = with_analytic(fit_reweighter(spec, averaged, samples, reg, member=0).to_dict(),
+                                analytic)
             avg["fit_seconds"] = time.perf_counter() - t_fit
             result["ensemble"]["average_fit"] = avg
     if spec.inference is not None or spec.studies:

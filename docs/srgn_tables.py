@@ -51,10 +51,11 @@ def level_fit(member: Mapping[str, Any], level: str) -> dict[str, Any]:
     fit = member["fit"]
     if level == "gen" and fit["extra"].get("level") == "both":
         gen = fit["extra"]["generator_level"]
-        return {"values": gen["values"], "valid": gen["valid"],
+        return {"values": gen["values"], "errors": gen["errors"], "valid": gen["valid"],
                 "at_limit": gen["extra"].get("at_limit", []), "trace": gen["trace"],
                 "landscape": gen["landscape"], "extra": gen["extra"]}
     return {"values": {n: p["value"] for n, p in fit["parameters"].items()},
+            "errors": {n: p["error"] for n, p in fit["parameters"].items()},
             "valid": fit["valid"], "at_limit": fit["extra"].get("at_limit", []),
             "trace": fit["trace"], "landscape": fit["landscape"], "extra": fit["extra"]}
 
@@ -76,10 +77,11 @@ def ensemble_table(run: str, names: Sequence[str], paper: Mapping[tuple[str, str
     """Markdown rows: parameter, target, level, ratiofit mean ± std (n), paper value."""
     mem = members(run)
     rows = ["| parameter | target | level | ratiofit: mean ± std | members | flagged | "
-            "srgn.md |", "|---|---|---|---|---|---|---|"]
+            "statistical error of one fit | (mean − target) / that error | srgn.md |",
+            "|---|---|---|---|---|---|---|---|---|"]
     summary: dict[str, Any] = {"members": len(mem)}
     if not mem:
-        rows.append(f"| (no finished members in runs/{run}) | | | | | | |")
+        rows.append(f"| (no finished members in runs/{run}) | | | | | | | | |")
         return rows, summary
     for level in ("gen", "sim"):
         fits = [level_fit(m, level) for m in mem]
@@ -91,9 +93,18 @@ def ensemble_table(run: str, names: Sequence[str], paper: Mapping[tuple[str, str
             ref = paper.get((name, level))
             summary[f"{name}_{level}"] = {"mean": float(values.mean()), "std": std,
                                          "values": values.tolist(), "flagged": flagged}
+            # Only runs made since the error became statistical (AUC noise over the
+            # cone slope) carry one; older runs' errors are the bowl's scatter: shown as –.
+            stat = [f["errors"][name] for f in fits
+                    if str(f["extra"].get("error_method", "")).startswith("statistical")]
+            err = float(np.mean(stat)) if len(stat) == len(fits) else float("nan")
+            dev = (values.mean() - truth) / err if truth is not None and np.isfinite(err) \
+                else float("nan")
             rows.append(f"| {name} | {truth if truth is not None else '?':} | "
                         f"{LEVEL_NAME[level]} | {values.mean():.3f} ± {std:.3f} | "
                         f"{len(values)} | {len(flagged)} | "
+                        f"{f'{err:.3f}' if np.isfinite(err) else '–'} | "
+                        f"{f'{dev:+.1f}' if np.isfinite(dev) else '–'} | "
                         f"{f'{ref[0]:.3f} ± {ref[1]:.3f}' if ref else '—'} |")
     return rows, summary
 
@@ -360,7 +371,12 @@ def srgn_markdown() -> str:
     out += ["", "Every finished member is included: no outlier removal (srgn.md removed fits "
             "outside 2σ of the mean or within 5% of the bounds). 'flagged' counts members "
             "whose fit is invalid (bowl vertex outside the fine scan) or within 5% of a "
-            "parameter bound; they are included in the mean and std all the same.", ""]
+            "parameter bound; they are included in the mean and std all the same. The "
+            "members share the data and the simulated sample (as the paper's runs share "
+            "theirs), so their spread is the training noise only; the statistical error of "
+            "one fit (the held-out AUC noise over the cone slope, averaged over members) adds "
+            "the events' own fluctuation and is the yardstick for the distance to the target. "
+            "'–': a run made before fits reported it.", ""]
     for key, value in summary.items():
         if isinstance(value, dict):
             out.append(f"- {key}: " + ", ".join(f"{v:.4f}" for v in value["values"]))

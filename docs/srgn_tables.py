@@ -109,6 +109,12 @@ def ensemble_table(run: str, names: Sequence[str], paper: Mapping[tuple[str, str
     return rows, summary
 
 
+def member_values(summary: Mapping[str, Any]) -> list[str]:
+    """One line per parameter and level of :func:`ensemble_table`'s summary: every value."""
+    return [f"- {key}: " + ", ".join(f"{v:.4f}" for v in value["values"])
+            for key, value in summary.items() if isinstance(value, dict)]
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -377,10 +383,7 @@ def srgn_markdown() -> str:
             "one fit (the held-out AUC noise over the cone slope, averaged over members) adds "
             "the events' own fluctuation and is the yardstick for the distance to the target. "
             "'–': a run made before fits reported it.", ""]
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            out.append(f"- {key}: " + ", ".join(f"{v:.4f}" for v in value["values"]))
-    out += [""]
+    out += [*member_values(summary), ""]
     if figure_auc_1d("srgn_gaussian", FIGURES / "auc_1d.png"):
         out += ["![held-out AUC vs mu](figures/srgn/auc_1d.png)", "",
                 "Held-out AUC of g against μ for ensemble member 0 at both levels (srgn.md "
@@ -406,10 +409,7 @@ def srgn_markdown() -> str:
                 "target, SRGN cannot either: the fit finds the θ at which the *learned* "
                 "reweighting matches the data, so a σ bias of the size the closure shows is "
                 "the reweighter's, at both levels alike.", ""]
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            out.append(f"- {key}: " + ", ".join(f"{v:.4f}" for v in value["values"]))
-    out += [""]
+    out += [*member_values(summary), ""]
     if figure_auc_2d("srgn_gaussian_2d", FIGURES / "auc_2d.png"):
         out += ["![2-D AUC landscape](figures/srgn/auc_2d.png)", "",
                 "Coarse AUC grid of member 0 at both levels (srgn.md Fig. 7); dots: every "

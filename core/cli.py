@@ -222,6 +222,48 @@ def train(spec_path: str, output: str, member: int, quiet: bool, debug: bool) ->
 
 @main.command()
 @click.argument("spec_path", type=click.Path(dir_okay=False))
+@click.option("--reweighter", "reweighter_dir", type=click.Path(), required=True,
+              help="A saved reweighter directory (trained for SPEC).")
+@click.option("-o", "--output", type=click.Path(file_okay=False), required=True)
+@click.option("--member", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The ensemble member it is (its own samples with "
+              "ensemble.training_samples: independent); sets the output layout as for train.")
+@debug_opt
+def calibrate(spec_path: str, reweighter_dir: str, output: str, member: int,
+              debug: bool) -> None:
+    """Re-calibrate a saved reweighter with the spec's calibration section (no retraining);
+    write OUTPUT/reweighter (or OUTPUT/ensemble/member-K/reweighter)."""
+    from .registry import get_registry
+    from .reweighter import Reweighter
+    from .spec import load_spec
+    from .workflow import Samples, calibrate_from_spec
+
+    def go() -> None:
+        spec = load_spec(spec_path)
+        if spec.reweighter is None:
+            raise RatiofitError(f"{spec_path}: the spec has no 'reweighter' section")
+        if member >= spec.ensemble:
+            raise RatiofitError(f"{spec_path}: --member {member}: the spec's ensemble has "
+                                f"{spec.ensemble} member(s)")
+        reg = get_registry()
+        rw = Reweighter.load(reweighter_dir, registry=reg)
+        wanted = list(spec.reweighter.parameters)
+        if rw.theta_names != wanted:
+            raise RatiofitError(f"{reweighter_dir}: parameterised in {rw.theta_names}, the "
+                                f"spec's reweighter in {wanted}")
+        calibrate_from_spec(spec, rw, Samples(spec, reg), member=member)
+        out = Path(output)
+        target = out / "reweighter" if member == 0 else \
+            out / "ensemble" / f"member-{member}" / "reweighter"
+        rw.metadata["calibrated_from"] = str(reweighter_dir)
+        rw.save(target)
+        click.echo(f"wrote {target}")
+
+    _guard(debug, go)
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(dir_okay=False))
 @click.option("--reweighter", "reweighter_dirs", type=click.Path(), required=True, multiple=True,
               help="A saved reweighter directory; given several times, the fit uses the "
               "members' mean log-ratio (AveragedReweighter).")

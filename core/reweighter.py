@@ -12,6 +12,25 @@ misses by a θ-dependent factor, which biases likelihood and DCTR fits directly.
 measures c(θ) = log E_reference[w(x, θ)] on a θ grid and, when calibration is requested,
 subtracts a polynomial fit of c(θ) from log w (the fit and residuals are kept in the
 metadata).
+
+Moment calibration
+------------------
+Normalisation fixes one moment, E_reference[w] = 1. A likelihood fit needs more: its score
+equation sets the data's mean of ∂_θ log w equal to the reweighted reference's, so a
+learned ratio whose reweighted reference has E[x|θ] off by δ moves θ̂ by about δ over the
+slope dE[x|θ]/dθ (docs/results.md measures this). ``calibrate(moments=K, target=...)``
+adds an exponential tilt
+
+    log w_cal(x, θ) = log w(x, θ) + a(θ)·T(x) − c(θ),   T(x) = (x̃_f^k), k = 1..K,
+
+with x̃ the standardised features, chosen so that the reweighted reference reproduces the
+target's moments m(θ) = E_target[T | θ], estimated by a polynomial regression of T on θ
+over the parameterised target sample (the training data; no analytic input). At each θ on
+the grid a(θ) solves the convex problem min_a log E_ref[w e^{a·T}] − a·m(θ) (whose
+stationarity condition is exactly the moment match); a(θ) and c(θ) are then fitted by
+polynomials. With K = 2 and a Gaussian family, T spans the sufficient statistics, and the
+calibrated ratio is exact in form; in general it corrects the fit-relevant first moments.
+The regression's own noise, not the network's error, then limits the calibrated ratio.
 """
 
 from __future__ import annotations
@@ -34,7 +53,7 @@ from .events import EventSet
 from .parameters import ParameterSet
 from .plugin_api import InputSignature
 
-__all__ = ["AveragedReweighter", "Calibration", "Reweighter", "load_reweighters"]
+__all__ = ["AveragedReweighter", "Calibration", "Reweighter", "Tilt", "load_reweighters"]
 
 FORMAT_VERSION = 1
 _COMPUTED_KEYS = ("format_version", "loss", "parameters", "signature", "calibration",
@@ -47,13 +66,16 @@ class Calibration:
     """Polynomial c(z) in standardised θ, z ∈ [-1, 1]^p, of total degree ``degree``."""
 
     def __init__(self, *, degree: int, exponents: list[tuple[int, ...]], coefficients: list[float],
-                 half_width: np.ndarray, centre: np.ndarray, measured: dict[str, Any]) -> None:
+                 half_width: np.ndarray, centre: np.ndarray, measured: dict[str, Any],
+                 tilt: Tilt | None = None) -> None:
         self.degree = degree
         self.exponents = [tuple(e) for e in exponents]
         self.coefficients = np.asarray(coefficients, dtype=np.float64)
         self.half_width = np.asarray(half_width, dtype=np.float64)
         self.centre = np.asarray(centre, dtype=np.float64)
         self.measured = measured
+        #: Moment calibration a(θ)·T(x) (None: normalisation only).
+        self.tilt = tilt
 
     @staticmethod
     def exponent_list(p: int, degree: int) -> list[tuple[int, ...]]:
@@ -75,29 +97,109 @@ class Calibration:
     def gradient(self, theta: np.ndarray) -> np.ndarray:
         """∂c/∂θ at θ rows ``[m, p]`` → ``[m, p]``."""
         z = (np.atleast_2d(theta) - self.centre) / self.half_width
-        grads = []
-        for j in range(z.shape[1]):
-            cols = []
-            for e in self.exponents:
-                if e[j] == 0:
-                    cols.append(np.zeros(len(z)))
-                    continue
-                e2 = list(e)
-                e2[j] -= 1
-                cols.append(e[j] * np.prod(z ** np.asarray(e2), axis=1))
-            grads.append(np.stack(cols, axis=1) @ self.coefficients / self.half_width[j])
-        return np.stack(grads, axis=1)
+        return np.stack([self.design_derivative(z, self.exponents, j) @ self.coefficients
+                         / self.half_width[j] for j in range(z.shape[1])], axis=1)
+
+    @staticmethod
+    def design_derivative(z: np.ndarray, exponents: list[tuple[int, ...]], j: int) -> np.ndarray:
+        """∂(design)/∂z_j, ``[m, len(exponents)]``."""
+        cols = []
+        for e in exponents:
+            if e[j] == 0:
+                cols.append(np.zeros(len(z)))
+                continue
+            e2 = list(e)
+            e2[j] -= 1
+            cols.append(e[j] * np.prod(z ** np.asarray(e2), axis=1))
+        return np.stack(cols, axis=1)
+
+    def offset(self, theta: np.ndarray, flat: np.ndarray | None) -> np.ndarray:
+        """The per-event correction added to log w: a(θ)·T(x) − c(θ), ``[n]``.
+
+        ``theta`` is ``[n, p]`` (one row per event) and ``flat`` the events' flat features
+        ``[n, d]`` (needed only with a tilt).
+        """
+        n = len(flat) if flat is not None else len(theta)
+        if theta.shape[1] == 0:
+            return np.full(n, -self.coefficients[0])
+        if len(theta) and np.all(theta.min(axis=0) == theta.max(axis=0)):
+            uniq, inverse = theta[:1], np.zeros(len(theta), dtype=np.int64)
+        else:
+            uniq, inverse = np.unique(theta, axis=0, return_inverse=True)
+            inverse = inverse.reshape(-1)
+        out = -self.value(uniq)[inverse]
+        if self.tilt is not None:
+            if flat is None:
+                raise DataError("this reweighter's moment calibration needs the events' flat "
+                                "features")
+            z = (uniq - self.centre) / self.half_width
+            a = self.design(z, self.tilt.exponents) @ self.tilt.coefficients  # [u, k]
+            out = out + np.einsum("nk,nk->n", self.tilt.statistics(flat), a[inverse])
+        return out
+
+    def offset_gradient(self, theta_row: np.ndarray, flat: np.ndarray | None) -> np.ndarray:
+        """∂(a(θ)·T(x) − c(θ))/∂θ at one θ row for every event, ``[n, p]``."""
+        th = np.atleast_2d(theta_row)
+        grad = -self.gradient(th)  # [1, p]
+        if self.tilt is None:
+            n = len(flat) if flat is not None else 1
+            return np.broadcast_to(grad, (n, th.shape[1])).copy()
+        if flat is None:
+            raise DataError("this reweighter's moment calibration needs the events' flat "
+                            "features")
+        z = (th - self.centre) / self.half_width
+        da = np.stack([(self.design_derivative(z, self.tilt.exponents, j)
+                        @ self.tilt.coefficients)[0] / self.half_width[j]
+                       for j in range(th.shape[1])], axis=0)  # [p, k]
+        return grad + self.tilt.statistics(flat) @ da.T
 
     def to_dict(self) -> dict[str, Any]:
         return {"degree": self.degree, "exponents": [list(e) for e in self.exponents],
                 "coefficients": self.coefficients.tolist(), "half_width": self.half_width.tolist(),
-                "centre": self.centre.tolist(), "measured": self.measured}
+                "centre": self.centre.tolist(), "measured": self.measured,
+                "tilt": self.tilt.to_dict() if self.tilt is not None else None}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
         return cls(degree=d["degree"], exponents=[tuple(e) for e in d["exponents"]],
                    coefficients=d["coefficients"], half_width=np.asarray(d["half_width"]),
-                   centre=np.asarray(d["centre"]), measured=d["measured"])
+                   centre=np.asarray(d["centre"]), measured=d["measured"],
+                   tilt=Tilt.from_dict(d["tilt"]) if d.get("tilt") else None)
+
+
+class Tilt:
+    """a(θ)·T(x): T = standardised flat features to powers 1..``moments``; a(θ) polynomial.
+
+    ``coefficients`` is ``[len(exponents), k]`` with k = d · moments statistics, ordered
+    feature-major (x̃₁, x̃₁², ..., x̃₂, ...).
+    """
+
+    def __init__(self, *, moments: int, exponents: list[tuple[int, ...]],
+                 coefficients: Any, feature_centre: Any, feature_scale: Any) -> None:
+        self.moments = int(moments)
+        self.exponents = [tuple(e) for e in exponents]
+        self.coefficients = np.asarray(coefficients, dtype=np.float64)
+        self.feature_centre = np.asarray(feature_centre, dtype=np.float64)
+        self.feature_scale = np.asarray(feature_scale, dtype=np.float64)
+
+    def statistics(self, flat: np.ndarray) -> np.ndarray:
+        """T(x), ``[n, d · moments]``."""
+        u = (np.asarray(flat, dtype=np.float64) - self.feature_centre) / self.feature_scale
+        return np.concatenate([u[:, [f]] ** np.arange(1, self.moments + 1)[None, :]
+                               for f in range(u.shape[1])], axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"moments": self.moments, "exponents": [list(e) for e in self.exponents],
+                "coefficients": self.coefficients.tolist(),
+                "feature_centre": self.feature_centre.tolist(),
+                "feature_scale": self.feature_scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Tilt:
+        return cls(moments=d["moments"], exponents=[tuple(e) for e in d["exponents"]],
+                   coefficients=np.asarray(d["coefficients"], dtype=np.float64).reshape(
+                       len(d["exponents"]), -1),
+                   feature_centre=d["feature_centre"], feature_scale=d["feature_scale"])
 
 
 class _WeightMethods:
@@ -201,15 +303,16 @@ class Reweighter(_WeightMethods):
             x = features.feature_columns(sig.feature_names) if sig.feature_names else \
                 np.zeros((len(features), 0))
             parts = features.particle_arrays(sig.particle_names) if sig.particle_names else None
-            prepared = _Inputs(x, parts)
+            prepared = _Inputs(x, parts, flat=x)
             if self._split is not None and self.parameters.names:
-                prepared = _Inputs(self._embed(prepared), None, embedded=True)
+                prepared = _Inputs(self._embed(prepared), None, embedded=True, flat=x)
             self._prepared = [(features, prepared), *self._prepared[:3]]
             return prepared
         if sig.particle_names:
             raise DataError(f"this reweighter reads particles ({', '.join(sig.particle_names)});"
                             " pass an EventSet, not a feature array")
-        return _Inputs(self._features(features), None)
+        x = self._features(features)
+        return _Inputs(x, None, flat=x)
 
     def theta_matrix(self, theta: Mapping[str, Any] | None, n: int) -> np.ndarray:
         """Named θ (scalars or ``[n]`` arrays) → ``[n, p]``; range-checked."""
@@ -307,17 +410,8 @@ class Reweighter(_WeightMethods):
         th = self.theta_matrix(theta, len(inp.x))
         out = self._raw_log_ratio(inp, th)
         if calibrated and self.calibration is not None:
-            out = out - self._calibration_at(th)
+            out = out + self.calibration.offset(th, inp.flat)
         return out
-
-    def _calibration_at(self, th: np.ndarray) -> np.ndarray:
-        assert self.calibration is not None
-        if th.shape[1] == 0:
-            return np.full(len(th), self.calibration.coefficients[0])
-        if len(th) and np.all(th.min(axis=0) == th.max(axis=0)):  # one θ point: the usual case
-            return np.full(len(th), self.calibration.value(th[:1])[0])
-        uniq, inverse = np.unique(th, axis=0, return_inverse=True)
-        return self.calibration.value(uniq)[inverse.reshape(-1)]
 
     def log_ratio_and_gradient(self, *, features: Any, theta: Mapping[str, float],
                                calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -356,16 +450,23 @@ class Reweighter(_WeightMethods):
             lw[idx] = v.numpy()[:len(idx)]
             grad[idx] = g.numpy()[:len(idx)]
         if calibrated and self.calibration is not None:
-            lw = lw - self.calibration.value(th[:1])[0]
-            grad = grad - self.calibration.gradient(th[:1])[0]
+            lw = lw + self.calibration.offset(th, inp.flat)
+            grad = grad + self.calibration.offset_gradient(th[0], inp.flat)
         return lw, grad
 
     # -- calibration ----------------------------------------------------------------------
     def calibrate(self, *, reference_features: Any, points: int, degree: int,
-                  rng: np.random.Generator, apply: bool = True) -> dict[str, Any]:
+                  rng: np.random.Generator, apply: bool = True, moments: int = 0,
+                  target: EventSet | None = None, moment_degree: int = 4) -> dict[str, Any]:
         """Measure c(θ) = log E_reference[w(x, θ)] on a θ grid; fit and (optionally) apply it.
 
-        Returns the measured table (θ points, c before and after calibration).
+        With ``moments=K > 0`` a moment calibration (module docstring) is fitted first: the
+        target's moments m(θ) come from a polynomial regression of degree ``moment_degree``
+        on ``target`` (an event set with per-event θ), and the tilt a(θ) that makes the
+        reweighted reference reproduce them is fitted by a polynomial of degree ``degree``.
+
+        Returns the measured table (θ points, c, and with moments the reweighted reference's
+        moment error before and after calibration).
         """
         from scipy.special import logsumexp
 
@@ -381,23 +482,100 @@ class Reweighter(_WeightMethods):
         else:
             n_pts = max(points, 3 * len(Calibration.exponent_list(p, degree)))
             grid = rng.uniform(lo, hi, size=(n_pts, p))
-        c = np.array([logsumexp(self._raw_log_ratio(inp, np.broadcast_to(t, (n_ref, p))))
-                      - np.log(n_ref) for t in grid])
         centre = (lo + hi) / 2 if p else np.zeros(0)
         half = (hi - lo) / 2 if p else np.zeros(0)
         exps = Calibration.exponent_list(p, degree if p else 0)
         z = (grid - centre) / half if p else np.zeros((1, 0))
         design = Calibration.design(z, exps)
-        coef, *_ = np.linalg.lstsq(design, c, rcond=None)
-        residual = c - design @ coef
-        measured = {"theta": grid.tolist(), "names": self.theta_names, "log_norm": c.tolist(),
-                    "residual_after_fit": residual.tolist(), "n_events": n_ref,
-                    "max_abs_log_norm": float(np.max(np.abs(c)))}
+
+        def raw(t: np.ndarray) -> np.ndarray:
+            return self._raw_log_ratio(inp, np.broadcast_to(t, (n_ref, p)))
+
+        measured: dict[str, Any] = {"theta": grid.tolist(), "names": self.theta_names,
+                                    "n_events": n_ref}
+        tilt = None
+        if moments:
+            tilt, tilt_measured = self._fit_tilt(
+                inp=inp, raw=raw, grid=grid, design=design, exps=exps, z_centre=centre,
+                z_half=half, moments=moments, target=target, moment_degree=moment_degree)
+            measured["moments"] = tilt_measured
+        c, after = [], []
+        t_ref = tilt.statistics(inp.flat) if tilt is not None and inp.flat is not None else None
+        for t in grid:
+            lw = raw(t)
+            if tilt is not None and t_ref is not None:
+                zt = (t[None, :] - centre) / half
+                lw = lw + t_ref @ (Calibration.design(zt, exps) @ tilt.coefficients)[0]
+                q = np.exp(lw - lw.max())
+                after.append((q @ t_ref) / q.sum())
+            c.append(logsumexp(lw) - np.log(n_ref))
+        c_arr = np.array(c)
+        if tilt is not None:
+            moments_measured = measured["moments"]
+            error_after = np.array(after) - np.asarray(moments_measured["target_moments"])
+            moments_measured["moment_error_after"] = error_after.tolist()
+            moments_measured["max_abs_moment_error_after"] = float(np.max(np.abs(error_after)))
+        coef, *_ = np.linalg.lstsq(design, c_arr, rcond=None)
+        residual = c_arr - design @ coef
+        measured.update({"log_norm": c_arr.tolist(), "residual_after_fit": residual.tolist(),
+                         "max_abs_log_norm": float(np.max(np.abs(c_arr)))})
         if apply:
             self.calibration = Calibration(degree=degree if p else 0, exponents=exps,
                                            coefficients=coef.tolist(), half_width=half,
-                                           centre=centre, measured=measured)
+                                           centre=centre, measured=measured, tilt=tilt)
         return measured
+
+    def _fit_tilt(self, *, inp: _Inputs, raw: Any, grid: np.ndarray, design: np.ndarray,
+                  exps: list[tuple[int, ...]], z_centre: np.ndarray, z_half: np.ndarray,
+                  moments: int, target: EventSet | None, moment_degree: int
+                  ) -> tuple[Tilt, dict[str, Any]]:
+        """a(θ) at each grid point by the convex moment match, then its polynomial fit."""
+        if not len(self.parameters):
+            raise DataError("a moment calibration needs a parameterised reweighter")
+        if target is None:
+            raise DataError("a moment calibration needs the target sample (θ per event)")
+        names = self.signature.feature_names
+        if not names or inp.flat is None or inp.flat.shape[1] == 0:
+            raise DataError("a moment calibration matches flat-feature moments; this "
+                            "reweighter has no flat features")
+        flat = inp.flat
+        scale = flat.std(axis=0)
+        scale[scale == 0] = 1.0
+        tilt = Tilt(moments=moments, exponents=exps, coefficients=np.zeros((len(exps), 0)),
+                    feature_centre=flat.mean(axis=0), feature_scale=scale)
+        t_ref = tilt.statistics(flat)
+        # m(θ): weighted least squares of the target's T on a polynomial in θ.
+        th_t = target.theta_matrix(self.theta_names)
+        if np.all(th_t.min(axis=0) == th_t.max(axis=0)) and len(grid) > 1:
+            raise DataError("a moment calibration needs a target with θ varied per event")
+        m_exps = Calibration.exponent_list(th_t.shape[1], moment_degree)
+        m_design = Calibration.design((th_t - z_centre) / z_half, m_exps)
+        t_target = tilt.statistics(target.feature_columns(names))
+        sw = np.sqrt(target.event_weights)
+        m_coef, *_ = np.linalg.lstsq(m_design * sw[:, None], t_target * sw[:, None],
+                                     rcond=None)
+        resid = t_target - m_design @ m_coef
+        m_grid = Calibration.design((grid - z_centre) / z_half, m_exps) @ m_coef
+        a_grid, before = [], []
+        for t, m in zip(grid, m_grid, strict=True):
+            lw = raw(t)
+            q = np.exp(lw - lw.max())
+            before.append((q @ t_ref) / q.sum() - m)
+            a_grid.append(_moment_match(lw, t_ref, m))
+        a_arr = np.array(a_grid)
+        coef, *_ = np.linalg.lstsq(design, a_arr, rcond=None)
+        tilt.coefficients = coef
+        measured = {
+            "statistics": [f"{n}^{k}" for n in names for k in range(1, moments + 1)],
+            "moment_degree": moment_degree, "target_events": len(th_t),
+            "regression_rms_residual": np.sqrt(np.mean(resid**2, axis=0)).tolist(),
+            "target_moments": m_grid.tolist(),
+            "moment_error_before": np.array(before).tolist(),
+            "tilt_at_grid": a_arr.tolist(),
+            "tilt_fit_residual": (a_arr - design @ coef).tolist(),
+            "max_abs_moment_error_before": float(np.max(np.abs(before))),
+        }
+        return tilt, measured
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -572,6 +750,45 @@ def load_reweighters(directories: list[str | os.PathLike[str]], *, registry: Any
         raise ReweighterLoadError(f"{', '.join(str(d) for d in directories)}: {exc}") from None
 
 
+def _moment_match(log_w: np.ndarray, stats: np.ndarray, target: np.ndarray,
+                  *, max_iter: int = 50) -> np.ndarray:
+    """a minimising log Σ exp(log_w + stats·a) − a·target (convex): the tilt under which the
+    weighted mean of ``stats`` equals ``target``. Damped Newton; an unreachable target (one
+    outside the sample's convex hull) is an error rather than a silent best effort."""
+    from scipy.special import logsumexp
+
+    a = np.zeros(stats.shape[1])
+
+    def dual(a_: np.ndarray) -> float:
+        return float(logsumexp(log_w + stats @ a_) - a_ @ target)
+
+    value = dual(a)
+    for _ in range(max_iter):
+        lq = log_w + stats @ a
+        q = np.exp(lq - lq.max())
+        q /= q.sum()
+        mean = q @ stats
+        grad = mean - target
+        if np.max(np.abs(grad)) < 1e-12:
+            break
+        centred = stats - mean
+        hess = (centred.T * q) @ centred
+        step = np.linalg.solve(hess + 1e-12 * np.eye(len(a)), grad)
+        t = 1.0
+        while t > 1e-8:
+            trial = dual(a - t * step)
+            if trial <= value:
+                break
+            t /= 2
+        else:
+            break
+        a, value = a - t * step, trial
+    else:
+        raise DataError("moment calibration did not converge: the target moments are out of "
+                        "reach of the reweighted reference (too few reference events?)")
+    return a
+
+
 class _Inputs(NamedTuple):
     """Per-event flat features ``[n, d]`` and, optionally, (flat particles, counts); or,
     with ``embedded``, the θ-free embedding ``[n, e]`` of a split architecture."""
@@ -579,6 +796,8 @@ class _Inputs(NamedTuple):
     x: np.ndarray
     particles: tuple[np.ndarray, np.ndarray] | None
     embedded: bool = False
+    #: The flat features themselves (kept for a moment calibration when ``x`` is embedded).
+    flat: np.ndarray | None = None
 
 
 def _pad_particles(flat: np.ndarray, offsets: np.ndarray, counts: np.ndarray, idx: np.ndarray,

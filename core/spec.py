@@ -17,9 +17,12 @@ Top-level sections
 ``reweighter``
     ``{architecture: name | {name, options}, loss, reference, target, inputs: {features:
     all | none | [names], particles: none | [fields]}, training: {...}, calibration: none |
-    normalisation | {method, points, degree, events}}``. The reweighter is parameterised in
-    the parameters that vary per event in its ``target`` sample; ``inputs`` picks what the
-    network sees (default: all flat features, no particles).
+    normalisation | moments | {method, points, degree, events, moments, moment_degree}}``
+    (``moments``: the reweighted reference also reproduces the target's feature moments
+    up to power ``moments`` as functions of θ, see :mod:`ratiofit.reweighter`). The
+    reweighter is parameterised in the parameters that vary per event in its ``target``
+    sample; ``inputs`` picks what the network sees (default: all flat features, no
+    particles).
 ``fit``
     ``{strategy: name | {name, options}, data, reference, parameters: [...], start: {...}}``.
 ``inference``
@@ -237,12 +240,17 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class CalibrationSpec:
-    """Normalisation calibration: log w ← log w − log E_reference[w](θ), see Reweighter."""
+    """Normalisation (log w ← log w − log E_reference[w](θ)) or moment calibration
+    (also a tilt a(θ)·T(x) matching the target's moments), see :mod:`ratiofit.reweighter`."""
 
     method: str = "normalisation"
     points: int = 21
     degree: int = 6
     events: int = 1_000_000
+    #: Highest feature power matched (method ``moments`` only).
+    moments: int = 1
+    #: Polynomial degree in θ of the target-moment regression (method ``moments`` only).
+    moment_degree: int = 4
 
 
 @dataclass(frozen=True)
@@ -597,6 +605,9 @@ def _reweighter(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                                (*path, "calibration"), parameterised=bool(varied))
     features, particles = _inputs(ctx, reg, samples[refs["target"]],
                                   ctx.mapping(body.get("inputs"), (*path, "inputs")))
+    if calibration is not None and calibration.method == "moments" and features == ():
+        raise ctx.error((*path, "calibration"), "a moment calibration matches flat-feature "
+                        "moments, and inputs.features is none")
     return ReweighterSpec(architecture=arch, architecture_options=arch_opts, loss=loss,
                           reference=refs["reference"], target=refs["target"],
                           parameters=tuple(varied), training=training, calibration=calibration,
@@ -674,18 +685,27 @@ def _calibration(ctx: _Ctx, value: Any, path: Path_, *, parameterised: bool
         return None
     if value == "normalisation":
         return CalibrationSpec() if parameterised else CalibrationSpec(points=1, degree=0)
+    if value == "moments":
+        if not parameterised:
+            raise ctx.error(path, "a moment calibration needs a parameterised reweighter")
+        return CalibrationSpec(method="moments")
     body = ctx.mapping(value, path)
     d = CalibrationSpec()
     ctx.no_unknown(body, path, list(d.__dict__))
     vals = {k: ctx.get(body, path, k, type(v), default=v) for k, v in d.__dict__.items()}
-    if vals["method"] != "normalisation":
+    if vals["method"] not in ("normalisation", "moments"):
         raise ctx.error((*path, "method"), f"unknown calibration '{vals['method']}' "
-                        "(known: normalisation)")
-    for k in ("points", "events"):
+                        "(known: normalisation, moments)")
+    if vals["method"] == "moments" and not parameterised:
+        raise ctx.error((*path, "method"), "a moment calibration needs a parameterised "
+                        "reweighter")
+    for k in ("points", "events", "moments"):
         if vals[k] < 1:
             raise ctx.error((*path, k), f"must be >= 1, got {vals[k]}")
     if not 0 <= vals["degree"] < vals["points"]:
         raise ctx.error((*path, "degree"), "must be >= 0 and below 'points'")
+    if vals["moment_degree"] < 0:
+        raise ctx.error((*path, "moment_degree"), f"must be >= 0, got {vals['moment_degree']}")
     return CalibrationSpec(**vals)
 
 

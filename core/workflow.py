@@ -31,8 +31,8 @@ from .seeding import derive_rng, derive_seed
 from .spec import SampleSpec, Spec, ThetaSpec, resolved_dict
 from .training import train_reweighter
 
-__all__ = ["analytic_fit", "closure", "fit_reweighter", "run_inference", "run_spec",
-           "run_studies", "train_from_spec", "write_json"]
+__all__ = ["analytic_fit", "calibrate_from_spec", "closure", "fit_reweighter", "run_inference",
+           "run_spec", "run_studies", "train_from_spec", "write_json"]
 
 
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
@@ -92,13 +92,31 @@ def train_from_spec(spec: Spec, samples: Samples, *, member: int, checkpoint_dir
         features=rws.features, particles=rws.particles)
     rw.metadata["spec_seed"] = spec.seed
     rw.metadata["member"] = member
+    return calibrate_from_spec(spec, rw, samples, member=member, reference=reference,
+                               target=target)
+
+
+def calibrate_from_spec(spec: Spec, rw: Reweighter, samples: Samples, *, member: int,
+                        reference: EventSet | None = None, target: EventSet | None = None
+                        ) -> Reweighter:
+    """Apply the spec's calibration to member ``member``'s reweighter (in place), with the
+    member's own reference (and, for a moment calibration, target) sample — generated
+    here unless given."""
+    rws = spec.reweighter
+    assert rws is not None
+    if reference is None:
+        reference = samples.for_member(rws.reference, member)
     cal = rws.calibration
     if cal is not None:
         n = min(cal.events, len(reference))
+        moments = cal.moments if cal.method == "moments" else 0
         rw.metadata["normalisation"] = rw.calibrate(
             reference_features=reference.take(np.arange(n)), points=cal.points,
             degree=cal.degree,
-            rng=derive_rng(spec.seed, "calibration", member), apply=True)
+            rng=derive_rng(spec.seed, "calibration", member), apply=True, moments=moments,
+            target=(target if target is not None else samples.for_member(rws.target, member))
+            if moments else None,
+            moment_degree=cal.moment_degree)
     else:
         # Measured anyway so the θ-dependent normalisation error is always visible.
         n = min(200_000, len(reference))

@@ -52,7 +52,8 @@ PUBLIC = {
     "ratiofit.sampling": ["draw_theta", "make_sample", "resolve_parameter_value"],
     "ratiofit.seeding": ["derive_rng", "derive_seed"],
     "ratiofit.training": ["TrainingData", "prepare_training_data", "train_reweighter"],
-    "ratiofit.reweighter": ["AveragedReweighter", "Calibration", "Reweighter", "load_reweighters"],
+    "ratiofit.reweighter": ["AveragedReweighter", "Calibration", "Reweighter", "Tilt",
+                            "load_reweighters"],
     "ratiofit.fitting": ["FitProblem", "FitResult", "Objective", "landscape", "minimise"],
     "ratiofit.execution": ["DaskExecutor", "Executor", "ExecutorError", "Job", "JobError",
                            "LocalExecutor"],
@@ -109,6 +110,7 @@ PUBLIC = {
     ],
     "ratiofit.workflow": [
         "analytic_fit",
+        "calibrate_from_spec",
         "closure",
         "fit_reweighter",
         "run_inference",

@@ -140,6 +140,14 @@ CASES: dict[str, tuple[str, str, str, list[str]]] = {
                                "ensemble.average_fit", ["at least 2 members"]),
     "unknown-strategy-option": ("strategy: dctr", "strategy: {name: dctr, options: {tol: 1}}",
                                 "fit.strategy.options.tol", ["unknown option 'tol'"]),
+    "unknown-calibration-method": ("  architecture: mlp\n",
+                                   "  calibration: {method: tilt}\n  architecture: mlp\n",
+                                   "reweighter.calibration.method",
+                                   ["unknown calibration 'tilt'", "normalisation, moments"]),
+    "calibration-moments-zero": ("  architecture: mlp\n",
+                                 "  calibration: {method: moments, moments: 0}\n"
+                                 "  architecture: mlp\n",
+                                 "reweighter.calibration.moments", [">= 1"]),
     "duplicate-key": ("  loss: bce\n", "  loss: bce\n  loss: mse\n", "reweighter.loss",
                       ["duplicate key 'loss'"]),
 }

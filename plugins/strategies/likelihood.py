@@ -64,13 +64,13 @@ class Likelihood:
 
         def nll(values: np.ndarray) -> tuple[float, np.ndarray]:
             theta = problem.theta(values)
-            lw, grad = rw.log_ratio_and_gradient(features=data, theta=theta,
-                                                 calibrated=not by_reference)
+            # The calibrated ratio throughout: its normalisation c(θ) cancels against
+            # log Z(θ) with reference normalisation, and a moment calibration's tilt does not.
+            lw, grad = rw.log_ratio_and_gradient(features=data, theta=theta)
             value, gradient = float(-np.dot(w, lw)), -(w @ grad[:, cols])
             if by_reference:
                 assert ref is not None and log_wr is not None
-                lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta,
-                                                      calibrated=False)
+                lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta)
                 value += float(w.sum() * logsumexp(lw_r + log_wr))
                 gradient = gradient + w.sum() * (softmax(lw_r + log_wr) @ g_r[:, cols])
             return value, gradient
@@ -104,7 +104,7 @@ class Likelihood:
         assert ref is not None
         cols = [rw.theta_names.index(n) for n in problem.parameters.names]
         theta = problem.theta([result.values[n] for n in result.names])
-        lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta, calibrated=False)
+        lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta)
         a = ref.event_weights / ref.event_weights.sum()
         v = np.exp(lw_r - lw_r.max())  # w up to a constant, which cancels in the ratio
         u = v[:, None] * g_r[:, cols]

@@ -59,6 +59,7 @@ FORMAT_VERSION = 1
 _COMPUTED_KEYS = ("format_version", "loss", "parameters", "signature", "calibration",
                   "model_sha256")
 _BATCH = 65536
+_CACHE_BYTES = 2 << 30
 _PARTICLE_BATCH = 2048
 
 
@@ -488,8 +489,19 @@ class Reweighter(_WeightMethods):
         z = (grid - centre) / half if p else np.zeros((1, 0))
         design = Calibration.design(z, exps)
 
-        def raw(t: np.ndarray) -> np.ndarray:
-            return self._raw_log_ratio(inp, np.broadcast_to(t, (n_ref, p)))
+        # A moment calibration visits each grid point twice (tilt, then normalisation): keep
+        # the network's float32 outputs when they fit in memory (lossless: it is float32).
+        cache: dict[int, np.ndarray] | None = \
+            {} if moments and len(grid) * n_ref * 4 <= _CACHE_BYTES else None
+
+        def raw(i: int) -> np.ndarray:
+            """The uncalibrated log w of every reference event at grid point ``i``."""
+            if cache is not None and i in cache:
+                return cache[i].astype(np.float64)
+            out = self._raw_log_ratio(inp, np.broadcast_to(grid[i], (n_ref, p)))
+            if cache is not None:
+                cache[i] = out.astype(np.float32)
+            return out
 
         measured: dict[str, Any] = {"theta": grid.tolist(), "names": self.theta_names,
                                     "n_events": n_ref}
@@ -501,8 +513,8 @@ class Reweighter(_WeightMethods):
             measured["moments"] = tilt_measured
         c, after = [], []
         t_ref = tilt.statistics(inp.flat) if tilt is not None and inp.flat is not None else None
-        for t in grid:
-            lw = raw(t)
+        for i, t in enumerate(grid):
+            lw = raw(i)
             if tilt is not None and t_ref is not None:
                 zt = (t[None, :] - centre) / half
                 lw = lw + t_ref @ (Calibration.design(zt, exps) @ tilt.coefficients)[0]
@@ -549,16 +561,36 @@ class Reweighter(_WeightMethods):
         if np.all(th_t.min(axis=0) == th_t.max(axis=0)) and len(grid) > 1:
             raise DataError("a moment calibration needs a target with θ varied per event")
         m_exps = Calibration.exponent_list(th_t.shape[1], moment_degree)
-        m_design = Calibration.design((th_t - z_centre) / z_half, m_exps)
-        t_target = tilt.statistics(target.feature_columns(names))
-        sw = np.sqrt(target.event_weights)
-        m_coef, *_ = np.linalg.lstsq(m_design * sw[:, None], t_target * sw[:, None],
-                                     rcond=None)
-        resid = t_target - m_design @ m_coef
-        m_grid = Calibration.design((grid - z_centre) / z_half, m_exps) @ m_coef
+        flat_t, w_t = target.feature_columns(names), target.event_weights
+        # Normal equations accumulated in chunks: the target may hold 10⁷ events.
+        chunks = [slice(a, a + 1_000_000) for a in range(0, len(th_t), 1_000_000)]
+        gram = np.zeros((len(m_exps), len(m_exps)))
+        rhs = np.zeros((len(m_exps), t_ref.shape[1]))
+        for c in chunks:
+            phi = Calibration.design((th_t[c] - z_centre) / z_half, m_exps)
+            gram += (phi.T * w_t[c]) @ phi
+            rhs += (phi.T * w_t[c]) @ tilt.statistics(flat_t[c])
+        m_coef = np.linalg.solve(gram, rhs)
+        # Residuals, and the sandwich ("meat") of each statistic's regression: the standard
+        # error of m(θ) is the calibration's own noise, reported per grid point.
+        k = t_ref.shape[1]
+        sq = np.zeros(k)
+        meat = np.zeros((k, len(m_exps), len(m_exps)))
+        for c in chunks:
+            phi = Calibration.design((th_t[c] - z_centre) / z_half, m_exps)
+            r = tilt.statistics(flat_t[c]) - phi @ m_coef
+            sq += w_t[c] @ r**2
+            for j in range(k):
+                u = phi * (w_t[c] * r[:, j])[:, None]
+                meat[j] += u.T @ u
+        phi_grid = Calibration.design((grid - z_centre) / z_half, m_exps)
+        m_grid = phi_grid @ m_coef
+        bread = np.linalg.solve(gram, phi_grid.T)  # [exps, points]
+        m_errors = np.sqrt(np.stack([np.einsum("ep,ef,fp->p", bread, meat[j], bread)
+                                     for j in range(k)], axis=1))
         a_grid, before = [], []
-        for t, m in zip(grid, m_grid, strict=True):
-            lw = raw(t)
+        for i, m in enumerate(m_grid):
+            lw = raw(i)
             q = np.exp(lw - lw.max())
             before.append((q @ t_ref) / q.sum() - m)
             a_grid.append(_moment_match(lw, t_ref, m))
@@ -568,8 +600,9 @@ class Reweighter(_WeightMethods):
         measured = {
             "statistics": [f"{n}^{k}" for n in names for k in range(1, moments + 1)],
             "moment_degree": moment_degree, "target_events": len(th_t),
-            "regression_rms_residual": np.sqrt(np.mean(resid**2, axis=0)).tolist(),
+            "regression_rms_residual": np.sqrt(sq / w_t.sum()).tolist(),
             "target_moments": m_grid.tolist(),
+            "target_moment_errors": m_errors.tolist(),
             "moment_error_before": np.array(before).tolist(),
             "tilt_at_grid": a_arr.tolist(),
             "tilt_fit_residual": (a_arr - design @ coef).tolist(),

@@ -181,3 +181,20 @@ def test_spec_moment_calibration_goes_through_the_workflow(trained_1d: Reweighte
     moments = rw.metadata["normalisation"]["moments"]
     assert moments["target_events"] == 20000
     assert moments["max_abs_moment_error_after"] < moments["max_abs_moment_error_before"]
+
+
+def test_moment_regression_error_is_reported(moment_calibrated) -> None:
+    # x has unit variance at every μ and the reference's standardisation scale is ≈ 1, so
+    # the sandwich error of the cubic regression must equal sqrt(h(μ)) (the leverage, see
+    # above) up to the sandwich's own noise (relative sd ≈ sqrt(2/n) per residual moment,
+    # well below the 10% allowed).
+    _, measured = moment_calibrated
+    moments = measured["moments"]
+    grid = np.asarray(measured["theta"])[:, 0]
+    errors = np.asarray(moments["target_moment_errors"])[:, 0]
+    mu_t = np.random.default_rng(3).uniform(-2, 2, N_PER_CLASS) / 2
+    design = np.stack([mu_t**k for k in range(4)], axis=1)
+    inv = np.linalg.inv(design.T @ design)
+    phi = (grid[:, None] / 2) ** np.arange(4)[None, :]
+    leverage = np.sqrt(np.einsum("pi,ij,pj->p", phi, inv, phi))
+    np.testing.assert_allclose(errors, leverage, rtol=0.1)

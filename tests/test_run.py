@@ -172,3 +172,42 @@ def test_fit_option_overrides_a_strategy_option(tiny_run, tmp_path):
     assert res.exit_code == 2
     assert res.output.strip() == ("ratiofit: error: --option minso: unknown option 'minso'; "
                                   "did you mean 'minos'? (strategy 'likelihood')")
+
+
+def test_calibrate_recalibrates_without_training(tiny_run, tmp_path):
+    """``ratiofit calibrate`` with the run's own spec reproduces the run's calibration bit
+    for bit; with ``calibration: moments`` it adds the tilt and the fit uses it."""
+    out, _ = tiny_run
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    member = out / "ensemble" / "member-1" / "reweighter"
+    res = CliRunner().invoke(main, ["calibrate", str(spec), "--reweighter", str(member),
+                                    "--member", "1", "-o", str(tmp_path / "same")])
+    assert res.exit_code == 0, res.output
+    x = np.linspace(-3, 3, 7)[:, None]
+    again = Reweighter.load(tmp_path / "same" / "ensemble" / "member-1" / "reweighter")
+    np.testing.assert_array_equal(again.log_ratio(features=x, theta={"mu": 0.7}),
+                                  Reweighter.load(member).log_ratio(features=x,
+                                                                    theta={"mu": 0.7}))
+
+    moments = tmp_path / "moments.yaml"
+    moments.write_text(TINY.replace("calibration: {method: normalisation,",
+                                    "calibration: {method: moments,"))
+    res = CliRunner().invoke(main, ["calibrate", str(moments), "--reweighter",
+                                    str(out / "reweighter"), "-o", str(tmp_path / "tilt")])
+    assert res.exit_code == 0, res.output
+    tilted = Reweighter.load(tmp_path / "tilt" / "reweighter")
+    assert tilted.calibration is not None and tilted.calibration.tilt is not None
+    assert tilted.metadata["calibrated_from"] == str(out / "reweighter")
+    res = CliRunner().invoke(main, ["fit", str(moments), "--reweighter",
+                                    str(tmp_path / "tilt" / "reweighter"), "-o",
+                                    str(tmp_path / "fit"), "--option", "minos=false"])
+    assert res.exit_code == 0, res.output
+    tilt_fit = json.loads((tmp_path / "fit" / "fit.json").read_text())["fit"]
+    first = json.loads((out / "result.json").read_text())["fit"]["parameters"]["mu"]["value"]
+    assert tilt_fit["parameters"]["mu"]["value"] != first
+
+    res = CliRunner().invoke(main, ["calibrate", str(spec), "--reweighter", str(tmp_path),
+                                    "-o", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "incomplete reweighter" in res.output
+    assert len(res.output.strip().splitlines()) == 1

@@ -784,10 +784,14 @@ def load_reweighters(directories: list[str | os.PathLike[str]], *, registry: Any
 
 
 def _moment_match(log_w: np.ndarray, stats: np.ndarray, target: np.ndarray,
-                  *, max_iter: int = 50) -> np.ndarray:
+                  *, max_iter: int = 100, tolerance: float = 1e-9) -> np.ndarray:
     """a minimising log Σ exp(log_w + stats·a) − a·target (convex): the tilt under which the
-    weighted mean of ``stats`` equals ``target``. Damped Newton; an unreachable target (one
-    outside the sample's convex hull) is an error rather than a silent best effort."""
+    weighted mean of ``stats`` equals ``target``.
+
+    Damped Newton, stopped when the Newton decrement — the remaining moment error in units
+    of the statistics' weighted standard deviations — is below ``tolerance``. An
+    unreachable target (outside the sample's convex hull) is an error, not a best effort.
+    """
     from scipy.special import logsumexp
 
     a = np.zeros(stats.shape[1])
@@ -802,24 +806,28 @@ def _moment_match(log_w: np.ndarray, stats: np.ndarray, target: np.ndarray,
         q /= q.sum()
         mean = q @ stats
         grad = mean - target
-        if np.max(np.abs(grad)) < 1e-12:
-            break
         centred = stats - mean
         hess = (centred.T * q) @ centred
-        step = np.linalg.solve(hess + 1e-12 * np.eye(len(a)), grad)
+        if not np.trace(hess) > 0:  # all weight on one event: the tilt has run away
+            break
+        step = np.linalg.solve(hess + 1e-15 * np.trace(hess) * np.eye(len(a)), grad)
+        decrement = float(np.sqrt(max(grad @ step, 0.0)))
+        if decrement < tolerance:
+            return a
         t = 1.0
-        while t > 1e-8:
+        while t > 1e-10:
             trial = dual(a - t * step)
-            if trial <= value:
+            if trial < value:
                 break
             t /= 2
         else:
+            # No decrease left at float precision: converged if the error is negligible.
+            if decrement < 1e-6:
+                return a
             break
         a, value = a - t * step, trial
-    else:
-        raise DataError("moment calibration did not converge: the target moments are out of "
-                        "reach of the reweighted reference (too few reference events?)")
-    return a
+    raise DataError("moment calibration did not converge: the target moments are out of "
+                    "reach of the reweighted reference (too few reference events?)")
 
 
 class _Inputs(NamedTuple):

@@ -8,7 +8,9 @@ minimiser visits, so
     −log L(θ) = −Σᵢ wᵢ log w(xᵢ, θ) + (Σᵢ wᵢ) log Z(θ) + const.
 
 With ``normalisation: calibration`` the reweighter's stored calibration (a polynomial fit
-of log Z(θ) made after training) is used instead and no reference sample is needed.
+of log Z(θ) made after training) is used instead and no reference sample is needed. Either
+way log w is the calibrated one: with the reference its c(θ) cancels in −log L, and a
+moment calibration's tilt a(θ)·T(x) (ratiofit.reweighter) is part of the model.
 HESSE with errordef = 0.5 gives the errors; MINOS intervals and a likelihood landscape
 (2ΔNLL around the minimum) are reported too.
 

@@ -562,40 +562,28 @@ class Reweighter(_WeightMethods):
             raise DataError("a moment calibration needs a target with θ varied per event")
         m_exps = Calibration.exponent_list(th_t.shape[1], moment_degree)
         flat_t, w_t = target.feature_columns(names), target.event_weights
-        # Normal equations accumulated in chunks: the target may hold 10⁷ events.
-        chunks = [slice(a, a + 1_000_000) for a in range(0, len(th_t), 1_000_000)]
-        gram = np.zeros((len(m_exps), len(m_exps)))
-        rhs = np.zeros((len(m_exps), t_ref.shape[1]))
-        for c in chunks:
-            phi = Calibration.design((th_t[c] - z_centre) / z_half, m_exps)
-            gram += (phi.T * w_t[c]) @ phi
-            rhs += (phi.T * w_t[c]) @ tilt.statistics(flat_t[c])
-        m_coef = np.linalg.solve(gram, rhs)
-        # Residuals, and the sandwich ("meat") of each statistic's regression: the standard
-        # error of m(θ) is the calibration's own noise, reported per grid point.
-        k = t_ref.shape[1]
-        sq = np.zeros(k)
-        meat = np.zeros((k, len(m_exps), len(m_exps)))
-        for c in chunks:
-            phi = Calibration.design((th_t[c] - z_centre) / z_half, m_exps)
-            r = tilt.statistics(flat_t[c]) - phi @ m_coef
-            sq += w_t[c] @ r**2
-            for j in range(k):
-                u = phi * (w_t[c] * r[:, j])[:, None]
-                meat[j] += u.T @ u
+        z_t = (th_t - z_centre) / z_half
         phi_grid = Calibration.design((grid - z_centre) / z_half, m_exps)
-        m_grid = phi_grid @ m_coef
-        bread = np.linalg.solve(gram, phi_grid.T)  # [exps, points]
-        m_errors = np.sqrt(np.stack([np.einsum("ep,ef,fp->p", bread, meat[j], bread)
-                                     for j in range(k)], axis=1))
-        a_grid, before = [], []
+        m_grid, m_errors, sq = _moment_regression(
+            design=lambda c: Calibration.design(z_t[c], m_exps),
+            statistics=lambda c: tilt.statistics(flat_t[c]), weights=w_t,
+            n_basis=len(m_exps), k=t_ref.shape[1], at=phi_grid)
+        a_grid, before, ess = [], [], []
         for i, m in enumerate(m_grid):
             lw = raw(i)
             q = np.exp(lw - lw.max())
             before.append((q @ t_ref) / q.sum() - m)
-            a_grid.append(_moment_match(lw, t_ref, m))
+            a = _moment_match(lw, t_ref, m)
+            a_grid.append(a)
+            lq = lw + t_ref @ a
+            q = np.exp(lq - lq.max())
+            ess.append(float(q.sum() ** 2 / (q @ q)))
         a_arr = np.array(a_grid)
-        coef, *_ = np.linalg.lstsq(design, a_arr, rcond=None)
+        # Inverse-variance weights: a(θ) is determined by the reweighted reference, whose
+        # effective size (Kish) shrinks towards the range's corners, where the weights grow
+        # large; unweighted, those few-event points would pull the polynomial everywhere.
+        sw = np.sqrt(np.asarray(ess) / max(ess))
+        coef, *_ = np.linalg.lstsq(design * sw[:, None], a_arr * sw[:, None], rcond=None)
         tilt.coefficients = coef
         measured = {
             "statistics": [f"{n}^{k}" for n in names for k in range(1, moments + 1)],
@@ -605,6 +593,7 @@ class Reweighter(_WeightMethods):
             "target_moment_errors": m_errors.tolist(),
             "moment_error_before": np.array(before).tolist(),
             "tilt_at_grid": a_arr.tolist(),
+            "effective_reference_events": ess,
             "tilt_fit_residual": (a_arr - design @ coef).tolist(),
             "max_abs_moment_error_before": float(np.max(np.abs(before))),
         }
@@ -781,6 +770,64 @@ def load_reweighters(directories: list[str | os.PathLike[str]], *, registry: Any
         return AveragedReweighter(members=members)
     except DataError as exc:
         raise ReweighterLoadError(f"{', '.join(str(d) for d in directories)}: {exc}") from None
+
+
+def _moment_regression(*, design: Any, statistics: Any, weights: np.ndarray, n_basis: int,
+                       k: int, at: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """E[T_j | θ] by feasible weighted least squares on a polynomial basis.
+
+    The variance of T given θ changes across the range (for x² by orders of magnitude), so
+    an unweighted fit lets the noisiest region set the error everywhere. A first OLS pass
+    gives residuals; a regression of their squares on the same basis estimates Var(T_j|θ)
+    (floored at 1% of its mean); the second pass weights each event by its inverse.
+    ``design(chunk)``/``statistics(chunk)`` give the basis ``[m, n_basis]`` and T ``[m, k]``
+    of a slice of events (chunked: targets may hold 10⁷). Returns the fitted moments at the
+    basis rows ``at``, their sandwich standard errors, and the weighted residual sums of
+    squares of the first pass.
+    """
+    n = len(weights)
+    chunks = [slice(a, a + 1_000_000) for a in range(0, n, 1_000_000)]
+
+    def solve(event_weight: Any, target: Any) -> np.ndarray:
+        """Per statistic j: argmin Σ w_j (target_j − φβ_j)², ``[n_basis, k]``."""
+        coef = np.zeros((n_basis, k))
+        grams = np.zeros((k, n_basis, n_basis))
+        rhs = np.zeros((k, n_basis))
+        for c in chunks:
+            phi, y, w = design(c), target(c), event_weight(c)
+            for j in range(k):
+                grams[j] += (phi.T * w[:, j]) @ phi
+                rhs[j] += (phi.T * w[:, j]) @ y[:, j]
+        for j in range(k):
+            coef[:, j] = np.linalg.solve(grams[j], rhs[j])
+        return coef
+
+    def base_weight(c: slice) -> np.ndarray:
+        return np.repeat(weights[c][:, None], k, axis=1)
+
+    ols = solve(base_weight, statistics)
+    var_coef = solve(base_weight, lambda c: (statistics(c) - design(c) @ ols) ** 2)
+    sq = np.zeros(k)
+    for c in chunks:
+        sq += weights[c] @ (statistics(c) - design(c) @ ols) ** 2
+    floor = 0.01 * sq / weights.sum()
+
+    def inverse_variance(c: slice) -> np.ndarray:
+        return weights[c][:, None] / np.maximum(design(c) @ var_coef, floor[None, :])
+
+    coef = solve(inverse_variance, statistics)
+    grams = np.zeros((k, n_basis, n_basis))
+    meat = np.zeros((k, n_basis, n_basis))
+    for c in chunks:
+        phi, r, w = design(c), statistics(c) - design(c) @ coef, inverse_variance(c)
+        for j in range(k):
+            grams[j] += (phi.T * w[:, j]) @ phi
+            u = phi * (w[:, j] * r[:, j])[:, None]
+            meat[j] += u.T @ u
+    errors = np.stack([np.sqrt(np.einsum("ep,ef,fp->p", b, meat[j], b))
+                       for j in range(k) for b in [np.linalg.solve(grams[j], at.T)]], axis=1)
+    return at @ coef, errors, sq
 
 
 def _moment_match(log_w: np.ndarray, stats: np.ndarray, target: np.ndarray,

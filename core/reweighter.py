@@ -24,8 +24,9 @@ adds an exponential tilt
     log w_cal(x, θ) = log w(x, θ) + a(θ)·T(x) − c(θ),   T(x) = (x̃_f^k), k = 1..K,
 
 with x̃ the standardised features, chosen so that the reweighted reference reproduces the
-target's moments m(θ) = E_target[T | θ], estimated by a polynomial regression of T on θ
-over the parameterised target sample (the training data; no analytic input). At each θ on
+target's moments m(θ) = E_target[T | θ], estimated by a (feasible weighted least squares)
+polynomial regression of T on θ over the parameterised target sample (the training data;
+no analytic input). At each θ on
 the grid a(θ) solves the convex problem min_a log E_ref[w e^{a·T}] − a·m(θ) (whose
 stationarity condition is exactly the moment match); a(θ) and c(θ) are then fitted by
 polynomials. With K = 2 and a Gaussian family, T spans the sufficient statistics, and the

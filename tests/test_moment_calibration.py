@@ -198,3 +198,33 @@ def test_moment_regression_error_is_reported(moment_calibrated) -> None:
     phi = (grid[:, None] / 2) ** np.arange(4)[None, :]
     leverage = np.sqrt(np.einsum("pi,ij,pj->p", phi, inv, phi))
     np.testing.assert_allclose(errors, leverage, rtol=0.1)
+
+
+def test_moment_regression_weights_by_the_local_variance() -> None:
+    from ratiofit.reweighter import _moment_regression
+
+    # T = sin(θ) + s(θ) ε with s from 0.1 (θ = 0) to 2 (|θ| = 1): the weighted fit's error at
+    # θ = 0 must be well below the unweighted one and match the scatter over repetitions.
+    exps = Calibration.exponent_list(1, 4)
+    at = Calibration.design(np.array([[0.0]]), exps)
+    values, errors, ols_errors = [], [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        theta = rng.uniform(-1, 1, size=(20_000, 1))
+        scale = 0.1 + 1.9 * theta[:, 0] ** 2
+        stat = (np.sin(theta[:, 0]) + scale * rng.normal(size=len(theta)))[:, None]
+        m, e, _ = _moment_regression(design=lambda c, th=theta: Calibration.design(th[c], exps),
+                                     statistics=lambda c, t=stat: t[c],
+                                     weights=np.ones(len(theta)), n_basis=len(exps), k=1,
+                                     at=at)
+        values.append(m[0, 0])
+        errors.append(e[0, 0])
+        phi = Calibration.design(theta, exps)
+        bread = np.linalg.solve(phi.T @ phi, at[0])
+        ols_errors.append(np.sqrt(np.sum((phi @ bread) ** 2 * scale**2)))
+    values_arr = np.asarray(values)
+    # Unbiased (sin(0) = 0): the mean of 20 fits within 4 standard errors of the mean.
+    assert abs(values_arr.mean()) < 4 * np.mean(errors) / np.sqrt(20)
+    # The reported error describes the scatter: a 20-sample sd has ≈ 16% relative noise.
+    assert 0.6 < values_arr.std(ddof=1) / np.mean(errors) < 1.4
+    assert np.mean(errors) < 0.5 * np.mean(ols_errors)

@@ -249,14 +249,17 @@ def spec_index() -> str:
     return "\n".join(rows) + "\n"
 
 
-#: The members of specs/dctr_gaussian.yaml's ensemble and the likelihood fits made with them.
-MEMBERS = {"member 0": ("runs/dctr_gaussian/reweighter", "dctr_gaussian_likelihood"),
-           "member 1": ("runs/dctr_gaussian/ensemble/member-1/reweighter",
-                        "dctr_gaussian_member1_likelihood"),
-           "member 2": ("runs/dctr_gaussian/ensemble/member-2/reweighter",
-                        "dctr_gaussian_member2_likelihood"),
-           "average of the 3": (None, "dctr_gaussian_average_likelihood")}
+def _members(run: str) -> dict[str, tuple[str | None, str]]:
+    """The members of run ``run``'s 3-member ensemble (reweighter directory) and the
+    likelihood fits made with each and with their average (run directories)."""
+    return {"member 0": (f"runs/{run}/reweighter", f"{run}_likelihood"),
+            **{f"member {k}": (f"runs/{run}/ensemble/member-{k}/reweighter",
+                               f"{run}_member{k}_likelihood") for k in (1, 2)},
+            "average of the 3": (None, f"{run}_average_likelihood")}
 
+
+#: The members of specs/dctr_gaussian.yaml's ensemble and the likelihood fits made with them.
+MEMBERS = _members("dctr_gaussian")
 
 def closure_shift_section() -> list[str]:
     """Likelihood pull predicted from the learned ratio's mean shift (computed once, cached).
@@ -330,14 +333,7 @@ def closure_shift_section() -> list[str]:
 
 #: specs/dctr_gaussian_moments.yaml: the same members, moment-calibrated with
 #: `ratiofit calibrate`, and the likelihood fits made with them.
-MOMENT_MEMBERS = {
-    "member 0": ("runs/dctr_gaussian_moments/reweighter", "dctr_gaussian_moments_likelihood"),
-    "member 1": ("runs/dctr_gaussian_moments/ensemble/member-1/reweighter",
-                 "dctr_gaussian_moments_member1_likelihood"),
-    "member 2": ("runs/dctr_gaussian_moments/ensemble/member-2/reweighter",
-                 "dctr_gaussian_moments_member2_likelihood"),
-    "average of the 3": (None, "dctr_gaussian_moments_average_likelihood")}
-
+MOMENT_MEMBERS = _members("dctr_gaussian_moments")
 
 def moment_shift_section() -> list[str]:
     """δ after the moment calibration, the calibration's own noise, and the fits' pulls."""

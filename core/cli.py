@@ -1,4 +1,5 @@
-"""Command line: ``ratiofit run | validate | plugins | train | fit | report``.
+"""Command line: ``ratiofit run | validate | plugins | train | fit | calibrate | coverage |
+report``.
 
 Errors caused by input are one line on stderr with exit status 2; ``--debug`` shows the
 traceback instead.
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 import yaml
 
 from .errors import RatiofitError
@@ -143,18 +145,34 @@ def _summary(result: dict[str, Any], out: Path) -> None:
             click.echo(f"closure {p['theta']}: RMSE(log w) = {p['rmse']:.4f}")
     fit = result.get("fit")
     if fit:
-        for n, e in fit["parameters"].items():
-            line = f"fit {n} = {e['value']:.5g} ± {e['error']:.2g}"
-            if n in fit.get("extra", {}).get("at_limit", []):
-                line += "  (AT ITS RANGE LIMIT: not a measurement)"
-            if "analytic" in e:
-                line += f"  (analytic MLE {e['analytic']:.5g} ± {e['analytic_error']:.2g})"
-            click.echo(line)
+        _fit_lines(fit)
     ens = result.get("ensemble")
     if ens:
         for n in ens["mean"]:
             click.echo(f"ensemble {n}: {ens['mean'][n]:.5g} ± {ens['std'][n]:.2g} "
                        f"({ens['members']} members)")
+
+
+def _fit_lines(fit: dict[str, Any], label: str = "fit") -> None:
+    """One line per fitted parameter (total error and its components), the closure gate's
+    verdict, and a ``warning:`` line for each of the fit's warnings."""
+    for n, e in fit["parameters"].items():
+        line = f"{label} {n} = {e['value']:.5g} ± {e['error']:.2g}"
+        comps = e.get("error_components")
+        if comps:
+            line += " (" + ", ".join(f"{k} {v:.2g}" for k, v in comps.items()) + ")"
+        if "analytic" in e:
+            line += f"  [analytic MLE {e['analytic']:.5g} ± {e['analytic_error']:.2g}]"
+        click.echo(line)
+    gate = fit.get("gate")
+    if gate is not None and gate.get("verdict") in ("pass", "fail"):
+        power = gate["power"].get("score_detectable_bias_stat_errors",
+                                  [gate["power"]["detectable_bias_stat_errors"]])
+        click.echo(f"closure gate at the fitted theta: {gate['verdict'].upper()} "
+                   f"(level {gate['level']:g}; sees a bias of "
+                   f"{'/'.join(f'{p:.2g}' for p in power)} statistical errors half of the time)")
+    for w in fit.get("warnings", []):
+        click.echo(f"warning: {w}")
 
 
 @main.command()
@@ -311,6 +329,89 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
         write_json(Path(output) / "fit.json", {"fit": res, "spec": spec_path,
                                                "reweighters": list(reweighter_dirs)})
         _summary({"fit": res}, Path(output))
+
+    _guard(debug, go)
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(dir_okay=False))
+@click.option("--repeats", type=click.IntRange(min=2), required=True,
+              help="Number of whole pipelines (fresh samples, training and data) to run.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
+              help="Output directory (default: runs/<spec name>-coverage).")
+@click.option("--truths", type=click.Choice(["range", "spec"]), default="range",
+              show_default=True, help="Draw the data's truths uniformly over the range, or "
+              "keep the spec's data theta.")
+@click.option("--truth-range", "truth_ranges", multiple=True, metavar="NAME=LOW:HIGH",
+              help="Draw NAME's truths in [LOW, HIGH] (default: the central 90%% of its "
+              "range); repeatable.")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Multiply every sample's n_events (say which scale in any report).")
+@click.option("--scheduler", metavar="ADDR", default=None,
+              help="Run the repeats on this dask scheduler.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Run the repeats on a local dask cluster of N worker processes.")
+@debug_opt
+def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
+             truth_ranges: tuple[str, ...], scale: float, scheduler: str | None,
+             workers: int | None, debug: bool) -> None:
+    """Repeat SPEC's whole pipeline; report pulls and 68%/95% coverage of the truth.
+
+    Writes OUTPUT/coverage.json and OUTPUT/pulls.png; each finished repeat is kept in
+    OUTPUT/jobs/ and reused by a rerun with the same spec and ratiofit.
+    """
+    from .coverage import plot_pulls, run_coverage
+    from .execution import DaskExecutor, LocalExecutor
+    from .spec import load_spec, scale_spec
+    from .workflow import write_json
+
+    def go() -> None:
+        if scheduler is not None and workers is not None:
+            raise RatiofitError("give --scheduler or --workers, not both")
+        spec = load_spec(spec_path)
+        if spec.fit is None:
+            raise RatiofitError(f"{spec_path}: coverage needs a 'fit' section")
+        if scale != 1.0:
+            spec = scale_spec(spec, scale)
+        ranges: dict[str, tuple[float, float]] = {}
+        for item in truth_ranges:
+            name, sep, text = item.partition("=")
+            lo, sep2, hi = text.partition(":")
+            try:
+                bounds = (float(lo), float(hi))
+            except ValueError:
+                bounds = (float("nan"), float("nan"))
+            if not sep or not sep2 or name not in spec.fit.parameters \
+                    or not all(np.isfinite(bounds)) or not bounds[0] < bounds[1] \
+                    or not all(spec.parameters[name].contains(b) for b in bounds):
+                raise RatiofitError(f"--truth-range {item!r}: expected NAME=LOW:HIGH with NAME "
+                                    f"one of {list(spec.fit.parameters)} and LOW < HIGH "
+                                    "inside its range")
+            ranges[name] = bounds
+        out = Path(output or Path("runs") / f"{Path(spec_path).stem}-coverage")
+        fingerprint = _run_fingerprint(spec) + f"-cov-{truths}-{sorted(ranges.items())}"
+        executor: LocalExecutor | DaskExecutor
+        if scheduler is None and workers is None:
+            executor = LocalExecutor(results_dir=out / "jobs", fingerprint=fingerprint)
+        else:
+            executor = DaskExecutor(scheduler=scheduler, workers=workers,
+                                    results_dir=out / "jobs", fingerprint=fingerprint)
+        with executor:
+            result = run_coverage(spec, repeats=repeats, outdir=out / "repeats", truths=truths,
+                                  truth_range=ranges, executor=executor)
+        result["scale"] = scale
+        write_json(out / "coverage.json", result)
+        plot_pulls(result, out / "pulls.png")
+        click.echo(f"wrote {out / 'coverage.json'}")
+        for n, s in result["summary"].items():
+            line = (f"coverage {n}: 68% {100 * s['covered_68']:.0f} ± "
+                    f"{100 * s['covered_68_error']:.0f}%, 95% {100 * s['covered_95']:.0f} ± "
+                    f"{100 * s['covered_95_error']:.0f}%, pull {s['pull_mean']:+.2f} ± "
+                    f"{s['pull_mean_error']:.2f}, width {s['pull_width']:.2f} ± "
+                    f"{s['pull_width_error']:.2f} ({s['repeats']} repeats)")
+            if "median_error_over_analytic" in s:
+                line += f", error/analytic {s['median_error_over_analytic']:.2f}"
+            click.echo(line)
 
     _guard(debug, go)
 

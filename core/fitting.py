@@ -160,19 +160,29 @@ def minimise(objective: Objective, problem: FitProblem, *, strategy_name: str, e
             minos_out = {n: (float(m.merrors[n].lower), float(m.merrors[n].upper)) for n in names}
         except RuntimeError:
             minos_out = {}
+    # A minimum on a range limit is not a measurement (e.g. a flat objective from a ratio
+    # that learned nothing): flag it. MINUIT's HESSE there works in its bounded internal
+    # coordinate, whose derivative vanishes at the limit, and reports an error of ~0
+    # (docs/results.md once showed a_lund = 0.9000 ± 0.0000); the curvature of the
+    # objective itself, from HESSE without limits at the same point, is reported instead.
+    at_limit = [p.name for p in problem.parameters
+                if min(m.values[p.name] - p.low, p.high - m.values[p.name])
+                < max(1e-3 * (p.high - p.low), 2 * float(m.errors[p.name]))]
     cov = np.asarray(m.covariance) if m.covariance is not None else np.full((len(names),) * 2,
                                                                             np.nan)
+    if at_limit:
+        free = Minuit(fcn, np.asarray(m.values), grad=grad, name=names)
+        free.errordef, free.precision = errordef, 1e-6
+        free.hesse()
+        if free.covariance is not None:
+            cov = np.abs(np.asarray(free.covariance)) * np.eye(len(names)) \
+                if not free.accurate else np.asarray(free.covariance)
     result = FitResult(
         strategy=strategy_name, names=names,
         values={n: float(m.values[n]) for n in names},
         errors={n: float(np.sqrt(cov[i, i])) for i, n in enumerate(names)},
         covariance=cov.tolist(), objective_min=float(m.fval), valid=bool(m.valid),
         n_evaluations=len(objective.trace), minos=minos_out, trace=objective.trace)
-    # A minimum on a range limit is not a measurement (e.g. a flat objective from a ratio
-    # that learned nothing): flag it rather than report a tiny error as if it were one.
-    at_limit = [p.name for p in problem.parameters
-                if min(m.values[p.name] - p.low, p.high - m.values[p.name])
-                < max(1e-3 * (p.high - p.low), 2 * float(m.errors[p.name]))]
     if at_limit:
         result.extra["at_limit"] = at_limit
     return m, result

@@ -42,6 +42,15 @@ Top-level sections
     remove). ``average_fit: true`` also fits once with the members' mean log-ratio
     (:class:`~ratiofit.reweighter.AveragedReweighter`), whose training noise is about
     1/N of one member's.
+``uncertainty``
+    The learned ratio's own error in every fit (:mod:`ratiofit.uncertainty`):
+    ``{replicas: int, gate: bool, gate_events: int, gate_level: float}``. ``replicas``
+    reweighters (default 3; 0 turns it off) are retrained on Poisson(1)-weighted bootstrap
+    replicas of the training samples with their own seeds and refitted to the same data;
+    their spread is the ``reweighter`` component of every fitted parameter's error.
+    ``gate`` (default on) tests the reweighting at the fitted θ (:mod:`ratiofit.closure_gate`)
+    with ``gate_events`` events per side (default: 4x the data sample's size, at most 10^6)
+    at significance ``gate_level`` (default 0.01).
 ``outputs``
     ``{plots: bool, closure: {param: [values]}, closure_events: int}``.
 ``studies``
@@ -93,6 +102,7 @@ __all__ = [
     "StudySpec",
     "ThetaSpec",
     "TrainingSpec",
+    "UncertaintySpec",
     "load_spec",
     "load_spec_text",
     "resolved_dict",
@@ -287,6 +297,20 @@ class OutputsSpec:
 
 
 @dataclass(frozen=True)
+class UncertaintySpec:
+    """The learned ratio's error (bootstrap replicas) and the closure gate at θ̂."""
+
+    #: Bootstrap replicas of the reweighter, each retrained and refitted (0: none).
+    replicas: int = 3
+    #: Test the reweighting at the fitted θ after every fit.
+    gate: bool = True
+    #: Events per side of the gate (``None``: 4x the data sample's size, at most 10^6).
+    gate_events: int | None = None
+    #: Family-wise significance of the gate's tests.
+    gate_level: float = 0.01
+
+
+@dataclass(frozen=True)
 class InferenceSampleSpec:
     sample: str
     yield_: float | None
@@ -350,10 +374,11 @@ class Spec:
     ensemble_average_fit: bool = False
     inference: InferenceSpec | None = None
     studies: tuple[StudySpec, ...] = ()
+    uncertainty: UncertaintySpec = field(default_factory=UncertaintySpec)
 
 
 _TOP = ["seed", "parameters", "samples", "reweighter", "fit", "ensemble", "outputs",
-        "inference", "studies", "description"]
+        "inference", "studies", "description", "uncertainty"]
 
 
 def load_spec(path: str | Path, *, registry: Registry | None = None) -> Spec:
@@ -412,6 +437,7 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
         raise ctx.error(("ensemble", "average_fit"),
                         "needs at least 2 members and a 'fit' section")
     outputs = _outputs(ctx, parameters, reweighter, ctx.mapping(top.get("outputs"), ("outputs",)))
+    uncertainty = _uncertainty(ctx, ctx.mapping(top.get("uncertainty"), ("uncertainty",)))
     inference = None
     if top.get("inference") is not None:
         inference = _inference(ctx, reg, samples, reweighter, path,
@@ -422,7 +448,27 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
     return Spec(path=path, seed=seed, parameters=parameters, samples=samples,
                 reweighter=reweighter, fit=fit, ensemble=ensemble, outputs=outputs, raw=top,
                 ensemble_independent_samples=independent, ensemble_average_fit=average_fit,
-                inference=inference, studies=studies)
+                inference=inference, studies=studies, uncertainty=uncertainty)
+
+
+def _uncertainty(ctx: _Ctx, body: dict[str, Any]) -> UncertaintySpec:
+    path: Path_ = ("uncertainty",)
+    ctx.no_unknown(body, path, ["replicas", "gate", "gate_events", "gate_level"])
+    default = UncertaintySpec()
+    replicas = ctx.get(body, path, "replicas", int, default=default.replicas)
+    if replicas < 0 or replicas == 1:
+        raise ctx.error((*path, "replicas"), f"must be 0 (off) or >= 2 (a spread needs two), "
+                        f"got {replicas}")
+    gate = ctx.get(body, path, "gate", bool, default=default.gate)
+    events = body.get("gate_events")
+    if events is not None:
+        events = ctx.get(body, path, "gate_events", int)
+        if events < 100:
+            raise ctx.error((*path, "gate_events"), f"must be >= 100, got {events}")
+    level = _number(ctx, body, path, "gate_level", default.gate_level)
+    if not 0 < level < 1:
+        raise ctx.error((*path, "gate_level"), f"must be in (0, 1), got {level}")
+    return UncertaintySpec(replicas=replicas, gate=gate, gate_events=events, gate_level=level)
 
 
 def _study(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, SampleSpec],
@@ -939,11 +985,15 @@ def scale_spec(spec: Spec, factor: float) -> Spec:
 
     samples = {k: replace(s, n_events=n(s.n_events)) for k, s in spec.samples.items()}
     outputs = replace(spec.outputs, closure_events=n(spec.outputs.closure_events))
+    unc = spec.uncertainty
+    if unc.gate_events is not None:
+        unc = replace(unc, gate_events=max(100, n(unc.gate_events)))
     cal = spec.reweighter.calibration if spec.reweighter else None
     reweighter = spec.reweighter
     if reweighter is not None and cal is not None:
         reweighter = replace(reweighter, calibration=replace(cal, events=n(cal.events)))
-    return replace(spec, samples=samples, outputs=outputs, reweighter=reweighter)
+    return replace(spec, samples=samples, outputs=outputs, reweighter=reweighter,
+                   uncertainty=unc)
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:
@@ -978,6 +1028,7 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
         out["fit"] = {"strategy": {"name": f.strategy, "options": dict(f.options)},
                       "data": f.data, "parameters": list(f.parameters), "start": dict(f.start),
                       **({"reference": f.reference} if f.reference else {})}
+    out["uncertainty"] = {k: v for k, v in spec.uncertainty.__dict__.items() if v is not None}
     out["outputs"] = {"plots": spec.outputs.plots, "closure": dict(spec.outputs.closure),
                       "closure_events": spec.outputs.closure_events}
     if spec.studies:

@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from ._atomic import json_default, publish
+from .closure_gate import closure_gate, reweighted_histograms
 from .errors import DataError
 from .events import EventSet
 from .execution import Executor, Job, LocalExecutor
@@ -30,9 +31,11 @@ from .sampling import make_sample
 from .seeding import derive_rng, derive_seed
 from .spec import SampleSpec, Spec, ThetaSpec, resolved_dict
 from .training import train_reweighter
+from .uncertainty import ErrorBudget, bootstrap, objective_hessian, refit
 
-__all__ = ["analytic_fit", "calibrate_from_spec", "closure", "fit_reweighter", "run_inference",
-           "run_spec", "run_studies", "train_from_spec", "write_json"]
+__all__ = ["analytic_fit", "calibrate_from_spec", "closure", "fit_problem", "fit_reweighter",
+           "flag_fit", "gate_at_fit", "reweighter_uncertainty", "run_inference", "run_spec",
+           "run_studies", "train_from_spec", "write_json"]
 
 
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
@@ -77,13 +80,20 @@ class Samples:
 
 
 def train_from_spec(spec: Spec, samples: Samples, *, member: int, checkpoint_dir: Path | None,
-                    progress: bool, registry: Registry) -> Reweighter:
-    """Train (and calibrate) ensemble member ``member`` of the spec's reweighter."""
+                    progress: bool, registry: Registry, replica: int | None = None) -> Reweighter:
+    """Train (and calibrate) ensemble member ``member`` of the spec's reweighter, or (with
+    ``replica=K``) bootstrap replica K of member 0: the same samples with Poisson(1) event
+    weights and its own seed (:mod:`ratiofit.uncertainty`)."""
     rws = spec.reweighter
     assert rws is not None
-    seed = derive_seed(spec.seed, "train", member)
     reference = samples.for_member(rws.reference, member)
     target = samples.for_member(rws.target, member)
+    if replica is None:
+        seed = derive_seed(spec.seed, "train", member)
+    else:
+        rng = derive_rng(spec.seed, "replica-bootstrap", replica)
+        reference, target = bootstrap(reference, rng), bootstrap(target, rng)
+        seed = derive_seed(spec.seed, "replica-train", replica)
     rw = train_reweighter(
         reference=reference, target=target, parameters=spec.parameters.subset(rws.parameters),
         architecture=registry.get("architecture", rws.architecture),
@@ -92,6 +102,8 @@ def train_from_spec(spec: Spec, samples: Samples, *, member: int, checkpoint_dir
         features=rws.features, particles=rws.particles)
     rw.metadata["spec_seed"] = spec.seed
     rw.metadata["member"] = member
+    if replica is not None:
+        rw.metadata["replica"] = replica
     return calibrate_from_spec(spec, rw, samples, member=member, reference=reference,
                                target=target)
 
@@ -187,7 +199,8 @@ def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry) ->
                 "rmse_uncalibrated": float(np.sqrt(np.mean((raw - analytic) ** 2))),
                 "curve": _curve(x[central], learned, analytic),
             })
-        point["histograms"] = _reweighted_histograms(reference, target, rw, theta)
+        point["histograms"] = reweighted_histograms(
+            reference, target, rw.weights(features=reference, theta=theta))
         point["weights"] = rw.diagnostics(features=reference, theta=theta,
                                           event_weights=reference.event_weights)
         out["points"].append(point)
@@ -206,50 +219,9 @@ def _curve(x: np.ndarray, learned: np.ndarray, analytic: np.ndarray, n: int = 60
             "analytic": mean(analytic).tolist()}
 
 
-def _reweighted_histograms(reference: EventSet, target: EventSet, rw: Reweighter,
-                           theta: Mapping[str, float], bins: int = 40) -> list[dict[str, Any]]:
-    """Per feature: nominal, reweighted nominal and target histograms with Σw² and χ²/ndf."""
-    import hist
-
-    w = rw.weights(features=reference, theta=theta)
-    w_ref = reference.event_weights
-    out = []
-    for j, name in enumerate(reference.feature_names):
-        xt = target.features[:, j]
-        lo, hi = np.quantile(xt, [0.001, 0.999])
-        if np.all(xt == np.round(xt)) and hi - lo < 4 * bins:
-            # Counts (multiplicities): one bin per integer, so no bin straddles two values.
-            axis: Any = hist.axis.Regular(int(hi - lo) + 1, float(lo) - 0.5, float(hi) + 0.5,
-                                          name=name)
-        else:
-            axis = hist.axis.Regular(bins, float(lo), float(hi), name=name)
-        hs = {}
-        for key, vals, wts in (("nominal", reference.features[:, j], w_ref),
-                               ("reweighted", reference.features[:, j], w_ref * w),
-                               ("target", xt, target.event_weights)):
-            h = hist.Hist(axis, storage=hist.storage.Weight())
-            h.fill(vals, weight=wts / wts.sum())
-            hs[key] = h
-        chi2, ndf = _chi2(hs["reweighted"], hs["target"])
-        chi2_nominal, ndf_nominal = _chi2(hs["nominal"], hs["target"])
-        out.append({"feature": name, "edges": axis.edges.tolist(),
-                    **{f"{k}_values": h.values().tolist() for k, h in hs.items()},
-                    **{f"{k}_variances": h.variances().tolist() for k, h in hs.items()},
-                    "chi2": chi2, "ndf": ndf, "chi2_ndf": chi2 / max(ndf, 1),
-                    "chi2_ndf_nominal": chi2_nominal / max(ndf_nominal, 1)})
-    return out
-
-
-def _chi2(a: Any, b: Any) -> tuple[float, int]:
-    """χ² between two unit-normalised weighted histograms over bins with entries (Σw² errors)."""
-    var = a.variances() + b.variances()
-    ok = var > 0
-    return float(np.sum((a.values() - b.values())[ok] ** 2 / var[ok])), int(ok.sum())
-
-
-def fit_reweighter(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
-                   registry: Registry, *, member: int) -> FitResult:
-    """Run the spec's fit strategy with a trained reweighter."""
+def fit_problem(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples, *,
+                member: int) -> FitProblem:
+    """The spec's fit of the data with reweighter ``rw``."""
     fs = spec.fit
     assert fs is not None
     fitted = spec.parameters.subset(fs.parameters)
@@ -258,11 +230,191 @@ def fit_reweighter(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Sam
         raise DataError(f"the reweighter is not parameterised in {missing} "
                         f"(it has {rw.theta_names})")
     fixed = {n: spec.parameters[n].nominal for n in rw.theta_names if n not in fitted}
-    problem = FitProblem(reweighter=rw, data=samples[fs.data],
-                         reference=samples[fs.reference] if fs.reference else None,
-                         parameters=fitted, fixed=fixed, start=fs.start,
-                         seed=derive_seed(spec.seed, "fit", member))
+    return FitProblem(reweighter=rw, data=samples[fs.data],
+                      reference=samples[fs.reference] if fs.reference else None,
+                      parameters=fitted, fixed=fixed, start=fs.start,
+                      seed=derive_seed(spec.seed, "fit", member))
+
+
+def fit_reweighter(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
+                   registry: Registry, *, member: int) -> FitResult:
+    """Run the spec's fit strategy with a trained reweighter."""
+    fs = spec.fit
+    assert fs is not None
+    problem = fit_problem(spec, rw, samples, member=member)
     return registry.get("strategy", fs.strategy).fit(problem=problem, options=fs.options)
+
+
+def main_hessian(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
+                 registry: Registry, fit: Mapping[str, Any]) -> list[list[float]] | None:
+    """The Hessian of the strategy's objective at the fitted θ̂ (for the replicas' Newton
+    refits), or ``None`` when the strategy has no smooth objective."""
+    fs = spec.fit
+    assert fs is not None
+    strategy = registry.get("strategy", fs.strategy)
+    if not hasattr(strategy, "objective"):
+        return None
+    problem = fit_problem(spec, rw, samples, member=0)
+    obj = strategy.objective(problem, fs.options)
+    names = problem.parameters.names
+    values = [fit["parameters"][n]["value"] for n in names]
+    steps = [0.1 * max(fit["parameters"][n]["error"], 1e-6 * p.half_width)
+             for n, p in zip(names, problem.parameters, strict=True)]
+    h = objective_hessian(obj.gradient, values, steps)
+    if not np.all(np.isfinite(h)) or np.any(np.linalg.eigvalsh(h) <= 0):
+        return None
+    return h.tolist()
+
+
+def refit_replica(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry, *,
+                  fit: Mapping[str, Any], hessian: list[list[float]] | None
+                  ) -> tuple[dict[str, float], str]:
+    """θ̂ of the spec's data with replica ``rw``: Newton steps from the main θ̂ with the main
+    Hessian where the strategy has an objective, a full fit started at θ̂ otherwise."""
+    from dataclasses import replace
+
+    fs = spec.fit
+    assert fs is not None
+    strategy = registry.get("strategy", fs.strategy)
+    problem = fit_problem(spec, rw, samples, member=0)
+    names = problem.parameters.names
+    start = [fit["parameters"][n]["value"] for n in names]
+    if hessian is not None and hasattr(strategy, "objective"):
+        obj = strategy.objective(problem, fs.options)
+        x = refit(obj.gradient, start=start, hessian=np.asarray(hessian),
+                  errors=[fit["parameters"][n]["error"] for n in names],
+                  low=[p.low for p in problem.parameters],
+                  high=[p.high for p in problem.parameters])
+        if x is not None:
+            return dict(zip(names, map(float, x), strict=True)), "newton"
+    problem = replace(problem, start=dict(zip(names, start, strict=True)))
+    options = dict(fs.options)
+    if "landscape_points" in options:
+        options["landscape_points"] = 0
+    res = strategy.fit(problem=problem, options=options)
+    return dict(res.values), "fit"
+
+
+def _replica(spec: Spec, samples: Samples, registry: Registry, *, replica: int, outdir: Path,
+             fit: dict[str, Any], hessian: list[list[float]] | None, progress: bool
+             ) -> dict[str, Any]:
+    """Train bootstrap replica ``replica``, save it, refit the data with it."""
+    t0 = time.perf_counter()
+    rw = train_from_spec(spec, samples, member=0, replica=replica,
+                         checkpoint_dir=outdir / "checkpoints" / f"replica-{replica}",
+                         progress=progress, registry=registry)
+    t_train = time.perf_counter() - t0
+    sub = outdir / "replicas" / f"replica-{replica}" / "reweighter"
+    rw.save(sub)
+    t1 = time.perf_counter()
+    values, how = refit_replica(spec, rw, samples, registry, fit=fit, hessian=hessian)
+    return {"replica": replica, "reweighter_dir": str(sub.relative_to(outdir)),
+            "values": values, "refit": how, "train_seconds": t_train,
+            "fit_seconds": time.perf_counter() - t1}
+
+
+def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,
+                           rw: Reweighter, fit: dict[str, Any], outdir: Path,
+                           executor: Executor | None, progress: bool) -> dict[str, Any]:
+    """Train and refit the spec's bootstrap replicas (through the executor) and write the
+    error budget into ``fit`` (a FitResult dict, changed in place and returned)."""
+    names = list(fit["names"])
+    replicas: list[dict[str, Any]] = []
+    n_rep = spec.uncertainty.replicas
+    if n_rep:
+        hessian = main_hessian(spec, rw, samples, registry, fit)
+        jobs = [Job(name=f"replica-{k}", function=_replica,
+                    kwargs={"spec": spec, "samples": samples, "registry": registry,
+                            "replica": k, "outdir": outdir, "fit": fit, "hessian": hessian,
+                            "progress": progress})
+                for k in range(1, n_rep + 1)]
+        replicas = (executor or LocalExecutor()).run(jobs)
+    stat = np.asarray(fit["covariance"], dtype=np.float64)
+    budget = ErrorBudget.from_replicas(
+        names=names, stat=stat, reference=fit.get("extra", {}).get("mc_stat_covariance"),
+        replica_values={n: [r["values"][n] for r in replicas] for n in names})
+    budget.to_fit(fit)
+    fit["uncertainty"] = {
+        "replicas": [{k: r[k] for k in ("replica", "reweighter_dir", "values", "refit",
+                                        "train_seconds", "fit_seconds")} for r in replicas],
+        "method": "bootstrap (Poisson(1) event weights), retrained and refitted"}
+    if not replicas:
+        fit.setdefault("warnings", []).append(
+            "uncertainty.replicas is 0: the error leaves out the learned ratio's own error")
+    return fit
+
+
+def gate_at_fit(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
+                registry: Registry, fit: dict[str, Any]) -> dict[str, Any]:
+    """The closure gate (:mod:`ratiofit.closure_gate`) at the fitted θ̂: a held-out reference
+    sample reweighted to θ̂ against target events at θ̂ (generated there, or the varied
+    sample's events near θ̂ for a source that reads files)."""
+    rws, fs = spec.reweighter, spec.fit
+    assert rws is not None and fs is not None
+    unc = spec.uncertainty
+    # Four times the data: the score test then sees a bias of ~2 statistical errors half of
+    # the time at the per-test level (z·√(N_data(1/n + 1/n)) with z ≈ 2.9 for 4 tests).
+    n = unc.gate_events or min(4 * spec.samples[fs.data].n_events, 1_000_000)
+    problem = fit_problem(spec, rw, samples, member=0)
+    theta = problem.theta([fit["parameters"][p]["value"] for p in problem.parameters.names])
+    ref_spec, target_spec = spec.samples[rws.reference], spec.samples[rws.target]
+    held_out = SampleSpec(name="gate-reference", source=ref_spec.source, n_events=n,
+                          theta=dict(ref_spec.theta), options=ref_spec.options)
+    reference = make_sample(held_out, parameters=spec.parameters,
+                            seed=derive_seed(spec.seed, "gate-reference"), registry=registry)
+    src = registry.get("source", target_spec.source)
+    if getattr(src, "reads_files", False):
+        varied = samples[rws.target]
+        th = varied.theta_matrix(list(theta))
+        near = np.ones(len(varied), dtype=bool)
+        for j, (name, v) in enumerate(theta.items()):
+            p = spec.parameters[name]
+            near &= np.abs(th[:, j] - v) <= 0.025 * (p.high - p.low)
+        target = varied.take(np.flatnonzero(near))
+        method = "varied events within 2.5% of the range around the fitted theta"
+        if len(target) < 100:
+            return {"verdict": "not run", "theta": theta,
+                    "reason": f"only {len(target)} varied events near the fitted theta"}
+    else:
+        fixed = dict(target_spec.theta)
+        for name, v in theta.items():
+            fixed[name] = ThetaSpec(kind="fixed", value=v)
+        tspec = SampleSpec(name="gate-target", source=target_spec.source, n_events=n,
+                           theta=fixed, options=target_spec.options)
+        target = make_sample(tspec, parameters=spec.parameters,
+                             seed=derive_seed(spec.seed, "gate-target"), registry=registry)
+        method = "generated at the fitted theta"
+    names = list(problem.parameters.names)
+    return closure_gate(reweighter=rw, reference=reference, target=target, theta=theta,
+                        level=unc.gate_level, n_data=float(samples[fs.data].event_weights.sum()),
+                        seed=derive_seed(spec.seed, "gate"), target_method=method,
+                        fitted=names, reweighter_covariance=np.asarray(
+                            fit["covariance_components"]["reweighter"]),
+                        stat_errors=np.array([fit["parameters"][n]["error_components"]["stat"]
+                                              for n in names]))
+
+
+def flag_fit(fit: dict[str, Any]) -> dict[str, Any]:
+    """Collect the fit's warnings (range limit, failed gate) into ``fit["warnings"]``."""
+    warnings = fit.setdefault("warnings", [])
+    for name in fit.get("extra", {}).get("at_limit", []):
+        warnings.append(f"{name} is at its range limit: not a measurement")
+    gate = fit.get("gate")
+    if gate is not None and gate.get("verdict") == "fail":
+        failed = gate.get("failed", [])
+        if "score" in failed or not failed:
+            warnings.append("closure gate failed at the fitted theta (score"
+                            f"{': ' + gate['reason'] if gate.get('reason') else ''}): the "
+                            "learned ratio there is off by more than its stated error; do "
+                            "not trust this fit")
+        else:
+            warnings.append(f"closure gate failed at the fitted theta ({', '.join(failed)}): "
+                            "the reweighted reference differs from the target there at the "
+                            "gate's precision; the implied bias is within the reweighter "
+                            "error, but more training events or epochs would shrink it")
+    if not fit.get("valid", True):
+        warnings.append("the minimiser did not converge")
+    return fit
 
 
 def with_analytic(fit: dict[str, Any], analytic: dict[str, Any] | None) -> dict[str, Any]:
@@ -469,7 +621,6 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
                         "outdir": out, "progress": progress})
             for k in range(spec.ensemble)]
     members = (executor or LocalExecutor()).run(jobs)
-    _remove_empty_tree(out / "checkpoints")
     first = members[0]
     result["reweighter"] = {"dir": first["reweighter_dir"], **first["training"],
                             "architecture": spec.reweighter.architecture,
@@ -483,7 +634,17 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     result["closure"] = first.get("closure", {"points": []})
     if spec.fit is not None:
         analytic = analytic_fit(spec, samples, reg)
-        result["fit"] = with_analytic(first["fit"], analytic)
+        fit = first["fit"]
+        rw0 = Reweighter.load(out / first["reweighter_dir"], registry=reg)
+        t_unc = time.perf_counter()
+        reweighter_uncertainty(spec, samples, reg, rw=rw0, fit=fit, outdir=out,
+                               executor=executor, progress=progress)
+        fit["uncertainty"]["seconds"] = time.perf_counter() - t_unc
+        if spec.uncertainty.gate:
+            t_gate = time.perf_counter()
+            fit["gate"] = gate_at_fit(spec, rw0, samples, reg, fit)
+            fit["gate"]["seconds"] = time.perf_counter() - t_gate
+        result["fit"] = with_analytic(flag_fit(fit), analytic)
     if spec.ensemble > 1 and spec.fit is not None:
         names = list(spec.fit.parameters)
         values = {n: [m["fit"]["parameters"][n]["value"] for m in members] for n in names}
@@ -498,8 +659,14 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
             t_fit = time.perf_counter()
             averaged = AveragedReweighter(members=[
                 Reweighter.load(out / m["reweighter_dir"], registry=reg) for m in members])
-            avg = with_analytic(fit_reweighter(spec, averaged, samples, reg, member=0).to_dict(),
-                                analytic)
+            avg = fit_reweighter(spec, averaged, samples, reg, member=0).to_dict()
+            # The members' spread is not this average's error (they share the samples):
+            # the budget here is stat + reference, and says so.
+            ErrorBudget.from_replicas(
+                names=avg["names"], stat=avg["covariance"],
+                reference=avg["extra"].get("mc_stat_covariance"),
+                replica_values={n: [] for n in avg["names"]}).to_fit(avg)
+            avg = with_analytic(flag_fit(avg), analytic)
             avg["fit_seconds"] = time.perf_counter() - t_fit
             result["ensemble"]["average_fit"] = avg
     if spec.inference is not None or spec.studies:
@@ -509,6 +676,7 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
         if spec.studies:
             result["studies"] = run_studies(spec, samples, reg, outdir=out, reweighter=this,
                                             executor=executor, progress=progress)
+    _remove_empty_tree(out / "checkpoints")
     result["timing"] = {
         "total_seconds": time.perf_counter() - t0,
         "train_seconds": [m["train_seconds"] for m in members],

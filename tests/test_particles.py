@@ -15,6 +15,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
+from conftest import assert_float32_close
 
 from ratiofit.batching import pad_batch, particle_dataset, ragged_particles
 from ratiofit.errors import DataError, SpecError
@@ -150,8 +151,8 @@ def test_particle_reweighter_save_load_round_trip(trained_pfn: Reweighter,
     trained_pfn.save(tmp_path / "rw")
     back = Reweighter.load(tmp_path / "rw")
     events = toy(500, 0.0, seed=12, theta=False)
-    np.testing.assert_array_equal(back.log_ratio(features=events, theta={"mu": -0.3}),
-                                  trained_pfn.log_ratio(features=events, theta={"mu": -0.3}))
+    assert_float32_close(back.log_ratio(features=events, theta={"mu": -0.3}),
+                         trained_pfn.log_ratio(features=events, theta={"mu": -0.3}))
     assert back.signature.particle_names == ("x", "y")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import MU, gaussian_events
+from conftest import MU, assert_float32_close, gaussian_events
 
 from ratiofit.registry import get_registry
 from ratiofit.spec import TrainingSpec
@@ -121,4 +121,4 @@ def test_mixed_precision_keeps_the_ratio_map_in_float32(tmp_path):
     np.testing.assert_allclose(lw, expected.reshape(-1), rtol=1e-6, atol=1e-6)
     rw.save(tmp_path / "rw")
     again = Reweighter.load(tmp_path / "rw")
-    np.testing.assert_array_equal(again.log_ratio(features=x, theta={"mu": 0.7}), lw)
+    assert_float32_close(again.log_ratio(features=x, theta={"mu": 0.7}), lw)

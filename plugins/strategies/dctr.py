@@ -76,12 +76,12 @@ class DCTR:
         cov = sandwich(per_d)
         mc = sandwich(per_r)
         names = result.names
-        result.extra = {
+        result.extra.update({
             "error_method": "sandwich H^-1 V H^-1 (data statistics)",
             "hesse_naive_errors": {n: float(np.sqrt(h_inv[i, i])) for i, n in enumerate(names)},
             "mc_stat_errors": {n: float(np.sqrt(mc[i, i])) for i, n in enumerate(names)},
             "mc_stat_covariance": mc.tolist(),
-        }
+        })
         result.covariance = cov.tolist()
         result.errors = {n: float(np.sqrt(cov[i, i])) for i, n in enumerate(names)}
         if options["landscape_points"]:

@@ -260,6 +260,9 @@ def main_hessian(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Sampl
     values = [fit["parameters"][n]["value"] for n in names]
     steps = [0.1 * max(fit["parameters"][n]["error"], 1e-6 * p.half_width)
              for n, p in zip(names, problem.parameters, strict=True)]
+    if any(v - d < p.low or v + d > p.high
+           for v, d, p in zip(values, steps, problem.parameters, strict=True)):
+        return None  # at a range limit: central differences would leave the range
     h = objective_hessian(obj.gradient, values, steps)
     if not np.all(np.isfinite(h)) or np.any(np.linalg.eigvalsh(h) <= 0):
         return None

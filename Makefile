@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml examples/ratiofit-example-plugins/pyproject.toml
 
 setup: $(STAMP)
 
-## make run: set up, then run the quickstart spec (about a minute on 2 CPU cores)
+## make run: set up, then run the quickstart spec (about three minutes on 2 CPU cores: one
+## training, three bootstrap replicas for the reweighter's error, the fit and its closure gate)
 run: $(STAMP)
 	$(VENV)/bin/ratiofit run specs/quickstart.yaml -o runs/quickstart
 
@@ -33,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/run_bench.py
 	$(PY) bench/bench_unbinned.py
 	$(PY) bench/bench_dask.py
+	$(PY) bench/bench_uncertainty.py
 	$(PY) bench/bench_srgn.py
 
 ## make docs-tables: regenerate the result tables in docs/ from the run directories

@@ -34,7 +34,7 @@ from .registry import get_registry
 from .seeding import derive_rng, derive_seed
 from .spec import Spec, ThetaSpec
 
-__all__ = ["repeat_spec", "run_coverage", "summarise"]
+__all__ = ["plot_pulls", "repeat_spec", "run_coverage", "summarise"]
 
 
 def repeat_spec(spec: Spec, k: int, truth: dict[str, float] | None) -> Spec:

@@ -94,6 +94,11 @@ class Loss(Protocol):
 
 @runtime_checkable
 class Strategy(Protocol):
+    """A fit of θ. A strategy that minimises a smooth objective may also define
+    ``objective(problem, options) -> ratiofit.fitting.Objective`` (value and gradient in
+    the fitted θ): the bootstrap replicas of :mod:`ratiofit.uncertainty` are then refitted
+    by Newton steps on it instead of a full fit."""
+
     name: str
     options: Mapping[str, Option]
 

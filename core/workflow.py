@@ -245,17 +245,32 @@ def fit_reweighter(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Sam
     return registry.get("strategy", fs.strategy).fit(problem=problem, options=fs.options)
 
 
+def _smooth_objective(strategy: Any) -> Any:
+    """The strategy's optional ``objective(problem, options)`` hook (ratiofit.plugin_api
+    Strategy), or ``None`` when it has none of that signature."""
+    import inspect
+
+    fn = getattr(strategy, "objective", None)
+    if not callable(fn):
+        return None
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return None
+    return fn if params[:2] == ["problem", "options"] and len(params) == 2 else None
+
+
 def main_hessian(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
                  registry: Registry, fit: Mapping[str, Any]) -> list[list[float]] | None:
     """The Hessian of the strategy's objective at the fitted θ̂ (for the replicas' Newton
     refits), or ``None`` when the strategy has no smooth objective."""
     fs = spec.fit
     assert fs is not None
-    strategy = registry.get("strategy", fs.strategy)
-    if not hasattr(strategy, "objective"):
+    objective = _smooth_objective(registry.get("strategy", fs.strategy))
+    if objective is None:
         return None
     problem = fit_problem(spec, rw, samples, member=0)
-    obj = strategy.objective(problem, fs.options)
+    obj = objective(problem, fs.options)
     names = problem.parameters.names
     values = [fit["parameters"][n]["value"] for n in names]
     steps = [0.1 * max(fit["parameters"][n]["error"], 1e-6 * p.half_width)
@@ -282,8 +297,9 @@ def refit_replica(spec: Spec, rw: Reweighter, samples: Samples, registry: Regist
     problem = fit_problem(spec, rw, samples, member=0)
     names = problem.parameters.names
     start = [fit["parameters"][n]["value"] for n in names]
-    if hessian is not None and hasattr(strategy, "objective"):
-        obj = strategy.objective(problem, fs.options)
+    objective = _smooth_objective(strategy)
+    if hessian is not None and objective is not None:
+        obj = objective(problem, fs.options)
         x = refit(obj.gradient, start=start, hessian=np.asarray(hessian),
                   errors=[fit["parameters"][n]["error"] for n in names],
                   low=[p.low for p in problem.parameters],

@@ -484,7 +484,7 @@ def main() -> None:
     (ROOT / "docs" / "results.md").write_text("\n".join(lines))
     import runpy
 
-    for page in ("ncr", "srgn", "ensembles", "searches"):  # each reads its own runs/
+    for page in ("ncr", "srgn", "ensembles", "searches", "coverage"):  # each its own runs/
         runpy.run_path(str(ROOT / "docs" / f"{page}_tables.py"), run_name="__main__")
     print("\n".join(lines))
 

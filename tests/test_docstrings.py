@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["ratiofit.parameters", "ratiofit.options", "ratiofit.spec", "ratiofit.events",
-           "ratiofit.seeding", "ratiofit.registry", "ratiofit.reweighter"]
+           "ratiofit.seeding", "ratiofit.registry", "ratiofit.reweighter",
+           "ratiofit.uncertainty", "ratiofit.closure_gate", "ratiofit.coverage"]
 
 
 @pytest.mark.parametrize("module", MODULES)

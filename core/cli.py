@@ -296,7 +296,16 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
     from .registry import get_registry
     from .reweighter import load_reweighters
     from .spec import load_spec
-    from .workflow import Samples, analytic_fit, fit_reweighter, with_analytic, write_json
+    from .workflow import (
+        Samples,
+        analytic_fit,
+        fit_reweighter,
+        flag_fit,
+        gate_at_fit,
+        reweighter_uncertainty,
+        with_analytic,
+        write_json,
+    )
 
     def go() -> None:
         spec = load_spec(spec_path)
@@ -324,8 +333,17 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
             spec = replace(spec, fit=replace(spec.fit, strategy=name, options=options))
         rw = load_reweighters(list(reweighter_dirs), registry=reg)
         samples = Samples(spec, reg)
-        res = with_analytic(fit_reweighter(spec, rw, samples, reg, member=0).to_dict(),
-                            analytic_fit(spec, samples, reg))
+        res = fit_reweighter(spec, rw, samples, reg, member=0).to_dict()
+        # The replicas `ratiofit run` saved next to this reweighter (RUN/replicas/…) give
+        # the learned ratio's error; an average of several reweighters has none saved.
+        saved = sorted(Path(reweighter_dirs[0]).resolve().parent.glob(
+            "replicas/replica-*/reweighter")) if len(reweighter_dirs) == 1 else []
+        reweighter_uncertainty(spec, samples, reg, rw=rw, fit=res, outdir=Path(output),
+                               executor=None, progress=False, saved_replicas=saved,
+                               train=False)
+        if spec.uncertainty.gate:
+            res["gate"] = gate_at_fit(spec, rw, samples, reg, res)
+        res = with_analytic(flag_fit(res), analytic_fit(spec, samples, reg))
         write_json(Path(output) / "fit.json", {"fit": res, "spec": spec_path,
                                                "reweighters": list(reweighter_dirs)})
         _summary({"fit": res}, Path(output))

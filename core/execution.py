@@ -200,9 +200,10 @@ class _BaseExecutor:
             raise ExecutorError(f"retries must be a non-negative integer, got {retries!r}")
         self.retries = retries
         self.store = _ResultStore(results_dir, fingerprint) if results_dir is not None else None
-        #: Names of the jobs the last ``run`` took from ``results_dir`` instead of running.
+        #: Names of the jobs the runs of this executor took from ``results_dir`` instead of
+        #: running (one run_spec runs several batches: members, then replicas).
         self.skipped: list[str] = []
-        #: Attempts each job of the last ``run`` needed (jobs that were run only).
+        #: Attempts each job of this executor's runs needed (jobs that were run only).
         self.attempts: dict[str, int] = {}
 
     def _prepare(self, jobs: Sequence[Job]) -> tuple[list[Any], list[int]]:
@@ -215,7 +216,6 @@ class _BaseExecutor:
                 raise ExecutorError(f"job name '{job.name}' is used twice; with a results "
                                     "directory names must be unique")
             seen.add(job.name)
-        self.skipped, self.attempts = [], {}
         results: list[Any] = [None] * len(jobs)
         todo = []
         for i, job in enumerate(jobs):

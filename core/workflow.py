@@ -334,19 +334,32 @@ def _replica(spec: Spec, samples: Samples, registry: Registry, *, replica: int, 
 
 def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,
                            rw: Reweighter, fit: dict[str, Any], outdir: Path,
-                           executor: Executor | None, progress: bool) -> dict[str, Any]:
-    """Train and refit the spec's bootstrap replicas (through the executor) and write the
-    error budget into ``fit`` (a FitResult dict, changed in place and returned)."""
+                           executor: Executor | None, progress: bool,
+                           saved_replicas: list[Path] | None = None, train: bool = True
+                           ) -> list[dict[str, float]]:
+    """Train (``train``) and refit the spec's bootstrap replicas (through the executor), or
+    refit the ``saved_replicas`` reweighter directories of an earlier run, and write the
+    error budget into ``fit`` (a FitResult dict, changed in place). Returns each replica's
+    training and refit seconds (timings stay out of the fit, which is the same numbers
+    for the same spec and seed)."""
     names = list(fit["names"])
     replicas: list[dict[str, Any]] = []
-    n_rep = spec.uncertainty.replicas
-    if n_rep:
+    if saved_replicas:
+        hessian = main_hessian(spec, rw, samples, registry, fit)
+        for k, d in enumerate(saved_replicas, start=1):
+            t0 = time.perf_counter()
+            values, how = refit_replica(spec, Reweighter.load(d, registry=registry), samples,
+                                        registry, fit=fit, hessian=hessian)
+            replicas.append({"replica": k, "reweighter_dir": str(d), "values": values,
+                             "refit": how, "train_seconds": 0.0,
+                             "fit_seconds": time.perf_counter() - t0})
+    elif train and spec.uncertainty.replicas:
         hessian = main_hessian(spec, rw, samples, registry, fit)
         jobs = [Job(name=f"replica-{k}", function=_replica,
                     kwargs={"spec": spec, "samples": samples, "registry": registry,
                             "replica": k, "outdir": outdir, "fit": fit, "hessian": hessian,
                             "progress": progress})
-                for k in range(1, n_rep + 1)]
+                for k in range(1, spec.uncertainty.replicas + 1)]
         replicas = (executor or LocalExecutor()).run(jobs)
     stat = np.asarray(fit["covariance"], dtype=np.float64)
     budget = ErrorBudget.from_replicas(
@@ -354,13 +367,15 @@ def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,
         replica_values={n: [r["values"][n] for r in replicas] for n in names})
     budget.to_fit(fit)
     fit["uncertainty"] = {
-        "replicas": [{k: r[k] for k in ("replica", "reweighter_dir", "values", "refit",
-                                        "train_seconds", "fit_seconds")} for r in replicas],
+        "replicas": [{k: r[k] for k in ("replica", "reweighter_dir", "values", "refit")}
+                     for r in replicas],
         "method": "bootstrap (Poisson(1) event weights), retrained and refitted"}
     if not replicas:
         fit.setdefault("warnings", []).append(
-            "uncertainty.replicas is 0: the error leaves out the learned ratio's own error")
-    return fit
+            "no reweighter replicas (uncertainty.replicas: 0, or none saved with the "
+            "reweighter): the error leaves out the learned ratio's own error")
+    return [{"train_seconds": r["train_seconds"], "fit_seconds": r["fit_seconds"]}
+            for r in replicas]
 
 
 def gate_at_fit(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
@@ -651,18 +666,20 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     result["history"] = first["history"]
     result["normalisation"] = first["normalisation"]
     result["closure"] = first.get("closure", {"points": []})
+    timing: dict[str, Any] = {}
     if spec.fit is not None:
         analytic = analytic_fit(spec, samples, reg)
         fit = first["fit"]
         rw0 = Reweighter.load(out / first["reweighter_dir"], registry=reg)
         t_unc = time.perf_counter()
-        reweighter_uncertainty(spec, samples, reg, rw=rw0, fit=fit, outdir=out,
-                               executor=executor, progress=progress)
-        fit["uncertainty"]["seconds"] = time.perf_counter() - t_unc
+        timing["replicas"] = reweighter_uncertainty(spec, samples, reg, rw=rw0, fit=fit,
+                                                    outdir=out, executor=executor,
+                                                    progress=progress)
+        timing["uncertainty_seconds"] = time.perf_counter() - t_unc
         if spec.uncertainty.gate:
             t_gate = time.perf_counter()
             fit["gate"] = gate_at_fit(spec, rw0, samples, reg, fit)
-            fit["gate"]["seconds"] = time.perf_counter() - t_gate
+            timing["gate_seconds"] = time.perf_counter() - t_gate
         result["fit"] = with_analytic(flag_fit(fit), analytic)
     if spec.ensemble > 1 and spec.fit is not None:
         names = list(spec.fit.parameters)
@@ -697,7 +714,7 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
                                             executor=executor, progress=progress)
     _remove_empty_tree(out / "checkpoints")
     result["timing"] = {
-        "total_seconds": time.perf_counter() - t0,
+        **timing, "total_seconds": time.perf_counter() - t0,
         "train_seconds": [m["train_seconds"] for m in members],
         "fit_seconds": [m.get("fit_seconds") for m in members],
         "closure_seconds": first.get("closure_seconds")}

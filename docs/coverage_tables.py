@@ -1,7 +1,10 @@
 """Write docs/coverage.md from the coverage runs under runs/ (``ratiofit coverage``).
 
 Each row is read from ``runs/<name>/coverage.json``; the command that made it is in
-COVERAGE below and printed next to the table. Runs that are missing are listed as such.
+COVERAGE below and printed next to the table. A run that was stopped before its end has
+no coverage.json: its finished repeats (``runs/<name>/jobs/repeat-K.json``) are summarised
+with the same :func:`ratiofit.coverage.summarise` and the row says how many were done.
+Runs that are missing are listed as such.
 Usage: ``python docs/coverage_tables.py`` (``make docs-tables`` runs it).
 """
 
@@ -12,15 +15,39 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: run directory → the command that makes it (every spec committed under specs/).
+#: run directory → (the command that makes it, its --scale); specs committed under specs/.
 COVERAGE = {
-    "coverage-quickstart-0.1": "ratiofit coverage specs/quickstart.yaml --repeats 50 "
-                               "--scale 0.1 -o runs/coverage-quickstart-0.1",
+    "coverage-quickstart-0.1": ("ratiofit coverage specs/quickstart.yaml --repeats 50 "
+                                "--scale 0.1 -o runs/coverage-quickstart-0.1", 0.1),
+    "coverage-quickstart": ("ratiofit coverage specs/quickstart.yaml --repeats 10 "
+                            "-o runs/coverage-quickstart", 1.0),
+    "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
+                                        "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
+                                        1.0),
 }
 
 
 def _pct(c: float, e: float) -> str:
     return f"{100 * c:.0f} ± {100 * e:.0f}%"
+
+
+def _partial(jobs: Path, scale: float) -> dict | None:
+    """The summary of the finished repeats of a stopped coverage run, or ``None``."""
+    from ratiofit.coverage import summarise
+
+    runs = [json.loads(f.read_text())["result"] for f in sorted(jobs.glob("repeat-*.json"))]
+    if len(runs) < 2:
+        return None
+    summary = {}
+    for name in runs[0]["parameters"]:
+        rows = [r["parameters"][name] for r in runs]
+        summary[name] = summarise([r["value"] for r in rows], [r["error"] for r in rows],
+                                  [r["truth"] for r in rows],
+                                  [r["interval_95"] for r in rows],
+                                  [r["analytic_error"] for r in rows])
+        summary[name]["partial"] = True
+    return {"summary": summary, "gate_failures": sum(r["gate"] == "fail" for r in runs),
+            "scale": scale}
 
 
 def coverage_markdown() -> str:
@@ -34,16 +61,20 @@ def coverage_markdown() -> str:
              "| pull width | max abs pull | error/analytic | gate failures |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     missing = []
-    for run, command in COVERAGE.items():
+    for run, (command, scale) in COVERAGE.items():
         path = ROOT / "runs" / run / "coverage.json"
-        if not path.exists():
-            missing.append(command)
-            continue
-        res = json.loads(path.read_text())
+        if path.exists():
+            res = json.loads(path.read_text())
+        else:
+            res = _partial(ROOT / "runs" / run / "jobs", scale)
+            if res is None:
+                missing.append(command)
+                continue
         for name, s in res["summary"].items():
             ratio = s.get("median_error_over_analytic")
+            done = f"{s['repeats']} (stopped early)" if s.get("partial") else f"{s['repeats']}"
             lines.append(
-                f"| `{command}` (scale {res.get('scale', 1):g}) | {name} | {s['repeats']} | "
+                f"| `{command}` (scale {res.get('scale', 1):g}) | {name} | {done} | "
                 f"{_pct(s['covered_68'], s['covered_68_error'])} | "
                 f"{_pct(s['covered_95'], s['covered_95_error'])} | "
                 f"{s['pull_mean']:+.2f} ± {s['pull_mean_error']:.2f} | "

@@ -226,6 +226,7 @@ def plugin_reference() -> None:
 #: Which docs page reports each family of specs (first matching prefix wins).
 SPEC_PAGES = (("dctr_pythia", "results.md"), ("gpu_", "results.md"),
               ("dctr_gaussian", "results.md"),
+              ("gaussian_2d_likelihood", "coverage.md"),
               ("gaussian_2d", "results.md"), ("quickstart", "getting-started.md"),
               ("inference_", "inference.md"), ("nuisance_", "inference.md"),
               ("ncr_", "ncr.md"), ("srgn_", "srgn.md"), ("ensembles_", "ensembles.md"),

@@ -44,6 +44,7 @@ PUBLIC = {
         "StudySpec",
         "ThetaSpec",
         "TrainingSpec",
+        "UncertaintySpec",
         "load_spec",
         "load_spec_text",
         "resolved_dict",

@@ -232,6 +232,25 @@ def test_run_reports_the_error_budget_and_the_gate(tmp_path: Path) -> None:
     assert "stat" in res.output and "reweighter" in res.output
     assert "closure gate at the fitted theta" in res.output
 
+    # `ratiofit fit` with the run's reweighter refits the replicas saved beside it.
+    res = CliRunner().invoke(main, ["fit", str(spec), "--reweighter",
+                                    str(tmp_path / "out" / "reweighter"),
+                                    "-o", str(tmp_path / "refit")])
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "refit" / "fit.json").read_text())["fit"]
+    assert [r["values"]["mu"] for r in again["uncertainty"]["replicas"]] == pytest.approx(
+        values, abs=1e-3 * c["stat"])
+    assert again["parameters"]["mu"]["error"] == pytest.approx(e["error"], rel=1e-3)
+    # A lone reweighter directory has no replicas: the fit says what its error leaves out.
+    lone = tmp_path / "lone"
+    import shutil
+
+    shutil.copytree(tmp_path / "out" / "reweighter", lone / "reweighter")
+    res = CliRunner().invoke(main, ["fit", str(spec), "--reweighter", str(lone / "reweighter"),
+                                    "-o", str(tmp_path / "refit2")])
+    assert res.exit_code == 0, res.output
+    assert "warning: no reweighter replicas" in res.output
+
 
 @pytest.mark.parametrize(("body", "field"), [
     ("{replicas: 1}", "uncertainty.replicas"),

@@ -160,10 +160,16 @@ def _fit_lines(fit: dict[str, Any], label: str = "fit") -> None:
         line = f"{label} {n} = {e['value']:.5g} ± {e['error']:.2g}"
         comps = e.get("error_components")
         if comps:
-            line += " (" + ", ".join(f"{k} {v:.2g}" for k, v in comps.items()) + ")"
+            line += " (" + ", ".join(f"{k} {v:.2g}" for k, v in comps.items() if v > 0) + ")"
         if "analytic" in e:
             line += f"  [analytic MLE {e['analytic']:.5g} ± {e['analytic_error']:.2g}]"
         click.echo(line)
+    learned = fit.get("learned")
+    if learned is not None:
+        moved = ", ".join(f"{n} {e['value']:.5g} ± {e['error']:.2g}"
+                          for n, e in learned["parameters"].items())
+        click.echo(f"  (simulation-corrected at the fitted theta; the learned fit alone: "
+                   f"{moved})")
     gate = fit.get("gate")
     if gate is not None and gate.get("verdict") in ("pass", "fail"):
         power = gate["power"].get("score_detectable_bias_stat_errors",
@@ -299,10 +305,8 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
     from .workflow import (
         Samples,
         analytic_fit,
+        finish_fit,
         fit_reweighter,
-        flag_fit,
-        gate_at_fit,
-        reweighter_uncertainty,
         with_analytic,
         write_json,
     )
@@ -338,12 +342,9 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
         # the learned ratio's error; an average of several reweighters has none saved.
         saved = sorted(Path(reweighter_dirs[0]).resolve().parent.glob(
             "replicas/replica-*/reweighter")) if len(reweighter_dirs) == 1 else []
-        reweighter_uncertainty(spec, samples, reg, rw=rw, fit=res, outdir=Path(output),
-                               executor=None, progress=False, saved_replicas=saved,
-                               train=False)
-        if spec.uncertainty.gate:
-            res["gate"] = gate_at_fit(spec, rw, samples, reg, res)
-        res = with_analytic(flag_fit(res), analytic_fit(spec, samples, reg))
+        finish_fit(spec, rw, samples, reg, res, outdir=Path(output), executor=None,
+                   progress=False, saved_replicas=saved, train=False)
+        res = with_analytic(res, analytic_fit(spec, samples, reg))
         write_json(Path(output) / "fit.json", {"fit": res, "spec": spec_path,
                                                "reweighters": list(reweighter_dirs)})
         _summary({"fit": res}, Path(output))

@@ -12,7 +12,9 @@ Reported per parameter: the pulls (θ̂ − θ_true)/σ with their mean and stan
 (with the standard errors of both), the fraction of repeats whose ±1σ interval and whose
 95 % interval (``interval_95`` where the fit has it, ±1.96σ otherwise) contain the truth,
 with binomial errors √(c(1−c)/N), and the median ratio of the total error to the analytic
-one where the source has an exact likelihood.
+one where the source has an exact likelihood. Where the fits are simulation-corrected
+(:mod:`ratiofit.correction`), the learned fits before the correction are summarised too
+(``summary[name]["learned"]``).
 
 Examples
 --------
@@ -67,6 +69,12 @@ def _one(spec: Spec, k: int, truth: dict[str, float] | None, outdir: str) -> dic
             "truth": t, "value": e["value"], "error": e["error"],
             "interval_95": e.get("interval_95"), "components": e.get("error_components"),
             "analytic": e.get("analytic"), "analytic_error": e.get("analytic_error")}
+        learned = (fit.get("learned") or {}).get("parameters", {}).get(n)
+        if learned is not None:  # the learned fit before the simulation correction
+            out["parameters"][n]["learned"] = {
+                "value": learned["value"], "error": learned["error"],
+                "interval_95": learned.get("interval_95"),
+                "components": learned.get("error_components")}
     out["gate"] = (fit.get("gate") or {}).get("verdict")
     out["warnings"] = fit.get("warnings", [])
     out["seconds"] = result["timing"]["total_seconds"]
@@ -130,6 +138,11 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
         summary[n] = summarise(
             [r["value"] for r in rows], [r["error"] for r in rows], [r["truth"] for r in rows],
             [r["interval_95"] for r in rows], [r["analytic_error"] for r in rows])
+        if all("learned" in r for r in rows):
+            summary[n]["learned"] = summarise(
+                [r["learned"]["value"] for r in rows], [r["learned"]["error"] for r in rows],
+                [r["truth"] for r in rows], [r["learned"]["interval_95"] for r in rows],
+                [r["analytic_error"] for r in rows])
     return {"spec": spec.path, "repeats": repeats, "truths": truths,
             "truth_range": {n: list(v) for n, v in (truth_range or {}).items()},
             "summary": summary, "gate_failures": sum(r["gate"] == "fail" for r in runs),

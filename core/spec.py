@@ -44,10 +44,15 @@ Top-level sections
     1/N of one member's.
 ``uncertainty``
     The learned ratio's own error in every fit (:mod:`ratiofit.uncertainty`):
-    ``{replicas: int, gate: bool, gate_events: int, gate_level: float}``. ``replicas``
+    ``{replicas: int, correction: simulation | none, gate: bool, gate_events: int,
+    gate_level: float}``. ``replicas``
     reweighters (default 3; 0 turns it off) are retrained on Poisson(1)-weighted bootstrap
     replicas of the training samples with their own seeds and refitted to the same data;
     their spread is the ``reweighter`` component of every fitted parameter's error.
+    ``correction: simulation`` (the default; used where the source can generate events at
+    a given θ and the data have the reweighter's features) simulates ``gate_events`` at
+    the fitted θ and takes one Newton step of the simulation's estimating equation in the
+    learned score (:mod:`ratiofit.correction`), which removes the learned ratio's bias.
     ``gate`` (default on) tests the reweighting at the fitted θ (:mod:`ratiofit.closure_gate`)
     with ``gate_events`` events per side (default: 4x the data sample's size, at most 10^6)
     at significance ``gate_level`` (default 0.01).
@@ -302,9 +307,12 @@ class UncertaintySpec:
 
     #: Bootstrap replicas of the reweighter, each retrained and refitted (0: none).
     replicas: int = 3
+    #: ``simulation``: the one-step simulation correction at the fitted θ; ``none``: off.
+    correction: str = "simulation"
     #: Test the reweighting at the fitted θ after every fit.
     gate: bool = True
-    #: Events per side of the gate (``None``: 4x the data sample's size, at most 10^6).
+    #: Events simulated at the fitted θ for the correction and per side of the gate
+    #: (``None``: 4x the data sample's size, at most 10^6).
     gate_events: int | None = None
     #: Family-wise significance of the gate's tests.
     gate_level: float = 0.01
@@ -453,12 +461,16 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
 
 def _uncertainty(ctx: _Ctx, body: dict[str, Any]) -> UncertaintySpec:
     path: Path_ = ("uncertainty",)
-    ctx.no_unknown(body, path, ["replicas", "gate", "gate_events", "gate_level"])
+    ctx.no_unknown(body, path, ["replicas", "correction", "gate", "gate_events", "gate_level"])
     default = UncertaintySpec()
     replicas = ctx.get(body, path, "replicas", int, default=default.replicas)
     if replicas < 0 or replicas == 1:
         raise ctx.error((*path, "replicas"), f"must be 0 (off) or >= 2 (a spread needs two), "
                         f"got {replicas}")
+    correction = ctx.get(body, path, "correction", str, default=default.correction)
+    if correction not in ("simulation", "none"):
+        raise ctx.error((*path, "correction"), f"expected 'simulation' or 'none', got "
+                        f"{correction!r}")
     gate = ctx.get(body, path, "gate", bool, default=default.gate)
     events = body.get("gate_events")
     if events is not None:
@@ -468,7 +480,8 @@ def _uncertainty(ctx: _Ctx, body: dict[str, Any]) -> UncertaintySpec:
     level = _number(ctx, body, path, "gate_level", default.gate_level)
     if not 0 < level < 1:
         raise ctx.error((*path, "gate_level"), f"must be in (0, 1), got {level}")
-    return UncertaintySpec(replicas=replicas, gate=gate, gate_events=events, gate_level=level)
+    return UncertaintySpec(replicas=replicas, correction=correction, gate=gate,
+                           gate_events=events, gate_level=level)
 
 
 def _study(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, SampleSpec],

@@ -106,21 +106,26 @@ class ErrorBudget:
     reweighter: np.ndarray
     reference: np.ndarray
     replicas: int
+    #: The simulated sample's share (the simulation correction, ratiofit.correction).
+    simulation: np.ndarray | None = None
 
     @classmethod
     def from_replicas(cls, *, names: Sequence[str], stat: Any, reference: Any | None,
-                      replica_values: Mapping[str, Sequence[float]]) -> ErrorBudget:
+                      replica_values: Mapping[str, Sequence[float]],
+                      simulation: Any | None = None) -> ErrorBudget:
         p = len(names)
         values = np.array([list(replica_values[n]) for n in names], dtype=np.float64)
         r = values.shape[1] if values.size else 0
         rw = np.atleast_2d(np.cov(values, ddof=1)) if r >= 2 else np.zeros((p, p))
         ref = np.zeros((p, p)) if reference is None else np.asarray(reference, dtype=np.float64)
+        sim = np.zeros((p, p)) if simulation is None else np.asarray(simulation, np.float64)
         return cls(names=list(names), stat=np.asarray(stat, dtype=np.float64), reweighter=rw,
-                   reference=ref, replicas=r)
+                   reference=ref, replicas=r, simulation=sim)
 
     @property
     def total(self) -> np.ndarray:
-        return self.stat + self.reweighter + self.reference
+        sim = 0.0 if self.simulation is None else self.simulation
+        return self.stat + self.reweighter + self.reference + sim
 
     def standard_deviation(self) -> np.ndarray:
         return np.sqrt(np.clip(np.diag(self.total), 0.0, None))
@@ -158,6 +163,9 @@ class ErrorBudget:
                 "stat": float(np.sqrt(max(self.stat[i, i], 0.0))),
                 "reweighter": float(np.sqrt(max(self.reweighter[i, i], 0.0))),
                 "reference": float(np.sqrt(max(self.reference[i, i], 0.0)))}
+            if self.simulation is not None and np.any(self.simulation):
+                entry["error_components"]["simulation"] = float(
+                    np.sqrt(max(self.simulation[i, i], 0.0)))
             entry["dof"] = float(nu[i]) if np.isfinite(nu[i]) else None
             v = entry["value"]
             entry["interval_95"] = [float(v - k95[i] * s[i]), float(v + k95[i] * s[i])]
@@ -165,6 +173,8 @@ class ErrorBudget:
         fit["covariance_components"] = {"stat": self.stat.tolist(),
                                         "reweighter": self.reweighter.tolist(),
                                         "reference": self.reference.tolist()}
+        if self.simulation is not None and np.any(self.simulation):
+            fit["covariance_components"]["simulation"] = self.simulation.tolist()
         fit["error_method"] = (
             f"total = stat + reweighter ({self.replicas} bootstrap replicas) + reference, "
             "68.27% half-width with Welch-Satterthwaite degrees of freedom"

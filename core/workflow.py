@@ -33,9 +33,24 @@ from .spec import SampleSpec, Spec, ThetaSpec, resolved_dict
 from .training import train_reweighter
 from .uncertainty import ErrorBudget, bootstrap, objective_hessian, refit
 
-__all__ = ["analytic_fit", "calibrate_from_spec", "closure", "fit_problem", "fit_reweighter",
-           "flag_fit", "gate_at_fit", "reweighter_uncertainty", "run_inference", "run_spec",
-           "run_studies", "train_from_spec", "write_json"]
+__all__ = [
+    "analytic_fit",
+    "calibrate_from_spec",
+    "closure",
+    "finish_fit",
+    "fit_problem",
+    "fit_reweighter",
+    "flag_fit",
+    "gate_at_fit",
+    "reweighter_uncertainty",
+    "run_inference",
+    "run_spec",
+    "run_studies",
+    "simulate_at",
+    "simulation_correction",
+    "train_from_spec",
+    "write_json",
+]
 
 
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
@@ -378,6 +393,107 @@ def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,
             for r in replicas]
 
 
+def _simulation_events(spec: Spec) -> int:
+    """Events simulated at the fitted θ (correction) and per side of the gate: four times
+    the data, at most 10⁶ — the score test then sees a bias of ~2 statistical errors half
+    of the time at its per-test level (z·√(N_data(1/n + 1/n)), z ≈ 2.9 for 4 tests)."""
+    fs = spec.fit
+    assert fs is not None
+    return spec.uncertainty.gate_events or min(4 * spec.samples[fs.data].n_events, 1_000_000)
+
+
+def _can_simulate(spec: Spec, registry: Registry) -> bool:
+    rws = spec.reweighter
+    assert rws is not None
+    return not getattr(registry.get("source", spec.samples[rws.target].source), "reads_files",
+                       False)
+
+
+def simulate_at(spec: Spec, registry: Registry, theta: Mapping[str, float], *, key: str,
+                n: int) -> EventSet:
+    """``n`` events of the reweighter's target sample generated at ``theta`` (seeded by
+    ``key``)."""
+    rws = spec.reweighter
+    assert rws is not None
+    target_spec = spec.samples[rws.target]
+    fixed = dict(target_spec.theta)
+    for name, v in theta.items():
+        fixed[name] = ThetaSpec(kind="fixed", value=float(v))
+    tspec = SampleSpec(name=f"simulated-{key}", source=target_spec.source, n_events=n,
+                       theta=fixed, options=target_spec.options)
+    return make_sample(tspec, parameters=spec.parameters, seed=derive_seed(spec.seed, key),
+                       registry=registry)
+
+
+def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
+                          registry: Registry, fit: dict[str, Any], *,
+                          replica_dirs: list[Path]) -> None:
+    """Replace the learned fit's values and budget by the one-step simulation correction
+    (:mod:`ratiofit.correction`) at θ̂, a second step when the first moved θ by more than
+    half an error; the replicas (``replica_dirs``), corrected with their own scores on the
+    same samples, give the reweighter component. The learned fit is kept in
+    ``fit["learned"]``; ``fit["correction"]`` records the steps (or why none was taken)."""
+    from .correction import one_step
+    from .errors import RatiofitError
+
+    fs = spec.fit
+    assert fs is not None
+    problem = fit_problem(spec, rw, samples, member=0)
+    names = list(problem.parameters.names)
+    if not _can_simulate(spec, registry):
+        fit["correction"] = {"applied": False,
+                             "reason": "the reweighter's target source reads files"}
+        return
+    data = samples[fs.data]
+    n = _simulation_events(spec)
+    steps = []
+    start = [fit["parameters"][p]["value"] for p in names]
+    try:
+        theta0 = problem.theta(start)
+        sim = simulate_at(spec, registry, theta0, key="correction-0", n=n)
+        step = one_step(rw, data=data, sim=sim, theta=theta0, names=names)
+        steps.append(step)
+        err = np.sqrt(np.diag(np.asarray(step.covariance)))
+        if np.any(np.abs(np.asarray(step.values) - start) > 0.5 * err):
+            if all(p.contains(v) for p, v in zip(problem.parameters, step.values, strict=True)):
+                theta0 = problem.theta(step.values)
+                sim = simulate_at(spec, registry, theta0, key="correction-1", n=n)
+                step = one_step(rw, data=data, sim=sim, theta=theta0, names=names)
+                steps.append(step)
+    except RatiofitError as exc:  # e.g. data without the reweighter's features (SRGN)
+        fit["correction"] = {"applied": False, "reason": str(exc)}
+        return
+    outside = [p.name for p, v in zip(problem.parameters, step.values, strict=True)
+               if not p.contains(v)]
+    if outside:
+        fit["correction"] = {"applied": False, "steps": [st.to_dict() for st in steps],
+                             "reason": f"the corrected {', '.join(outside)} falls outside the "
+                                       "parameter range, where the reweighter is undefined"}
+        return
+    replica_values: dict[str, list[float]] = {p: [] for p in names}
+    for d in replica_dirs:
+        rk = one_step(Reweighter.load(d, registry=registry), data=data, sim=sim, theta=theta0,
+                      names=names)
+        for p, v in zip(names, rk.values, strict=True):
+            replica_values[p].append(float(v))
+    fit["learned"] = {"parameters": {p: dict(fit["parameters"][p]) for p in names},
+                      "covariance": fit["covariance"],
+                      "covariance_components": fit["covariance_components"],
+                      "error_method": fit["error_method"]}
+    for p, v in zip(names, step.values, strict=True):
+        fit["parameters"][p] = {"value": float(v)}
+    fit["values_learned"] = dict(zip(names, start, strict=True))
+    ErrorBudget.from_replicas(names=names, stat=step.covariance_data, reference=None,
+                              replica_values=replica_values,
+                              simulation=step.covariance_simulation).to_fit(fit)
+    fit["error_method"] = ("simulation-corrected (one Newton step of the simulation's "
+                           "estimating equation in the learned score at the fitted theta): "
+                           + fit["error_method"])
+    fit["correction"] = {"applied": True, "events": n,
+                         "steps": [st.to_dict() for st in steps],
+                         "replica_values": replica_values}
+
+
 def gate_at_fit(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
                 registry: Registry, fit: dict[str, Any]) -> dict[str, Any]:
     """The closure gate (:mod:`ratiofit.closure_gate`) at the fitted θ̂: a held-out reference
@@ -386,18 +502,15 @@ def gate_at_fit(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Sample
     rws, fs = spec.reweighter, spec.fit
     assert rws is not None and fs is not None
     unc = spec.uncertainty
-    # Four times the data: the score test then sees a bias of ~2 statistical errors half of
-    # the time at the per-test level (z·√(N_data(1/n + 1/n)) with z ≈ 2.9 for 4 tests).
-    n = unc.gate_events or min(4 * spec.samples[fs.data].n_events, 1_000_000)
+    n = _simulation_events(spec)
     problem = fit_problem(spec, rw, samples, member=0)
     theta = problem.theta([fit["parameters"][p]["value"] for p in problem.parameters.names])
-    ref_spec, target_spec = spec.samples[rws.reference], spec.samples[rws.target]
+    ref_spec = spec.samples[rws.reference]
     held_out = SampleSpec(name="gate-reference", source=ref_spec.source, n_events=n,
                           theta=dict(ref_spec.theta), options=ref_spec.options)
     reference = make_sample(held_out, parameters=spec.parameters,
                             seed=derive_seed(spec.seed, "gate-reference"), registry=registry)
-    src = registry.get("source", target_spec.source)
-    if getattr(src, "reads_files", False):
+    if not _can_simulate(spec, registry):
         varied = samples[rws.target]
         th = varied.theta_matrix(list(theta))
         near = np.ones(len(varied), dtype=bool)
@@ -410,31 +523,64 @@ def gate_at_fit(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Sample
             return {"verdict": "not run", "theta": theta,
                     "reason": f"only {len(target)} varied events near the fitted theta"}
     else:
-        fixed = dict(target_spec.theta)
-        for name, v in theta.items():
-            fixed[name] = ThetaSpec(kind="fixed", value=v)
-        tspec = SampleSpec(name="gate-target", source=target_spec.source, n_events=n,
-                           theta=fixed, options=target_spec.options)
-        target = make_sample(tspec, parameters=spec.parameters,
-                             seed=derive_seed(spec.seed, "gate-target"), registry=registry)
+        target = simulate_at(spec, registry, theta, key="gate-target", n=n)
         method = "generated at the fitted theta"
     names = list(problem.parameters.names)
+    # The learned fit's reweighter error: is the learned ratio at θ off by more than that?
+    rw_cov = np.asarray(fit.get("learned", fit)["covariance_components"]["reweighter"])
     return closure_gate(reweighter=rw, reference=reference, target=target, theta=theta,
                         level=unc.gate_level, n_data=float(samples[fs.data].event_weights.sum()),
                         seed=derive_seed(spec.seed, "gate"), target_method=method,
-                        fitted=names, reweighter_covariance=np.asarray(
-                            fit["covariance_components"]["reweighter"]),
+                        fitted=names, reweighter_covariance=rw_cov,
                         stat_errors=np.array([fit["parameters"][n]["error_components"]["stat"]
                                               for n in names]))
+
+
+def finish_fit(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
+               registry: Registry, fit: dict[str, Any], *, outdir: Path,
+               executor: Executor | None, progress: bool, saved_replicas: list[Path] | None,
+               train: bool) -> dict[str, Any]:
+    """Everything after the learned fit: the replicas' budget, the simulation correction,
+    the closure gate, the warnings. Changes ``fit`` in place; returns timings."""
+    timing: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    timing["replicas"] = reweighter_uncertainty(
+        spec, samples, registry, rw=rw, fit=fit, outdir=outdir, executor=executor,
+        progress=progress, saved_replicas=saved_replicas, train=train)
+    timing["uncertainty_seconds"] = time.perf_counter() - t0
+    if spec.uncertainty.correction == "simulation":
+        t1 = time.perf_counter()
+        dirs = list(saved_replicas or []) or [
+            outdir / r["reweighter_dir"] for r in fit["uncertainty"]["replicas"]]
+        simulation_correction(spec, rw, samples, registry, fit, replica_dirs=dirs)
+        timing["correction_seconds"] = time.perf_counter() - t1
+    if spec.uncertainty.gate:
+        t2 = time.perf_counter()
+        fit["gate"] = gate_at_fit(spec, rw, samples, registry, fit)
+        timing["gate_seconds"] = time.perf_counter() - t2
+    flag_fit(fit)
+    return timing
 
 
 def flag_fit(fit: dict[str, Any]) -> dict[str, Any]:
     """Collect the fit's warnings (range limit, failed gate) into ``fit["warnings"]``."""
     warnings = fit.setdefault("warnings", [])
+    corrected = (fit.get("correction") or {}).get("applied", False)
     for name in fit.get("extra", {}).get("at_limit", []):
-        warnings.append(f"{name} is at its range limit: not a measurement")
+        warnings.append(f"{name} is at its range limit: not a measurement" if not corrected
+                        else f"the learned fit of {name} was at its range limit (the value "
+                        "is the simulation-corrected one)")
+    correction = fit.get("correction") or {}
+    if not corrected and correction.get("reason") and "outside" in correction["reason"]:
+        warnings.append(f"no simulation correction: {correction['reason']}")
     gate = fit.get("gate")
-    if gate is not None and gate.get("verdict") == "fail":
+    if gate is not None and gate.get("verdict") == "fail" and corrected:
+        warnings.append(f"closure gate failed at the fitted theta "
+                        f"({', '.join(gate.get('failed', []))}): the learned ratio alone is off "
+                        "there; the value and error are the simulation-corrected ones, which "
+                        "do not rely on it, but a better-trained reweighter would fit more "
+                        "precisely")
+    elif gate is not None and gate.get("verdict") == "fail":
         failed = gate.get("failed", [])
         if "score" in failed or not failed:
             warnings.append("closure gate failed at the fitted theta (score"
@@ -671,16 +817,9 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
         analytic = analytic_fit(spec, samples, reg)
         fit = first["fit"]
         rw0 = Reweighter.load(out / first["reweighter_dir"], registry=reg)
-        t_unc = time.perf_counter()
-        timing["replicas"] = reweighter_uncertainty(spec, samples, reg, rw=rw0, fit=fit,
-                                                    outdir=out, executor=executor,
-                                                    progress=progress)
-        timing["uncertainty_seconds"] = time.perf_counter() - t_unc
-        if spec.uncertainty.gate:
-            t_gate = time.perf_counter()
-            fit["gate"] = gate_at_fit(spec, rw0, samples, reg, fit)
-            timing["gate_seconds"] = time.perf_counter() - t_gate
-        result["fit"] = with_analytic(flag_fit(fit), analytic)
+        timing = finish_fit(spec, rw0, samples, reg, fit, outdir=out, executor=executor,
+                            progress=progress, saved_replicas=None, train=True)
+        result["fit"] = with_analytic(fit, analytic)
     if spec.ensemble > 1 and spec.fit is not None:
         names = list(spec.fit.parameters)
         values = {n: [m["fit"]["parameters"][n]["value"] for m in members] for n in names}

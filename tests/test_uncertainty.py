@@ -284,3 +284,55 @@ def test_uncertainty_defaults_are_on_and_survive_the_resolved_spec() -> None:
     assert spec.uncertainty.replicas == 3 and spec.uncertainty.gate
     again = load_spec_text(yaml.safe_dump(resolved_dict(spec)), path="r.yaml")
     assert again.uncertainty == spec.uncertainty
+
+
+def _distorted_gaussian_reweighter(scale: float):
+    """log w = aμx − a²μ²/2: a normalised but wrong ratio (the model N(aμ, 1)), like a
+    reweighter that learned the θ-dependence too weakly (a < 1)."""
+    import keras
+
+    from ratiofit.plugin_api import InputSignature
+    from ratiofit.reweighter import Reweighter
+    from ratiofit.testing import _IdentityLoss
+
+    class Distorted(keras.Model):  # type: ignore[misc]
+        def call(self, inputs):
+            x, mu = inputs["features"], inputs["theta"]
+            return scale * x * mu - 0.5 * scale * scale * mu * mu
+
+    sig = InputSignature(feature_names=("x0",), feature_mean=(0.0,), feature_std=(1.0,),
+                         theta_names=("mu",), theta_centre=(0.0,), theta_half_width=(1.0,))
+    return Reweighter(model=Distorted(), loss=_IdentityLoss(), parameters=MU, signature=sig,
+                      metadata={"architecture": "analytic", "note": "distorted ratio"})
+
+
+def test_simulation_correction_removes_a_wrong_ratios_bias() -> None:
+    """A ratio that is 20% too weak in μ biases the learned fit by 25% of μ; one corrected
+    step (simulation at the learned θ̂) lands on the truth, and its stated error covers."""
+    from ratiofit.correction import one_step
+
+    rw = _distorted_gaussian_reweighter(0.8)
+    reg = get_registry()
+    strategy = reg.get("strategy", "likelihood")
+    opts = {"normalisation": "reference", "minos": False, "landscape_points": 0,
+            "tolerance": 0.1}
+    pulls, learned_pulls = [], []
+    for k in range(40):
+        truth = -1.0 + 0.05 * k
+        data = gaussian_events(5000, truth, seed=200 + k, theta=False)
+        reference = gaussian_events(50_000, 0.0, seed=300 + k, theta=False)
+        fit = strategy.fit(problem=_likelihood_problem(rw, data, reference), options=opts)
+        theta0 = {"mu": fit.values["mu"]}
+        learned_pulls.append((fit.values["mu"] - truth) / fit.errors["mu"])
+        for it in range(2):  # the workflow's second step when the first moved θ far
+            sim = gaussian_events(20_000, theta0["mu"], seed=400 + 10 * k + it, theta=False)
+            step = one_step(rw, data=data, sim=sim, theta=theta0, names=["mu"])
+            theta0 = {"mu": step.values[0]}
+        pulls.append((step.values[0] - truth) / np.sqrt(step.covariance[0][0]))
+    pulls, learned_pulls = np.array(pulls), np.array(learned_pulls)
+    # The learned fit is off by 0.25·|μ| ≈ 0.3 average over μ ∈ [−1, 1], ~20 of its errors.
+    assert np.mean(np.abs(learned_pulls)) > 5
+    # The corrected pulls: mean 0 (standard error 1/√40 = 0.16) and width 1 (standard
+    # error 1/√78 = 0.11), each within 3 standard errors.
+    assert abs(np.mean(pulls)) < 3 / np.sqrt(40)
+    assert abs(np.std(pulls, ddof=1) - 1) < 3 / np.sqrt(2 * 39)

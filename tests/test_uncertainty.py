@@ -336,3 +336,27 @@ def test_simulation_correction_removes_a_wrong_ratios_bias() -> None:
     # error 1/√78 = 0.11), each within 3 standard errors.
     assert abs(np.mean(pulls)) < 3 / np.sqrt(40)
     assert abs(np.std(pulls, ddof=1) - 1) < 3 / np.sqrt(2 * 39)
+
+
+def test_coverage_command_repeats_the_pipeline(tmp_path: Path) -> None:
+    import json
+
+    spec = tmp_path / "unc.yaml"
+    spec.write_text(UNC_SPEC.replace("n_events: 20000", "n_events: 6000")
+                    .replace("epochs: 8", "epochs: 3")
+                    .replace("replicas: 3", "replicas: 2"))
+    out = tmp_path / "cov"
+    res = CliRunner().invoke(main, ["coverage", str(spec), "--repeats", "2", "-o", str(out),
+                                    "--truth-range", "mu=-1:1"])
+    assert res.exit_code == 0, res.output
+    cov = json.loads((out / "coverage.json").read_text())
+    truths = [r["parameters"]["mu"]["truth"] for r in cov["runs"]]
+    assert len(set(truths)) == 2 and all(-1 <= t <= 1 for t in truths)
+    assert len({r["seed"] for r in cov["runs"]}) == 2  # fresh samples and training
+    s = cov["summary"]["mu"]
+    assert s["repeats"] == 2 and 0 <= s["covered_68"] <= 1
+    assert (out / "pulls.png").stat().st_size > 0
+    assert "coverage mu: 68%" in res.output
+    bad = CliRunner().invoke(main, ["coverage", str(spec), "--repeats", "2", "-o", str(out),
+                                    "--truth-range", "mu=3:4"])
+    assert bad.exit_code == 2 and "--truth-range" in bad.output

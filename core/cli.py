@@ -393,6 +393,7 @@ def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
         if scale != 1.0:
             spec = scale_spec(spec, scale)
         ranges: dict[str, tuple[float, float]] = {}
+        fitted = list(spec.fit.parameters) if spec.fit is not None else []
         for item in truth_ranges:
             name, sep, text = item.partition("=")
             lo, sep2, hi = text.partition(":")
@@ -400,11 +401,11 @@ def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
                 bounds = (float(lo), float(hi))
             except ValueError:
                 bounds = (float("nan"), float("nan"))
-            if not sep or not sep2 or name not in spec.fit.parameters \
+            if not sep or not sep2 or name not in fitted \
                     or not all(np.isfinite(bounds)) or not bounds[0] < bounds[1] \
                     or not all(spec.parameters[name].contains(b) for b in bounds):
                 raise RatiofitError(f"--truth-range {item!r}: expected NAME=LOW:HIGH with NAME "
-                                    f"one of {list(spec.fit.parameters)} and LOW < HIGH "
+                                    f"one of {fitted} and LOW < HIGH "
                                     "inside its range")
             ranges[name] = bounds
         out = Path(output or Path("runs") / f"{Path(spec_path).stem}-coverage")

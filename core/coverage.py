@@ -162,7 +162,7 @@ def plot_pulls(result: dict[str, Any], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
     for ax, n in zip(axes[0], names, strict=True):
         s = result["summary"][n]
-        h = hist.Hist(hist.axis.Regular(16, -4, 4, name="pull"))
+        h: Any = hist.Hist(hist.axis.Regular(16, -4, 4, name="pull"))
         h.fill(np.clip(s["pulls"], -3.999, 3.999))  # plot only: over/underflow in edge bins
         mplhep.histplot(h, ax=ax, histtype="errorbar", label=f"{s['repeats']} repeats")
         x = np.linspace(-4, 4, 200)

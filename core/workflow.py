@@ -348,7 +348,8 @@ def _replica(spec: Spec, samples: Samples, registry: Registry, *, replica: int, 
 
 
 def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,
-                           rw: Reweighter, fit: dict[str, Any], outdir: Path,
+                           rw: Reweighter | AveragedReweighter, fit: dict[str, Any],
+                           outdir: Path,
                            executor: Executor | None, progress: bool,
                            saved_replicas: list[Path] | None = None, train: bool = True
                            ) -> list[dict[str, float]]:

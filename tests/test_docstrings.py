@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["ratiofit.parameters", "ratiofit.options", "ratiofit.spec", "ratiofit.events",
            "ratiofit.seeding", "ratiofit.registry", "ratiofit.reweighter",
-           "ratiofit.uncertainty", "ratiofit.closure_gate", "ratiofit.coverage"]
+           "ratiofit.uncertainty", "ratiofit.closure_gate", "ratiofit.coverage",
+           "ratiofit.correction"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -299,17 +299,11 @@ def calibrate(spec_path: str, reweighter_dir: str, output: str, member: int,
 def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy: str | None,
         strategy_options: tuple[str, ...], debug: bool) -> None:
     """Fit the spec's data with a saved reweighter; write OUTPUT/fit.json."""
+    from .honest import finish_fit
     from .registry import get_registry
     from .reweighter import load_reweighters
     from .spec import load_spec
-    from .workflow import (
-        Samples,
-        analytic_fit,
-        finish_fit,
-        fit_reweighter,
-        with_analytic,
-        write_json,
-    )
+    from .workflow import Samples, analytic_fit, fit_reweighter, with_analytic, write_json
 
     def go() -> None:
         spec = load_spec(spec_path)

@@ -3,7 +3,8 @@
 ``python bench/bench_uncertainty.py [SCALE]`` runs ``specs/quickstart.yaml`` (scaled by
 SCALE, default 1: the user's ``make run``) with its default ``uncertainty`` section and
 reads from the run's own timings, all measured in this one process: the main training,
-the main fit, the replicas' trainings and refits, and the closure gate. Written to
+the main fit, the replicas' trainings and refits, the simulation correction and the
+closure gate. Written to
 ``bench/results/uncertainty.json``.
 """
 
@@ -42,11 +43,13 @@ def main() -> int:
         "seconds": {"training": train, "fit": result["timing"]["fit_seconds"][0],
                     "replica_trainings": rep_train, "replica_refits": rep_fit,
                     "uncertainty_total": timing["uncertainty_seconds"],
+                    "correction": timing.get("correction_seconds"),
                     "gate": timing["gate_seconds"],
                     "run_total": result["timing"]["total_seconds"]},
         "ratio_uncertainty_to_one_training": timing["uncertainty_seconds"] / train,
         "ratio_refits_to_one_fit": rep_fit / max(result["timing"]["fit_seconds"][0], 1e-9),
         "ratio_gate_to_one_training": timing["gate_seconds"] / train,
+        "ratio_correction_to_one_training": (timing.get("correction_seconds") or 0.0) / train,
     }
     write_json(RESULTS / "uncertainty.json", out)
     print(f"uncertainty: {out['ratio_uncertainty_to_one_training']:.2f}x one training "

@@ -360,3 +360,28 @@ def test_coverage_command_repeats_the_pipeline(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, ["coverage", str(spec), "--repeats", "2", "-o", str(out),
                                     "--truth-range", "mu=3:4"])
     assert bad.exit_code == 2 and "--truth-range" in bad.output
+
+
+@pytest.mark.parametrize("strategy_name", ["likelihood", "dctr"])
+def test_a_fit_at_a_range_limit_is_flagged_and_keeps_a_real_error(strategy_name: str) -> None:
+    """Data at μ = 1 fitted with a ratio defined on [−0.5, 0.5]: MIGRAD stops at the limit,
+    where its bounded HESSE would report ~0 (docs/results.md once showed a_lund =
+    0.9000 ± 0.0000); the objective's own curvature there gives ~1/√N instead."""
+    from ratiofit.parameters import Parameter, ParameterSet
+
+    rw = analytic_gaussian_reweighter(mu_range=(-0.5, 0.5))
+    params = ParameterSet([Parameter(name="mu", nominal=0.0, low=-0.5, high=0.5)])
+    data = gaussian_events(4000, 1.0, seed=7, theta=False)
+    reference = gaussian_events(40_000, 0.0, seed=8, theta=False)
+    strategy = get_registry().get("strategy", strategy_name)
+    opts = {n: o.default for n, o in strategy.options.items()}
+    opts.update({"landscape_points": 0})
+    if "minos" in opts:
+        opts["minos"] = False
+    res = strategy.fit(problem=FitProblem(reweighter=rw, data=data, reference=reference,
+                                          parameters=params), options=opts)
+    assert res.values["mu"] == pytest.approx(0.5, abs=1e-3)
+    assert res.extra["at_limit"] == ["mu"]
+    # The NLL's curvature at μ = 0.5 is N (unit Gaussian): error 1/√4000 = 0.016; DCTR's
+    # sandwich error is within a factor 2 of it. Anything near 0 would fail.
+    assert 0.5 / np.sqrt(4000) < res.errors["mu"] < 2 / np.sqrt(4000)

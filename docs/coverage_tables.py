@@ -11,6 +11,7 @@ Usage: ``python docs/coverage_tables.py`` (``make docs-tables`` runs it).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +97,13 @@ def coverage_markdown() -> str:
                 if s is None:
                     continue
                 lines.append(_row(command, res, name + label, s))
+    for run in COVERAGE:
+        png = ROOT / "runs" / run / "pulls.png"
+        if png.exists():
+            dest = ROOT / "docs" / "figures" / "coverage" / f"{run}.png"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(png, dest)
+            lines += ["", f"![pulls of {run}](figures/coverage/{run}.png)"]
     if missing:
         lines += ["", "Not yet run (the command makes the row):", "",
                   *[f"- `{c}`" for c in missing]]

@@ -16,9 +16,11 @@ E_θ[s], not the learned ratio). One Newton step from θ₀, with E_θ₀[s] and
 with covariance J⁻¹ (V_data + V_sim) J⁻¹, V_data = Cov_data(s)/N_eff(data) and V_sim =
 Cov_sim(s)/N_eff(sim). When s is the true score, J is the Fisher information and θ₁ is as
 efficient as the maximum-likelihood estimate up to the simulated sample's share V_sim; an
-imperfect s only costs efficiency, and an imperfect Jacobian only slows the convergence
-of the iteration (the workflow takes a second step at θ₁ when the first moved θ by more
-than half an error). The bootstrap replicas, each corrected with its own s on the same
+imperfect s only costs efficiency. The true Jacobian is ∂_θ E_θ[s] = Cov_θ(s, score),
+which Cov(s) only approximates; the workflow therefore iterates (a new simulation at each
+new θ) until a step is below a fifth of an error, replacing the Jacobian along each step
+by the simulator's own change of E[s] (a secant, Broyden's update), and says so when it
+does not converge. The bootstrap replicas, each corrected with its own s on the same
 samples, measure what the learned ratio still adds.
 
 Examples
@@ -45,7 +47,7 @@ import numpy as np
 
 from .events import EventSet
 
-__all__ = ["OneStep", "one_step"]
+__all__ = ["OneStep", "one_step", "score_mean", "secant_jacobian"]
 
 
 @dataclass
@@ -78,19 +80,38 @@ def _mean_cov(s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, flo
     return m, np.atleast_2d(c), float(1.0 / np.sum(a**2))
 
 
+def score_mean(reweighter: Any, events: EventSet, theta: Mapping[str, float],
+               names: Sequence[str]) -> np.ndarray:
+    """The weighted mean over ``events`` of the learned score ∂_θ log w at ``theta``."""
+    cols = [reweighter.theta_names.index(n) for n in names]
+    _, g = reweighter.log_ratio_and_gradient(features=events, theta=dict(theta))
+    return _mean_cov(g[:, cols], events.event_weights)[0]
+
+
+def secant_jacobian(jacobian: np.ndarray, *, step: np.ndarray, change: np.ndarray
+                    ) -> np.ndarray:
+    """Broyden's rank-one update of ``jacobian`` so that it maps ``step`` (θ₁ − θ₀) onto
+    ``change`` (the simulated mean of one fixed statistic at θ₁ minus that at θ₀): the
+    simulator's own ∂_θ E_θ[s] along the step, where Cov(s) is only its approximation."""
+    step = np.asarray(step, dtype=np.float64)
+    return jacobian + np.outer(np.asarray(change) - jacobian @ step, step) / float(step @ step)
+
+
 def one_step(reweighter: Any, *, data: EventSet, sim: EventSet, theta: Mapping[str, float],
-             names: Sequence[str]) -> OneStep:
+             names: Sequence[str], jacobian: Any = None) -> OneStep:
     """One Newton step of the simulation's estimating equation from ``theta`` (module
-    docstring); ``sim`` is generated at ``theta``, ``names`` are the fitted parameters."""
+    docstring); ``sim`` is generated at ``theta``, ``names`` are the fitted parameters.
+    ``jacobian`` replaces Cov_sim(s) (e.g. a secant update from earlier steps)."""
     cols = [reweighter.theta_names.index(n) for n in names]
     _, g_d = reweighter.log_ratio_and_gradient(features=data, theta=dict(theta))
     _, g_s = reweighter.log_ratio_and_gradient(features=sim, theta=dict(theta))
     m_d, c_d, n_d = _mean_cov(g_d[:, cols], data.event_weights)
     m_s, c_s, n_s = _mean_cov(g_s[:, cols], sim.event_weights)
-    j_inv = np.linalg.inv(c_s)
+    jac = c_s if jacobian is None else np.atleast_2d(np.asarray(jacobian, dtype=np.float64))
+    j_inv = np.linalg.inv(jac)
     theta0 = np.array([theta[n] for n in names], dtype=np.float64)
     values = theta0 + j_inv @ (m_d - m_s)
     return OneStep(names=list(names), theta0=theta0.tolist(), values=values.tolist(),
                    covariance_data=(j_inv @ (c_d / n_d) @ j_inv).tolist(),
                    covariance_simulation=(j_inv @ (c_s / n_s) @ j_inv).tolist(),
-                   jacobian=c_s.tolist())
+                   jacobian=jac.tolist())

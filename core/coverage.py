@@ -109,6 +109,18 @@ def summarise(values: Sequence[float], errors: Sequence[float], truths: Sequence
     return out
 
 
+def _commit() -> str | None:
+    """The git commit of the ratiofit source tree, when it is a checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = "range",
                  truth_range: dict[str, tuple[float, float]] | None = None,
                  executor: Executor | None = None) -> dict[str, Any]:
@@ -144,6 +156,7 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
                 [r["truth"] for r in rows], [r["learned"]["interval_95"] for r in rows],
                 [r["analytic_error"] for r in rows])
     return {"spec": spec.path, "repeats": repeats, "truths": truths,
+            "ratiofit_commit": _commit(),
             "truth_range": {n: list(v) for n, v in (truth_range or {}).items()},
             "summary": summary, "gate_failures": sum(r["gate"] == "fail" for r in runs),
             "runs": runs}

@@ -201,15 +201,20 @@ def simulate_at(spec: Spec, registry: Registry, theta: Mapping[str, float], *, k
                        registry=registry)
 
 
+#: At most this many simulations (Newton steps) in the simulation correction.
+_MAX_STEPS = 5
+
+
 def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples,
                           registry: Registry, fit: dict[str, Any], *,
                           replica_dirs: list[Path]) -> None:
-    """Replace the learned fit's values and budget by the one-step simulation correction
-    (:mod:`ratiofit.correction`) at θ̂, a second step when the first moved θ by more than
-    half an error; the replicas (``replica_dirs``), corrected with their own scores on the
-    same samples, give the reweighter component. The learned fit is kept in
+    """Replace the learned fit's values and budget by the simulation correction
+    (:mod:`ratiofit.correction`) from θ̂, iterated (one simulation per step, common random
+    numbers, secant Jacobian) until a step moves θ by less than a fifth of an error; the
+    replicas (``replica_dirs``), corrected with their own scores on the last simulation,
+    give the reweighter component. The learned fit is kept in
     ``fit["learned"]``; ``fit["correction"]`` records the steps (or why none was taken)."""
-    from .correction import one_step
+    from .correction import one_step, score_mean, secant_jacobian
     from .errors import RatiofitError
 
     fs = spec.fit
@@ -223,19 +228,44 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
     data = samples[fs.data]
     n = _simulation_events(spec)
     steps = []
-    start = [fit["parameters"][p]["value"] for p in names]
+    values = np.array([fit["parameters"][p]["value"] for p in names], dtype=np.float64)
+    start = values.tolist()
+    converged = False
+    jacobian = None
+    previous: tuple[np.ndarray, Any, Any] | None = None  # θ, its simulation, its θ dict
     try:
-        theta0 = problem.theta(start)
-        sim = simulate_at(spec, registry, theta0, key="correction-0", n=n)
-        step = one_step(rw, data=data, sim=sim, theta=theta0, names=names)
-        steps.append(step)
-        err = np.sqrt(np.diag(np.asarray(step.covariance)))
-        if np.any(np.abs(np.asarray(step.values) - start) > 0.5 * err):
-            if all(p.contains(v) for p, v in zip(problem.parameters, step.values, strict=True)):
-                theta0 = problem.theta(step.values)
-                sim = simulate_at(spec, registry, theta0, key="correction-1", n=n)
-                step = one_step(rw, data=data, sim=sim, theta=theta0, names=names)
-                steps.append(step)
+        for k in range(_MAX_STEPS):
+            theta0 = problem.theta(values)
+            # One seed for every step (common random numbers): where the source maps the
+            # same random draws to events at another θ, the steps' simulations differ by θ
+            # alone, so a step's size measures convergence, not simulation noise.
+            sim = simulate_at(spec, registry, theta0, key="correction", n=n)
+            if previous is not None:
+                # The simulator's change of E[s_prev] from the previous θ to this one, used
+                # where it stands 4 standard deviations above independent-sample noise.
+                th_prev, sim_prev, theta_prev = previous
+                change = (score_mean(rw, sim, theta_prev, names)
+                          - score_mean(rw, sim_prev, theta_prev, names))
+                jac_prev = np.asarray(steps[-1].jacobian)
+                delta = values - th_prev
+                u = delta / np.linalg.norm(delta)
+                signal = abs(float(u @ jac_prev @ delta))
+                noise = float(np.sqrt(max(2 * u @ jac_prev @ u / n, 0.0)))
+                if signal > 4 * noise:
+                    jacobian = secant_jacobian(jac_prev, step=delta, change=change)
+            step = one_step(rw, data=data, sim=sim, theta=theta0, names=names,
+                            jacobian=jacobian)
+            steps.append(step)
+            err = np.sqrt(np.diag(np.asarray(step.covariance)))
+            moved = np.abs(np.asarray(step.values) - values)
+            if np.all(moved <= 0.2 * err):
+                converged = True
+                break
+            if not all(p.contains(v) for p, v in zip(problem.parameters, step.values,
+                                                     strict=True)):
+                break
+            previous = (values, sim, theta0)
+            values = np.asarray(step.values, dtype=np.float64)
     except RatiofitError as exc:  # e.g. data without the reweighter's features (SRGN)
         fit["correction"] = {"applied": False, "reason": str(exc)}
         return
@@ -249,7 +279,7 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
     replica_values: dict[str, list[float]] = {p: [] for p in names}
     for d in replica_dirs:
         rk = one_step(Reweighter.load(d, registry=registry), data=data, sim=sim, theta=theta0,
-                      names=names)
+                      names=names, jacobian=jacobian)
         for p, v in zip(names, rk.values, strict=True):
             replica_values[p].append(float(v))
     fit["learned"] = {"parameters": {p: dict(fit["parameters"][p]) for p in names},
@@ -265,7 +295,7 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
     fit["error_method"] = ("simulation-corrected (one Newton step of the simulation's "
                            "estimating equation in the learned score at the fitted theta): "
                            + fit["error_method"])
-    fit["correction"] = {"applied": True, "events": n,
+    fit["correction"] = {"applied": True, "events": n, "converged": converged,
                          "steps": [st.to_dict() for st in steps],
                          "replica_values": replica_values}
 
@@ -349,6 +379,10 @@ def flag_fit(fit: dict[str, Any]) -> dict[str, Any]:
     correction = fit.get("correction") or {}
     if not corrected and correction.get("reason") and "outside" in correction["reason"]:
         warnings.append(f"no simulation correction: {correction['reason']}")
+    if corrected and not correction.get("converged", True):
+        warnings.append(f"the simulation correction did not converge in "
+                        f"{len(correction['steps'])} steps (the last still moved theta by "
+                        "more than a fifth of an error)")
     gate = fit.get("gate")
     if gate is not None and gate.get("verdict") == "fail" and corrected:
         warnings.append(f"closure gate failed at the fitted theta "

@@ -234,7 +234,7 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
     jacobian = None
     previous: tuple[np.ndarray, Any, Any] | None = None  # θ, its simulation, its θ dict
     try:
-        for k in range(_MAX_STEPS):
+        for _ in range(_MAX_STEPS):
             theta0 = problem.theta(values)
             # One seed for every step (common random numbers): where the source maps the
             # same random draws to events at another θ, the steps' simulations differ by θ

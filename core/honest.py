@@ -214,7 +214,7 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
     replicas (``replica_dirs``), corrected with their own scores on the last simulation,
     give the reweighter component. The learned fit is kept in
     ``fit["learned"]``; ``fit["correction"]`` records the steps (or why none was taken)."""
-    from .correction import one_step, score_mean, secant_jacobian
+    from .correction import OneStep, one_step, score_mean, secant_jacobian
     from .errors import RatiofitError
 
     fs = spec.fit
@@ -227,7 +227,7 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
         return
     data = samples[fs.data]
     n = _simulation_events(spec)
-    steps = []
+    steps: list[OneStep] = []
     values = np.array([fit["parameters"][p]["value"] for p in names], dtype=np.float64)
     start = values.tolist()
     converged = False
@@ -235,7 +235,7 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
     previous: tuple[np.ndarray, Any, Any] | None = None  # θ, its simulation, its θ dict
     try:
         for _ in range(_MAX_STEPS):
-            theta0 = problem.theta(values)
+            theta0 = problem.theta(values.tolist())
             # One seed for every step (common random numbers): where the source maps the
             # same random draws to events at another θ, the steps' simulations differ by θ
             # alone, so a step's size measures convergence, not simulation noise.

@@ -124,7 +124,7 @@ PUBLIC = {
     ],
     "ratiofit.honest": ["finish_fit", "flag_fit", "gate_at_fit", "reweighter_uncertainty",
                         "simulate_at", "simulation_correction"],
-    "ratiofit.correction": ["OneStep", "one_step"],
+    "ratiofit.correction": ["OneStep", "one_step", "score_mean", "secant_jacobian"],
     "ratiofit.uncertainty": ["ErrorBudget", "bootstrap", "objective_hessian", "refit"],
     "ratiofit.closure_gate": ["chi2_between", "closure_gate", "reweighted_histograms",
                               "weighted_auc"],

@@ -385,3 +385,15 @@ def test_a_fit_at_a_range_limit_is_flagged_and_keeps_a_real_error(strategy_name:
     # The NLL's curvature at μ = 0.5 is N (unit Gaussian): error 1/√4000 = 0.016; DCTR's
     # sandwich error is within a factor 2 of it. Anything near 0 would fail.
     assert 0.5 / np.sqrt(4000) < res.errors["mu"] < 2 / np.sqrt(4000)
+
+
+def test_secant_jacobian_maps_the_step_onto_the_observed_change() -> None:
+    from ratiofit.correction import secant_jacobian
+
+    j0 = np.array([[2.0, 0.5], [0.5, 1.0]])
+    step, change = np.array([0.3, -0.1]), np.array([0.9, 0.2])
+    j1 = secant_jacobian(j0, step=step, change=change)
+    np.testing.assert_allclose(j1 @ step, change)
+    # Directions orthogonal to the step keep the old Jacobian (Broyden's minimal change).
+    ortho = np.array([0.1, 0.3])
+    np.testing.assert_allclose(j1 @ ortho, j0 @ ortho)

@@ -16,15 +16,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: run directory → (the command that makes it, its --scale); specs committed under specs/.
+#: run directory → (the command that makes it, its --scale, a note on the code it ran);
+#: every spec is committed under specs/. A run's coverage.json names its commit.
 COVERAGE = {
-    "coverage-quickstart-0.1": ("ratiofit coverage specs/quickstart.yaml --repeats 50 "
-                                "--scale 0.1 -o runs/coverage-quickstart-0.1", 0.1),
+    "coverage-quickstart-0.1": (
+        "ratiofit coverage specs/quickstart.yaml --repeats 50 --scale 0.1 "
+        "-o runs/coverage-quickstart-0.1", 0.1,
+        "run at commit b6bd074: the simulation correction then took at most two steps, "
+        "each with its own simulated sample"),
     "coverage-quickstart": ("ratiofit coverage specs/quickstart.yaml --repeats 10 "
-                            "-o runs/coverage-quickstart", 1.0),
+                            "-o runs/coverage-quickstart", 1.0, ""),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
-                                        1.0),
+                                        1.0, ""),
 }
 
 
@@ -82,7 +86,8 @@ def coverage_markdown() -> str:
              "| pull width | max abs pull | error/analytic | gate failures |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     missing = []
-    for run, (command, scale) in COVERAGE.items():
+    notes = []
+    for run, (command, scale, note) in COVERAGE.items():
         path = ROOT / "runs" / run / "coverage.json"
         if path.exists():
             res = json.loads(path.read_text())
@@ -91,12 +96,17 @@ def coverage_markdown() -> str:
             if res is None:
                 missing.append(command)
                 continue
+        commit = res.get("ratiofit_commit")
+        if note or commit:
+            notes.append(f"- `{run}`: {note or f'run at commit {commit[:7]}'}")
         for name, summary in res["summary"].items():
             for label, s in (("", summary), (" (learned fit, before the correction)",
                                              summary.get("learned"))):
                 if s is None:
                     continue
                 lines.append(_row(command, res, name + label, s))
+    if notes:
+        lines += ["", *notes]
     for run in COVERAGE:
         png = ROOT / "runs" / run / "pulls.png"
         if png.exists():

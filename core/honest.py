@@ -229,7 +229,6 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
     n = _simulation_events(spec)
     steps: list[OneStep] = []
     values = np.array([fit["parameters"][p]["value"] for p in names], dtype=np.float64)
-    start = values.tolist()
     converged = False
     jacobian = None
     previous: tuple[np.ndarray, Any, Any] | None = None  # θ, its simulation, its θ dict
@@ -288,7 +287,6 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
                       "error_method": fit["error_method"]}
     for p, v in zip(names, step.values, strict=True):
         fit["parameters"][p] = {"value": float(v)}
-    fit["values_learned"] = dict(zip(names, start, strict=True))
     ErrorBudget.from_replicas(names=names, stat=step.covariance_data, reference=None,
                               replica_values=replica_values,
                               simulation=step.covariance_simulation).to_fit(fit)

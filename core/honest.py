@@ -135,8 +135,9 @@ def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,
     for the same spec and seed)."""
     names = list(fit["names"])
     replicas: list[dict[str, Any]] = []
+    hessian = main_hessian(spec, rw, samples, registry, fit) \
+        if saved_replicas or (train and spec.uncertainty.replicas) else None
     if saved_replicas:
-        hessian = main_hessian(spec, rw, samples, registry, fit)
         for k, d in enumerate(saved_replicas, start=1):
             t0 = time.perf_counter()
             values, how = refit_replica(spec, Reweighter.load(d, registry=registry), samples,
@@ -145,7 +146,6 @@ def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,
                              "refit": how, "train_seconds": 0.0,
                              "fit_seconds": time.perf_counter() - t0})
     elif train and spec.uncertainty.replicas:
-        hessian = main_hessian(spec, rw, samples, registry, fit)
         jobs = [Job(name=f"replica-{k}", function=_replica,
                     kwargs={"spec": spec, "samples": samples, "registry": registry,
                             "replica": k, "outdir": outdir, "fit": fit, "hessian": hessian,
@@ -272,6 +272,7 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
                if not p.contains(v)]
     if outside:
         fit["correction"] = {"applied": False, "steps": [st.to_dict() for st in steps],
+                             "outside_range": outside,
                              "reason": f"the corrected {', '.join(outside)} falls outside the "
                                        "parameter range, where the reweighter is undefined"}
         return
@@ -375,7 +376,7 @@ def flag_fit(fit: dict[str, Any]) -> dict[str, Any]:
                         else f"the learned fit of {name} was at its range limit (the value "
                         "is the simulation-corrected one)")
     correction = fit.get("correction") or {}
-    if not corrected and correction.get("reason") and "outside" in correction["reason"]:
+    if correction.get("outside_range"):
         warnings.append(f"no simulation correction: {correction['reason']}")
     if corrected and not correction.get("converged", True):
         warnings.append(f"the simulation correction did not converge in "

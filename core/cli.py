@@ -146,11 +146,37 @@ def _summary(result: dict[str, Any], out: Path) -> None:
     fit = result.get("fit")
     if fit:
         _fit_lines(fit)
+    inference = result.get("inference")
+    if inference:
+        _inference_lines(inference)
     ens = result.get("ensemble")
     if ens:
         for n in ens["mean"]:
             click.echo(f"ensemble {n}: {ens['mean'][n]:.5g} ± {ens['std'][n]:.2g} "
                        f"({ens['members']} members)")
+
+
+def _inference_lines(inference: dict[str, Any]) -> None:
+    """The POI and nuisances of an inference fit with the learned ratio's share, the upper
+    limit, and the inference's warnings."""
+    fit = inference["fit"]
+    comps = fit.get("error_components", {})
+    names = [fit["poi"], *[n for n in fit["pulls"] if n in comps and n != fit["poi"]]]
+    for n in names:
+        i = fit["names"].index(n)
+        line = f"inference {n} = {fit['values'][i]:.4g} ± {fit['errors'][i]:.2g}"
+        pull = fit["pulls"].get(n)
+        if pull and pull.get("theta") is not None:
+            line += f" (theta = {pull['theta']:.4g} ± {pull['theta_error']:.2g})"
+        if n in comps:
+            line += (f" [learned ratio {comps[n]['learned_ratio']:.2g}, the rest "
+                     f"{comps[n]['without_learned_ratio']:.2g}]")
+        click.echo(line)
+    ul = inference.get("upper_limit")
+    if ul:
+        click.echo(f"inference 95% CLs upper limit on {fit['poi']}: {ul['observed']:.3g}")
+    for w in inference.get("warnings", []):
+        click.echo(f"warning: {w}")
 
 
 def _fit_lines(fit: dict[str, Any], label: str = "fit") -> None:
@@ -374,6 +400,7 @@ def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
     OUTPUT/jobs/ and reused by a rerun with the same spec and ratiofit.
     """
     from .coverage import plot_pulls, run_coverage
+    from .coverage import truth_ranges as default_truth_ranges
     from .execution import DaskExecutor, LocalExecutor
     from .spec import load_spec, scale_spec
     from .workflow import write_json
@@ -382,12 +409,14 @@ def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
         if scheduler is not None and workers is not None:
             raise RatiofitError("give --scheduler or --workers, not both")
         spec = load_spec(spec_path)
-        if spec.fit is None:
-            raise RatiofitError(f"{spec_path}: coverage needs a 'fit' section")
+        if spec.fit is None and spec.inference is None:
+            raise RatiofitError(f"{spec_path}: coverage needs a 'fit' or an 'inference' "
+                                "section")
         if scale != 1.0:
             spec = scale_spec(spec, scale)
         ranges: dict[str, tuple[float, float]] = {}
-        fitted = list(spec.fit.parameters) if spec.fit is not None else []
+        defaults = default_truth_ranges(spec)
+        fitted = list(defaults)
         for item in truth_ranges:
             name, sep, text = item.partition("=")
             lo, sep2, hi = text.partition(":")
@@ -395,9 +424,12 @@ def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
                 bounds = (float(lo), float(hi))
             except ValueError:
                 bounds = (float("nan"), float("nan"))
+            # a fit's parameter must stay in its range; an inference's POI and θ are free
+            inside = spec.fit is None or (name in fitted and all(
+                spec.parameters[name].contains(b) for b in bounds))
             if not sep or not sep2 or name not in fitted \
                     or not all(np.isfinite(bounds)) or not bounds[0] < bounds[1] \
-                    or not all(spec.parameters[name].contains(b) for b in bounds):
+                    or not inside:
                 raise RatiofitError(f"--truth-range {item!r}: expected NAME=LOW:HIGH with NAME "
                                     f"one of {fitted} and LOW < HIGH "
                                     "inside its range")

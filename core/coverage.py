@@ -36,7 +36,8 @@ from .registry import get_registry
 from .seeding import derive_rng, derive_seed
 from .spec import Spec, ThetaSpec
 
-__all__ = ["plot_pulls", "repeat_spec", "run_coverage", "summarise"]
+__all__ = ["COMPARISONS", "POI_BOUNDS", "plot_pulls", "repeat_inference_spec", "repeat_spec",
+           "run_coverage", "summarise", "truth_ranges"]
 
 
 def repeat_spec(spec: Spec, k: int, truth: dict[str, float] | None) -> Spec:
@@ -81,6 +82,86 @@ def _one(spec: Spec, k: int, truth: dict[str, float] | None, outdir: str) -> dic
     return out
 
 
+#: Fits of the same repeats summarised beside the reported one: the learned fit before the
+#: simulation correction, and an inference fit without the learned-ratio modifiers.
+COMPARISONS = ("learned", "without_learned_ratio")
+
+
+def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) -> Spec:
+    """Repeat ``k`` of an inference spec: its own seed; with ``truth``, the data's θ of each
+    nuisance at its truth, a Poisson-drawn number of data events, a signal sample of
+    Poisson(POI·yield) events added to the data (signal injection), and each nuisance's
+    auxiliary measurement drawn from N(θ_true, σ)."""
+    ispec = spec.inference
+    assert ispec is not None
+    seed = derive_seed(spec.seed, "coverage", k)
+    samples = dict(spec.samples)
+    if not truth:
+        return replace(spec, seed=seed, outputs=replace(spec.outputs, plots=False))
+    rng = derive_rng(seed, "coverage-pseudo-data")
+    nuisances = {}
+    for name, ns in ispec.nuisances.items():
+        nuisances[name] = replace(ns, measured=float(truth[name] + ns.sigma * rng.normal()))
+    data_names = list(ispec.data)
+    for d in data_names:
+        sd = samples[d]
+        theta = dict(sd.theta)
+        for name, ns in ispec.nuisances.items():
+            theta[ns.parameter] = ThetaSpec(kind="fixed", value=float(truth[name]))
+        samples[d] = replace(sd, theta=theta, n_events=int(rng.poisson(sd.n_events)))
+    signal = [s for s in ispec.samples.values() if s.signal]
+    for j, ss in enumerate(signal):
+        src = samples[ss.sample]
+        expected = truth[ispec.poi] * (ss.yield_ if ss.yield_ is not None else src.n_events)
+        n = int(rng.poisson(expected))
+        if n > 0:
+            name = f"coverage-signal-{j}"
+            samples[name] = replace(src, name=name, n_events=n)
+            data_names.append(name)
+    inference = replace(ispec, data=tuple(data_names), nuisances=nuisances)
+    return replace(spec, seed=seed, samples=samples, inference=inference,
+                   outputs=replace(spec.outputs, plots=False, closure={}))
+
+
+def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: str
+                   ) -> dict[str, Any]:
+    from .workflow import run_spec
+
+    rep = repeat_inference_spec(spec, k, truth)
+    ispec = rep.inference
+    assert ispec is not None
+    result = run_spec(rep, Path(outdir) / f"repeat-{k}", plots=False, registry=get_registry())
+    inf = result["inference"]
+    out: dict[str, Any] = {"repeat": k, "seed": rep.seed, "parameters": {},
+                           "measured": {n: ns.measured for n, ns in ispec.nuisances.items()}}
+
+    def entry(fit: dict[str, Any], name: str) -> dict[str, Any]:
+        i = fit["names"].index(name)
+        value, error = fit["values"][i], fit["errors"][i]
+        if name in ispec.nuisances:  # in θ units
+            pull = fit["pulls"][name]
+            value, error = pull["theta"], pull["theta_error"]
+        z = 1.959963984540054
+        return {"value": value, "error": error, "interval_95": [value - z * error,
+                                                                value + z * error]}
+
+    if truth is None:  # the spec's own data: background only, θ as the data sample has it
+        data = rep.samples[ispec.data[0]]
+        truth = {ispec.poi: 0.0, **{n: data.theta[ns.parameter].value
+                                    for n, ns in ispec.nuisances.items()
+                                    if ns.parameter in data.theta}}
+    for name in [ispec.poi, *ispec.nuisances]:
+        row = {"truth": truth.get(name), **entry(inf["fit"], name),
+               "components": (inf["fit"].get("error_components") or {}).get(name)}
+        if "fit_without_learned_ratio" in inf:
+            row["without_learned_ratio"] = entry(inf["fit_without_learned_ratio"], name)
+        out["parameters"][name] = row
+    out["gate"] = None
+    out["warnings"] = inf.get("warnings", [])
+    out["seconds"] = result["timing"]["total_seconds"]
+    return out
+
+
 def summarise(values: Sequence[float], errors: Sequence[float], truths: Sequence[float],
               intervals_95: Sequence[Sequence[float] | None] | None = None,
               analytic_errors: Sequence[float | None] | None = None) -> dict[str, Any]:
@@ -121,27 +202,53 @@ def _commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def truth_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
+    """The default range of each parameter whose coverage is measured: the central 90 % of
+    a fitted parameter's range; for an inference, the central 90 % of the POI's bounds
+    and of θ₀ ± 2σ of each nuisance (within the parameter's range)."""
+    out: dict[str, tuple[float, float]] = {}
+
+    def central(lo: float, hi: float) -> tuple[float, float]:
+        return lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo)
+
+    if spec.fit is not None:
+        for n in spec.fit.parameters:
+            p = spec.parameters[n]
+            out[n] = central(p.low, p.high)
+    elif spec.inference is not None:
+        out[spec.inference.poi] = central(*POI_BOUNDS)
+        for n, ns in spec.inference.nuisances.items():
+            lo, hi = ns.nominal - 2 * ns.sigma, ns.nominal + 2 * ns.sigma
+            if ns.parameter in spec.parameters.names:
+                p = spec.parameters[ns.parameter]
+                lo, hi = max(lo, p.low), min(hi, p.high)
+            out[n] = central(lo, hi)
+    return out
+
+
+#: The POI's bounds in ratiofit's pyhf models (ratiofit.inference.portable_workspace).
+POI_BOUNDS = (0.0, 10.0)
+
+
 def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = "range",
                  truth_range: dict[str, tuple[float, float]] | None = None,
                  executor: Executor | None = None) -> dict[str, Any]:
-    """Run ``repeats`` repeats of the spec's pipeline; summarise each fitted parameter."""
-    if spec.fit is None:
+    """Run ``repeats`` repeats of the spec's pipeline; summarise each fitted parameter (a
+    ``fit``'s parameters, or an ``inference``'s POI and reweighter nuisances)."""
+    if spec.fit is None and spec.inference is None:
         from .errors import RatiofitError
 
-        raise RatiofitError(f"{spec.path}: coverage needs a 'fit' section")
-    names = list(spec.fit.parameters)
+        raise RatiofitError(f"{spec.path}: coverage needs a 'fit' or an 'inference' section")
+    ranges = {**truth_ranges(spec), **(truth_range or {})}
+    names = list(ranges)
     rng = derive_rng(spec.seed, "coverage-truths")
     jobs = []
     for k in range(repeats):
         truth = None
         if truths == "range":
-            truth = {}
-            for n in names:
-                p = spec.parameters[n]
-                lo, hi = (truth_range or {}).get(
-                    n, (p.low + 0.05 * (p.high - p.low), p.high - 0.05 * (p.high - p.low)))
-                truth[n] = float(rng.uniform(lo, hi))
-        jobs.append(Job(name=f"repeat-{k}", function=_one,
+            truth = {n: float(rng.uniform(*ranges[n])) for n in names}
+        function = _one if spec.fit is not None else _one_inference
+        jobs.append(Job(name=f"repeat-{k}", function=function,
                         kwargs={"spec": spec, "k": k, "truth": truth, "outdir": str(outdir)}))
     runs = (executor or LocalExecutor()).run(jobs)
     summary: dict[str, Any] = {}
@@ -149,12 +256,13 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
         rows = [r["parameters"][n] for r in runs]
         summary[n] = summarise(
             [r["value"] for r in rows], [r["error"] for r in rows], [r["truth"] for r in rows],
-            [r["interval_95"] for r in rows], [r["analytic_error"] for r in rows])
-        if all("learned" in r for r in rows):
-            summary[n]["learned"] = summarise(
-                [r["learned"]["value"] for r in rows], [r["learned"]["error"] for r in rows],
-                [r["truth"] for r in rows], [r["learned"]["interval_95"] for r in rows],
-                [r["analytic_error"] for r in rows])
+            [r["interval_95"] for r in rows], [r.get("analytic_error") for r in rows])
+        for other in COMPARISONS:
+            if all(other in r for r in rows):
+                summary[n][other] = summarise(
+                    [r[other]["value"] for r in rows], [r[other]["error"] for r in rows],
+                    [r["truth"] for r in rows], [r[other]["interval_95"] for r in rows],
+                    [r.get("analytic_error") for r in rows])
     return {"spec": spec.path, "repeats": repeats, "truths": truths,
             "ratiofit_commit": _commit(),
             "truth_range": {n: list(v) for n, v in (truth_range or {}).items()},

@@ -32,7 +32,7 @@ from .uncertainty import ErrorBudget, objective_hessian, refit
 from .workflow import Samples, fit_problem, train_from_spec
 
 __all__ = ["finish_fit", "flag_fit", "gate_at_fit", "reweighter_uncertainty", "simulate_at",
-           "simulation_correction"]
+           "simulation_correction", "train_replicas"]
 
 
 def _smooth_objective(strategy: Any) -> Any:
@@ -105,9 +105,9 @@ def refit_replica(spec: Spec, rw: Reweighter, samples: Samples, registry: Regist
 
 
 def _replica(spec: Spec, samples: Samples, registry: Registry, *, replica: int, outdir: Path,
-             fit: dict[str, Any], hessian: list[list[float]] | None, progress: bool
+             fit: dict[str, Any] | None, hessian: list[list[float]] | None, progress: bool
              ) -> dict[str, Any]:
-    """Train bootstrap replica ``replica``, save it, refit the data with it."""
+    """Train bootstrap replica ``replica``, save it, refit the data with it (``fit``)."""
     t0 = time.perf_counter()
     rw = train_from_spec(spec, samples, member=0, replica=replica,
                          checkpoint_dir=outdir / "checkpoints" / f"replica-{replica}",
@@ -115,11 +115,28 @@ def _replica(spec: Spec, samples: Samples, registry: Registry, *, replica: int, 
     t_train = time.perf_counter() - t0
     sub = outdir / "replicas" / f"replica-{replica}" / "reweighter"
     rw.save(sub)
-    t1 = time.perf_counter()
-    values, how = refit_replica(spec, rw, samples, registry, fit=fit, hessian=hessian)
-    return {"replica": replica, "reweighter_dir": str(sub.relative_to(outdir)),
-            "values": values, "refit": how, "train_seconds": t_train,
-            "fit_seconds": time.perf_counter() - t1}
+    out = {"replica": replica, "reweighter_dir": str(sub.relative_to(outdir)),
+           "train_seconds": t_train}
+    if fit is not None:
+        t1 = time.perf_counter()
+        out["values"], out["refit"] = refit_replica(spec, rw, samples, registry, fit=fit,
+                                                    hessian=hessian)
+        out["fit_seconds"] = time.perf_counter() - t1
+    return out
+
+
+def train_replicas(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
+                   executor: Executor | None, progress: bool) -> list[dict[str, Any]]:
+    """Train and save the spec's ``uncertainty.replicas`` bootstrap replicas of its
+    reweighter (executor jobs ``replica-K``) without refitting: for stages that use the
+    replicas themselves, like the inference's learned-ratio modifiers. Each entry has the
+    ``reweighter_dir`` (relative to ``outdir``) and ``train_seconds``."""
+    jobs = [Job(name=f"replica-{k}", function=_replica,
+                kwargs={"spec": spec, "samples": samples, "registry": registry,
+                        "replica": k, "outdir": outdir, "fit": None, "hessian": None,
+                        "progress": progress})
+            for k in range(1, spec.uncertainty.replicas + 1)]
+    return list((executor or LocalExecutor()).run(jobs)) if jobs else []
 
 
 def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,

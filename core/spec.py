@@ -28,11 +28,16 @@ Top-level sections
 ``inference``
     A trained reweighter as a constrained nuisance in a binned pyhf fit:
     ``{backend: pyhf, mode: exact | portable, observable: <feature>, bins: [edges] |
-    {n, range: [lo, hi]}, flow: error | fold | exclude, poi, data: <sample>,
-    samples: {name: {sample, yield, signal: bool, nuisances: [...]}}, nuisances: {name:
-    {reweighter: this | <run dir or reweighter dir>, parameter, nominal, sigma}},
-    staterror: bool, hypotest: {poi_value, calctype}, upper_limit: bool, impacts: bool}``.
-    ``this`` is the reweighter the spec trains; a path names a saved one.
+    {n, range: [lo, hi]}, flow: error | fold | exclude, poi, data: <sample> | [<sample>,
+    ...], samples: {name: {sample, yield, signal: bool, nuisances: [...]}}, nuisances:
+    {name: {reweighter: this | <run dir or reweighter dir>, parameter, nominal, sigma,
+    measured}}, staterror: bool, hypotest: {poi_value, calctype}, upper_limit: bool,
+    impacts: bool}``. ``this`` is the reweighter the spec trains; a path names a saved
+    one. Several ``data`` samples are added bin by bin (e.g. a signal injected into
+    background-only data). ``measured`` is the auxiliary measurement of θ that the
+    constraint is centred on (default ``nominal``, where the templates stay anchored).
+    The learned ratio's own error enters as constrained modifiers built from
+    ``uncertainty.replicas`` bootstrap replicas (:mod:`ratiofit.inference.learned`).
 ``ensemble``
     Number of independent trainings + fits with different seeds (default 1), or
     ``{members: N, training_samples: shared | independent, average_fit: bool}``: with
@@ -332,6 +337,7 @@ class NuisanceSpec:
     parameter: str
     nominal: float
     sigma: float
+    measured: float | None = None  # the auxiliary measurement (default: nominal)
 
 
 @dataclass(frozen=True)
@@ -344,7 +350,7 @@ class InferenceSpec:
     edges: tuple[float, ...]
     flow: str
     poi: str
-    data: str
+    data: tuple[str, ...]  # observed = the sum of these samples' histograms
     samples: dict[str, InferenceSampleSpec]
     nuisances: dict[str, NuisanceSpec]
     staterror: bool = True
@@ -777,9 +783,18 @@ def _fit(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, S
     spath = (*path, "strategy") if isinstance(body["strategy"], str) else \
         (*path, "strategy", "options")
     options = _options(ctx, impl, opts, spath)
-    data = ctx.get(body, path, "data", str)
-    if data not in samples:
-        raise ctx.error((*path, "data"), _unknown_sample(data, samples))
+    raw_data = body.get("data")
+    data_names = [raw_data] if isinstance(raw_data, str) else raw_data
+    if not (isinstance(data_names, list) and data_names
+            and all(isinstance(d, str) for d in data_names)):
+        raise ctx.error((*path, "data"), f"expected a sample name or a list of sample names, "
+                        f"got {raw_data!r}")
+    for d in data_names:
+        if d not in samples:
+            raise ctx.error((*path, "data"), _unknown_sample(d, samples))
+    if len(set(data_names)) != len(data_names):
+        raise ctx.error((*path, "data"), f"a sample is listed twice: {data_names}")
+    data = tuple(data_names)
     reference = ctx.get(body, path, "reference", str, default=rw.reference if rw else None)
     if reference is not None and reference not in samples:
         raise ctx.error((*path, "reference"), _unknown_sample(reference, samples))
@@ -900,15 +915,24 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     if not all(a < b for a, b in pairwise(edges)):
         raise ctx.error(bpath, "bin edges must increase")
     poi = ctx.get(body, path, "poi", str, default="mu")
-    data = ctx.get(body, path, "data", str)
-    if data not in samples:
-        raise ctx.error((*path, "data"), _unknown_sample(data, samples))
+    raw_data = body.get("data")
+    data_names = [raw_data] if isinstance(raw_data, str) else raw_data
+    if not (isinstance(data_names, list) and data_names
+            and all(isinstance(d, str) for d in data_names)):
+        raise ctx.error((*path, "data"), f"expected a sample name or a list of sample names, "
+                        f"got {raw_data!r}")
+    for d in data_names:
+        if d not in samples:
+            raise ctx.error((*path, "data"), _unknown_sample(d, samples))
+    if len(set(data_names)) != len(data_names):
+        raise ctx.error((*path, "data"), f"a sample is listed twice: {data_names}")
+    data = tuple(data_names)
     # nuisances first: samples refer to them
     nuisances: dict[str, NuisanceSpec] = {}
     for name, nb in ctx.mapping(body.get("nuisances"), (*path, "nuisances")).items():
         npath = (*path, "nuisances", name)
         nb = ctx.mapping(nb, npath)
-        ctx.no_unknown(nb, npath, ["reweighter", "parameter", "nominal", "sigma"])
+        ctx.no_unknown(nb, npath, ["reweighter", "parameter", "nominal", "sigma", "measured"])
         source = ctx.get(nb, npath, "reweighter", str, default="this")
         parameter = ctx.get(nb, npath, "parameter", str)
         if source == "this":
@@ -937,8 +961,9 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         sigma = _number(ctx, nb, npath, "sigma")
         if not sigma > 0:
             raise ctx.error((*npath, "sigma"), f"the constraint width must be > 0, got {sigma}")
+        measured = _number(ctx, nb, npath, "measured") if "measured" in nb else None
         nuisances[name] = NuisanceSpec(reweighter=source, parameter=parameter, nominal=nominal,
-                                       sigma=sigma)
+                                       sigma=sigma, measured=measured)
     isamples: dict[str, InferenceSampleSpec] = {}
     for name, sb in ctx.mapping(body.get("samples"), (*path, "samples")).items():
         spath = (*path, "samples", name)
@@ -983,7 +1008,8 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
 
 
 def scale_spec(spec: Spec, factor: float) -> Spec:
-    """The spec with every sample's ``n_events`` (and ``closure_events``) times ``factor``.
+    """The spec with every sample's ``n_events`` (and ``closure_events``, calibration and
+    gate events, and an inference's expected yields) times ``factor``.
 
     Specs are sized for a 2-core CPU; ``ratiofit run --scale 10`` runs the paper's sizes
     on a bigger machine without editing the file.
@@ -1005,8 +1031,13 @@ def scale_spec(spec: Spec, factor: float) -> Spec:
     reweighter = spec.reweighter
     if reweighter is not None and cal is not None:
         reweighter = replace(reweighter, calibration=replace(cal, events=n(cal.events)))
+    inference = spec.inference
+    if inference is not None:  # expected yields scale with the data
+        inference = replace(inference, samples={
+            k: replace(v, yield_=None if v.yield_ is None else v.yield_ * factor)
+            for k, v in inference.samples.items()})
     return replace(spec, samples=samples, outputs=outputs, reweighter=reweighter,
-                   uncertainty=unc)
+                   uncertainty=unc, inference=inference)
 
 
 def resolved_dict(spec: Spec) -> dict[str, Any]:

@@ -318,11 +318,49 @@ def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, ou
     return out
 
 
+def _inference_replicas(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
+                        this: Reweighter | None, executor: Executor | None, progress: bool
+                        ) -> tuple[dict[str, list[Reweighter]], dict[str, Any]]:
+    """Bootstrap replicas of each inference nuisance's reweighter: trained here for
+    ``this`` (``uncertainty.replicas`` of them, through the executor), the ones saved
+    beside a saved reweighter (``RUN/replicas/replica-K/reweighter``) otherwise."""
+    ispec = spec.inference
+    assert ispec is not None
+    out: dict[str, list[Reweighter]] = {}
+    info: dict[str, Any] = {}
+    trained: list[Reweighter] | None = None
+    for name, ns in ispec.nuisances.items():
+        if ns.reweighter == "this":
+            if trained is None:
+                from .honest import train_replicas
+
+                t0 = time.perf_counter()
+                jobs = train_replicas(spec, samples, registry, outdir=outdir,
+                                      executor=executor, progress=progress) \
+                    if spec.uncertainty.replicas else []
+                trained = [Reweighter.load(outdir / j["reweighter_dir"], registry=registry)
+                           for j in jobs]
+                info["train_seconds"] = time.perf_counter() - t0
+                info["trained"] = [j["reweighter_dir"] for j in jobs]
+            out[name] = trained
+        else:
+            d = Path(ns.reweighter)
+            run_dir = d if (d / "reweighter" / "metadata.json").is_file() else d.parent
+            dirs = sorted(run_dir.glob("replicas/replica-*/reweighter")) \
+                if spec.uncertainty.replicas else []
+            out[name] = [Reweighter.load(r, registry=registry) for r in dirs]
+            info.setdefault("saved", {})[name] = [str(r) for r in dirs]
+    return out, info
+
+
 def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
-                  this: Reweighter | None) -> dict[str, Any]:
-    """The spec's ``inference`` stage: templates, a pyhf model (exact or portable), the fit,
-    CLs, upper limit and impacts; the portable workspace is written to
-    ``outdir/workspace.json`` whatever the mode (it runs with the ``pyhf`` CLI)."""
+                  this: Reweighter | None, executor: Executor | None = None,
+                  progress: bool = False) -> dict[str, Any]:
+    """The spec's ``inference`` stage: templates, the learned-ratio modifiers from the
+    reweighters' bootstrap replicas (:mod:`ratiofit.inference.learned`), a pyhf model
+    (exact or portable), the fit, CLs, upper limit and impacts; the portable workspace,
+    learned-ratio modifiers included, is written to ``outdir/workspace.json`` whatever the
+    mode (it runs with the ``pyhf`` CLI)."""
     from dataclasses import asdict
 
     from . import inference as inf
@@ -346,7 +384,7 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
                  if n != ns.parameter and n in spec.parameters}
         nuisances.append(inf.ReweighterNuisance(name=name, reweighter=rw, parameter=ns.parameter,
                                                 nominal=ns.nominal, sigma=ns.sigma,
-                                                fixed_theta=fixed))
+                                                fixed_theta=fixed, measured=ns.measured))
     chan_samples = []
     for name, ss in ispec.samples.items():
         events = samples[ss.sample]
@@ -355,20 +393,72 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
             w = w * (ss.yield_ / w.sum())
         chan_samples.append(inf.Sample(name=name, events=events, weights=w, signal=ss.signal,
                                        nuisances=ss.nuisances, staterror=ispec.staterror))
+    observed = sum(inf.histogram_template(events=samples[d], observable=ispec.observable,
+                                          edges=list(ispec.edges),
+                                          flow=ispec.flow).values  # type: ignore[arg-type]
+                   for d in ispec.data)
     channel = inf.Channel(name="channel", observable=ispec.observable, edges=list(ispec.edges),
-                          samples=tuple(chan_samples), observed=samples[ispec.data])
+                          samples=tuple(chan_samples), observed=observed)
     templates = inf.build_templates(channels=[channel], nuisances=nuisances,
                                     flow=ispec.flow,  # type: ignore[arg-type]
                                     morph=ispec.mode == "exact")
-    workspace = inf.portable_workspace(templates, poi=ispec.poi, staterror=ispec.staterror)
-    inf.write_workspace(workspace, outdir / "workspace.json")
-    model = inf.exact_model(templates, poi=ispec.poi, staterror=ispec.staterror) \
-        if ispec.mode == "exact" else inf.portable_model(templates, poi=ispec.poi,
-                                                        staterror=ispec.staterror)
+
+    def model_of(tpl: Any) -> Any:
+        return inf.exact_model(tpl, poi=ispec.poi, staterror=ispec.staterror) \
+            if ispec.mode == "exact" else inf.portable_model(tpl, poi=ispec.poi,
+                                                            staterror=ispec.staterror)
+
     result: dict[str, Any] = {"mode": ispec.mode, "workspace": "workspace.json",
                               "observable": ispec.observable, "edges": list(ispec.edges)}
+    replicas, replica_info = _inference_replicas(spec, samples, registry, outdir=outdir,
+                                                 this=this, executor=executor,
+                                                 progress=progress)
+    warnings = []
+    terms = []
+    learned_fit = None
+    if any(len(r) >= 2 for r in replicas.values()):
+        # The learned-ratio modifiers are evaluated at θ̂ of the fit without them.
+        learned_fit = inf.fit(model_of(templates))
+        for nu in nuisances:
+            if len(replicas[nu.name]) >= 2:
+                theta_hat = learned_fit.pulls[nu.name].theta
+                assert theta_hat is not None
+                terms.append(inf.learned_ratio_term(
+                    channels=[channel], nuisance=nu, replicas=replicas[nu.name],
+                    theta=theta_hat, flow=ispec.flow))  # type: ignore[arg-type]
+        inf.add_learned_ratio(templates, terms)
+    for nu in nuisances:
+        if len(replicas[nu.name]) < 2:
+            warnings.append(f"nuisance '{nu.name}': no reweighter replicas (uncertainty."
+                            "replicas: 0, or fewer than 2 saved with the reweighter): the "
+                            "fit leaves out the learned ratio's own error")
+    nominal = {(ch.name, st.name): st.nominal.values for ch in templates.channels
+               for st in ch.samples}
+    result["learned_ratio"] = {
+        "method": "principal components of the bootstrap replicas' template deviations at "
+                  "the fitted theta, as constrained histosys modifiers "
+                  "(ratiofit.inference.learned)",
+        "terms": [t.summary(nominal) for t in terms], **replica_info}
+    workspace = inf.portable_workspace(templates, poi=ispec.poi, staterror=ispec.staterror)
+    inf.write_workspace(workspace, outdir / "workspace.json")
+    model = model_of(templates)
     fit = inf.fit(model)
     result["fit"] = fit.to_dict()
+    learned_names = [n for t in terms for n in t.shifts]
+    if learned_names:
+        # The POI's error without the learned-ratio modifiers (fixed at 0), and the
+        # learned ratio's share in quadrature.
+        fixed = inf.fit(model, fixed=dict.fromkeys(learned_names, 0.0),
+                        init={n: fit.value(n) for n in fit.names
+                              if n not in learned_names and "[" not in n})
+        components = {}
+        for n in [ispec.poi, *[nu.name for nu in nuisances]]:
+            total, other = fit.error(n), fixed.error(n)
+            components[n] = {"total": total, "without_learned_ratio": other,
+                             "learned_ratio": float(np.sqrt(max(total**2 - other**2, 0.0)))}
+        result["fit"]["error_components"] = components
+    if learned_fit is not None:
+        result["fit_without_learned_ratio"] = learned_fit.to_dict()
     if ispec.hypotest_poi is not None:
         cls = inf.hypotest(model, poi_value=ispec.hypotest_poi,
                            calctype=ispec.hypotest_calctype,  # type: ignore[arg-type]
@@ -378,6 +468,7 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
         result["upper_limit"] = asdict(inf.upper_limit(model))
     if ispec.impacts:
         result["impacts"] = [asdict(i) for i in inf.impacts(model, nominal=fit)]
+    result["warnings"] = warnings
     result["seconds"] = time.perf_counter() - t0
     return result
 
@@ -434,7 +525,8 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
                               "parameters": spec.parameters.to_list()}
     if spec.reweighter is None:
         if spec.inference is not None:
-            result["inference"] = run_inference(spec, samples, reg, outdir=out, this=None)
+            result["inference"] = run_inference(spec, samples, reg, outdir=out, this=None,
+                                                executor=executor, progress=progress)
         elif not spec.studies:
             for name in spec.samples:
                 samples[name].to_parquet(out / "samples" / f"{name}.parquet")
@@ -499,7 +591,8 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     if spec.inference is not None or spec.studies:
         this = Reweighter.load(out / first["reweighter_dir"], registry=reg)
         if spec.inference is not None:
-            result["inference"] = run_inference(spec, samples, reg, outdir=out, this=this)
+            result["inference"] = run_inference(spec, samples, reg, outdir=out, this=this,
+                                                executor=executor, progress=progress)
         if spec.studies:
             result["studies"] = run_studies(spec, samples, reg, outdir=out, reweighter=this,
                                             executor=executor, progress=progress)

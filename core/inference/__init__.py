@@ -4,6 +4,8 @@ Binned (pyhf): :mod:`ratiofit.inference.templates` fills reweighted templates
 h_b(θ) = Σ w₀ᵢ·w(xᵢ, θ) and morphs them in θ; :mod:`ratiofit.inference.pyhf_bridge`
 exports them as a portable HistFactory workspace or builds an exact-mode pyhf model with
 a custom modifier, and fits, tests and ranks nuisances (guide-searches.md Sec. 3–4).
+The learned ratio's own error enters as constrained ``histosys`` modifiers built from the
+reweighter's bootstrap replicas (:mod:`ratiofit.inference.learned`).
 Unbinned (iminuit): :mod:`ratiofit.inference.unbinned`, the extended likelihood of
 guide-searches.md Eq. 3.7–3.8 with per-event log-ratios.
 """
@@ -11,6 +13,7 @@ guide-searches.md Eq. 3.7–3.8 with per-event log-ratios.
 from __future__ import annotations
 
 from .errors import InferenceError
+from .learned import LearnedRatioTerm, learned_ratio_term
 from .pyhf_bridge import (
     MORPH_MODIFIER,
     BinnedModel,
@@ -26,6 +29,7 @@ from .pyhf_bridge import (
     Sample,
     SampleTemplates,
     UpperLimitResult,
+    add_learned_ratio,
     asimov_data,
     build_templates,
     exact_model,
@@ -78,6 +82,7 @@ __all__ = [
     "FlowPolicy",
     "Impact",
     "InferenceError",
+    "LearnedRatioTerm",
     "LogRatioGrid",
     "MorphEntry",
     "NormFactor",
@@ -95,6 +100,7 @@ __all__ = [
     "UnbinnedFitResult",
     "UnbinnedNLL",
     "UpperLimitResult",
+    "add_learned_ratio",
     "asimov_data",
     "build_templates",
     "coverage",
@@ -106,6 +112,7 @@ __all__ = [
     "histogram_template",
     "hypotest",
     "impacts",
+    "learned_ratio_term",
     "morphing_modifier_set",
     "parameter_vector",
     "portable_model",

@@ -48,6 +48,7 @@ import numpy as np
 
 from ..events import EventSet
 from .errors import InferenceError
+from .learned import LearnedRatioTerm
 from .templates import (
     FlowPolicy,
     Template,
@@ -71,6 +72,7 @@ __all__ = [
     "Sample",
     "SampleTemplates",
     "UpperLimitResult",
+    "add_learned_ratio",
     "asimov_data",
     "build_templates",
     "exact_model",
@@ -116,6 +118,10 @@ class ReweighterNuisance:
         The grid spans θ₀ ± ``grid_sigmas``·σ, clipped to the reweighter's range.
     morph_options
         Options of :class:`TemplateMorphing` (``method``, ``degree``, ``rtol``, ...).
+    measured
+        The auxiliary measurement of θ, the constraint's datum (default θ₀): the
+        constraint is N(a | α, 1) with a = (measured − θ₀)/σ, while the templates stay
+        relative to the reweighter's θ₀.
     """
 
     name: str
@@ -127,6 +133,7 @@ class ReweighterNuisance:
     grid_points: int = 13
     grid_sigmas: float = 5.0
     morph_options: Mapping[str, Any] = field(default_factory=dict)
+    measured: float | None = None
 
     def __post_init__(self) -> None:
         where = f"nuisance '{self.name}'"
@@ -154,8 +161,18 @@ class ReweighterNuisance:
             raise InferenceError(f"{where}: grid_points must be ≥ 3, got {self.grid_points}")
         if not float(self.grid_sigmas) >= 1.0:
             raise InferenceError(f"{where}: grid_sigmas must be ≥ 1, got {self.grid_sigmas}")
+        if self.measured is not None:
+            measured = float(self.measured)
+            if not np.isfinite(measured):
+                raise InferenceError(f"{where}: measured must be finite, got {self.measured!r}")
+            object.__setattr__(self, "measured", measured)
         object.__setattr__(self, "sigma", sigma)
         object.__setattr__(self, "nominal", nominal)
+
+    @property
+    def auxdata(self) -> float:
+        """The constraint's datum a = (measured − θ₀)/σ (0 without a measurement)."""
+        return 0.0 if self.measured is None else (self.measured - self.nominal) / self.sigma
 
     def theta(self, alpha: Any) -> Any:
         """θ = θ₀ + σ·α."""
@@ -239,6 +256,8 @@ class SampleTemplates:
     up: dict[str, Template] = field(default_factory=dict)
     reference: dict[str, Template] = field(default_factory=dict)
     morphing: dict[str, TemplateMorphing] = field(default_factory=dict)
+    #: learned-ratio modifier name → ±1σ shift per bin (:mod:`ratiofit.inference.learned`)
+    learned: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -361,6 +380,36 @@ def _poi_parameter(poi: str, bounds: tuple[float, float], init: float) -> dict[s
     return {"name": poi, "bounds": [[lo, hi]], "inits": [float(init)]}
 
 
+def _measured_parameters(templates: BinnedTemplates) -> list[dict[str, Any]]:
+    """Measurement parameters that set a nuisance's auxiliary datum (``measured``)."""
+    return [{"name": n, "auxdata": [nu.auxdata]} for n, nu in templates.nuisances.items()
+            if nu.measured is not None]
+
+
+def add_learned_ratio(templates: BinnedTemplates, terms: Sequence[LearnedRatioTerm]
+                      ) -> BinnedTemplates:
+    """Put the learned-ratio modifiers of ``terms`` (:func:`learned_ratio_term`) on the
+    samples they shift (in place; returned for chaining); both export modes then carry
+    them as ``histosys``."""
+    by_key = {(ch.name, st.name): st for ch in templates.channels for st in ch.samples}
+    taken = {n for st in by_key.values() for n in st.learned} | set(templates.nuisances)
+    for term in terms:
+        for name, per in term.shifts.items():
+            if name in taken:
+                raise InferenceError(f"learned-ratio modifier '{name}' is already a parameter")
+            for key, shift in per.items():
+                if key not in by_key:
+                    raise InferenceError(f"learned-ratio modifier '{name}': no sample "
+                                         f"'{key[1]}' in channel '{key[0]}'")
+                st = by_key[key]
+                if shift.shape != st.nominal.values.shape:
+                    raise InferenceError(f"learned-ratio modifier '{name}': {shift.shape} "
+                                         f"bins for sample '{key[1]}', which has "
+                                         f"{st.nominal.values.shape}")
+                st.learned[name] = np.asarray(shift, dtype=np.float64)
+    return templates
+
+
 def _channel_specs(templates: BinnedTemplates, poi: str, staterror: bool,
                    nuisance_modifiers: Any) -> list[dict[str, Any]]:
     channels = []
@@ -372,6 +421,10 @@ def _channel_specs(templates: BinnedTemplates, poi: str, staterror: bool,
                 mods.append({"name": poi, "type": "normfactor", "data": None})
             for n in st.reference:
                 mods.extend(nuisance_modifiers(ch, st, n))
+            for name, shift in st.learned.items():
+                mods.append({"name": name, "type": "histosys", "data": {
+                    "lo_data": (st.nominal.values - shift).tolist(),
+                    "hi_data": (st.nominal.values + shift).tolist()}})
             if staterror and st.staterror:
                 mods.append({"name": f"staterror_{ch.name}", "type": "staterror",
                              "data": np.sqrt(st.nominal.variances).tolist()})
@@ -431,7 +484,8 @@ def portable_workspace(templates: BinnedTemplates, *, poi: str = "mu", split_nor
         "observations": [{"name": ch.name, "data": ch.observed.tolist()}
                          for ch in templates.channels],
         "measurements": [{"name": measurement, "config": {
-            "poi": poi, "parameters": [_poi_parameter(poi, poi_bounds, poi_init)]}}],
+            "poi": poi, "parameters": [_poi_parameter(poi, poi_bounds, poi_init),
+                                       *_measured_parameters(templates)]}}],
         "version": WORKSPACE_VERSION,
     }
     _require_poi(templates, poi)
@@ -661,7 +715,8 @@ def exact_model(templates: BinnedTemplates, *, poi: str = "mu", op: Op = "additi
         return [{"name": n, "type": MORPH_MODIFIER, "data": {"entry": key}}]
 
     spec = {"channels": _channel_specs(templates, poi, staterror, modifiers),
-            "parameters": [_poi_parameter(poi, poi_bounds, poi_init)]}
+            "parameters": [_poi_parameter(poi, poi_bounds, poi_init),
+                           *_measured_parameters(templates)]}
     model = pyhf.Model(spec, modifier_set=morphing_modifier_set(entries, op=op),
                        validate=False, poi_name=poi)
     observed = {ch.name: ch.observed for ch in templates.channels}

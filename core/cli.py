@@ -164,10 +164,12 @@ def _inference_lines(inference: dict[str, Any]) -> None:
     names = [fit["poi"], *[n for n in fit["pulls"] if n in comps and n != fit["poi"]]]
     for n in names:
         i = fit["names"].index(n)
-        line = f"inference {n} = {fit['values'][i]:.4g} ± {fit['errors'][i]:.2g}"
         pull = fit["pulls"].get(n)
-        if pull and pull.get("theta") is not None:
-            line += f" (theta = {pull['theta']:.4g} ± {pull['theta_error']:.2g})"
+        if pull and pull.get("theta") is not None:  # a reweighter nuisance: θ units
+            line = (f"inference {n}: theta = {pull['theta']:.4g} ± {pull['theta_error']:.2g} "
+                    f"(pull {pull['pull']:+.2f})")
+        else:
+            line = f"inference {n} = {fit['values'][i]:.4g} ± {fit['errors'][i]:.2g}"
         if n in comps:
             line += (f" [learned ratio {comps[n]['learned_ratio']:.2g}, the rest "
                      f"{comps[n]['without_learned_ratio']:.2g}]")
@@ -435,7 +437,10 @@ def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
                                     "inside its range")
             ranges[name] = bounds
         out = Path(output or Path("runs") / f"{Path(spec_path).stem}-coverage")
-        fingerprint = _run_fingerprint(spec) + f"-cov-{truths}-{sorted(ranges.items())}"
+        # the ranges the truths are drawn from, defaults included: a finished repeat is
+        # reused only for the same truths
+        fingerprint = (_run_fingerprint(spec)
+                       + f"-cov-{truths}-{sorted({**defaults, **ranges}.items())}")
         executor: LocalExecutor | DaskExecutor
         if scheduler is None and workers is None:
             executor = LocalExecutor(results_dir=out / "jobs", fingerprint=fingerprint)

@@ -36,7 +36,7 @@ from .registry import get_registry
 from .seeding import derive_rng, derive_seed
 from .spec import Spec, ThetaSpec
 
-__all__ = ["COMPARISONS", "POI_BOUNDS", "plot_pulls", "repeat_inference_spec", "repeat_spec",
+__all__ = ["COMPARISONS", "POI_TRUTHS", "plot_pulls", "repeat_inference_spec", "repeat_spec",
            "run_coverage", "summarise", "truth_ranges"]
 
 
@@ -147,9 +147,11 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
 
     if truth is None:  # the spec's own data: background only, θ as the data sample has it
         data = rep.samples[ispec.data[0]]
-        truth = {ispec.poi: 0.0, **{n: data.theta[ns.parameter].value
-                                    for n, ns in ispec.nuisances.items()
-                                    if ns.parameter in data.theta}}
+        truth = {ispec.poi: 0.0}
+        for n, ns in ispec.nuisances.items():
+            value = data.theta[ns.parameter].value if ns.parameter in data.theta else None
+            if value is not None:
+                truth[n] = value
     for name in [ispec.poi, *ispec.nuisances]:
         row = {"truth": truth.get(name), **entry(inf["fit"], name),
                "components": (inf["fit"].get("error_components") or {}).get(name)}
@@ -204,8 +206,8 @@ def _commit() -> str | None:
 
 def truth_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
     """The default range of each parameter whose coverage is measured: the central 90 % of
-    a fitted parameter's range; for an inference, the central 90 % of the POI's bounds
-    and of θ₀ ± 2σ of each nuisance (within the parameter's range)."""
+    a fitted parameter's range; for an inference, :data:`POI_TRUTHS` for the POI and the
+    central 90 % of θ₀ ± 2σ of each nuisance (within the parameter's range)."""
     out: dict[str, tuple[float, float]] = {}
 
     def central(lo: float, hi: float) -> tuple[float, float]:
@@ -216,7 +218,7 @@ def truth_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
             p = spec.parameters[n]
             out[n] = central(p.low, p.high)
     elif spec.inference is not None:
-        out[spec.inference.poi] = central(*POI_BOUNDS)
+        out[spec.inference.poi] = POI_TRUTHS
         for n, ns in spec.inference.nuisances.items():
             lo, hi = ns.nominal - 2 * ns.sigma, ns.nominal + 2 * ns.sigma
             if ns.parameter in spec.parameters.names:
@@ -226,8 +228,9 @@ def truth_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
     return out
 
 
-#: The POI's bounds in ratiofit's pyhf models (ratiofit.inference.portable_workspace).
-POI_BOUNDS = (0.0, 10.0)
+#: Default truths of an inference's POI (signal strength): well inside the bounds [0, 10]
+#: of ratiofit's pyhf models, so that a fit a few errors away is not truncated by them.
+POI_TRUTHS = (0.5, 5.0)
 
 
 def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = "range",

@@ -783,18 +783,9 @@ def _fit(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, S
     spath = (*path, "strategy") if isinstance(body["strategy"], str) else \
         (*path, "strategy", "options")
     options = _options(ctx, impl, opts, spath)
-    raw_data = body.get("data")
-    data_names = [raw_data] if isinstance(raw_data, str) else raw_data
-    if not (isinstance(data_names, list) and data_names
-            and all(isinstance(d, str) for d in data_names)):
-        raise ctx.error((*path, "data"), f"expected a sample name or a list of sample names, "
-                        f"got {raw_data!r}")
-    for d in data_names:
-        if d not in samples:
-            raise ctx.error((*path, "data"), _unknown_sample(d, samples))
-    if len(set(data_names)) != len(data_names):
-        raise ctx.error((*path, "data"), f"a sample is listed twice: {data_names}")
-    data = tuple(data_names)
+    data = ctx.get(body, path, "data", str)
+    if data not in samples:
+        raise ctx.error((*path, "data"), _unknown_sample(data, samples))
     reference = ctx.get(body, path, "reference", str, default=rw.reference if rw else None)
     if reference is not None and reference not in samples:
         raise ctx.error((*path, "reference"), _unknown_sample(reference, samples))

@@ -393,10 +393,9 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
             w = w * (ss.yield_ / w.sum())
         chan_samples.append(inf.Sample(name=name, events=events, weights=w, signal=ss.signal,
                                        nuisances=ss.nuisances, staterror=ispec.staterror))
-    observed = sum(inf.histogram_template(events=samples[d], observable=ispec.observable,
-                                          edges=list(ispec.edges),
-                                          flow=ispec.flow).values  # type: ignore[arg-type]
-                   for d in ispec.data)
+    observed = np.sum([inf.histogram_template(
+        events=samples[d], observable=ispec.observable, edges=list(ispec.edges),
+        flow=ispec.flow).values for d in ispec.data], axis=0)  # type: ignore[arg-type]
     channel = inf.Channel(name="channel", observable=ispec.observable, edges=list(ispec.edges),
                           samples=tuple(chan_samples), observed=observed)
     templates = inf.build_templates(channels=[channel], nuisances=nuisances,
@@ -442,18 +441,23 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
     workspace = inf.portable_workspace(templates, poi=ispec.poi, staterror=ispec.staterror)
     inf.write_workspace(workspace, outdir / "workspace.json")
     model = model_of(templates)
-    fit = inf.fit(model)
+    # started where the fit without the learned-ratio modifiers ended: where the learned
+    # shifts lie along the nuisance's own variation, the two are strongly correlated and
+    # MIGRAD from the default start can wander to the bounds
+    fit = inf.fit(model, init=None if learned_fit is None else {
+        n: learned_fit.value(n) for n in learned_fit.names if "[" not in n})
     result["fit"] = fit.to_dict()
     learned_names = [n for t in terms for n in t.shifts]
     if learned_names:
         # The POI's error without the learned-ratio modifiers (fixed at 0), and the
         # learned ratio's share in quadrature.
-        fixed = inf.fit(model, fixed=dict.fromkeys(learned_names, 0.0),
+        pinned = inf.fit(model, fixed=dict.fromkeys(learned_names, 0.0),
                         init={n: fit.value(n) for n in fit.names
                               if n not in learned_names and "[" not in n})
         components = {}
-        for n in [ispec.poi, *[nu.name for nu in nuisances]]:
-            total, other = fit.error(n), fixed.error(n)
+        units = {ispec.poi: 1.0, **{nu.name: nu.sigma for nu in nuisances}}  # θ units
+        for n, unit in units.items():
+            total, other = unit * fit.error(n), unit * pinned.error(n)
             components[n] = {"total": total, "without_learned_ratio": other,
                              "learned_ratio": float(np.sqrt(max(total**2 - other**2, 0.0)))}
         result["fit"]["error_components"] = components

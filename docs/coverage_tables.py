@@ -26,6 +26,9 @@ COVERAGE = {
         "each with its own simulated sample"),
     "coverage-quickstart": ("ratiofit coverage specs/quickstart.yaml --repeats 10 "
                             "-o runs/coverage-quickstart", 1.0, ""),
+    "coverage-inference_gaussian": ("ratiofit coverage specs/inference_gaussian.yaml "
+                                    "--repeats 30 -o runs/coverage-inference_gaussian", 1.0,
+                                    ""),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),
@@ -38,7 +41,7 @@ def _pct(c: float, e: float) -> str:
 
 def _partial(jobs: Path, scale: float) -> dict | None:
     """The summary of the finished repeats of a stopped coverage run, or ``None``."""
-    from ratiofit.coverage import summarise
+    from ratiofit.coverage import COMPARISONS, summarise
 
     runs = [json.loads(f.read_text())["result"] for f in sorted(jobs.glob("repeat-*.json"))]
     if len(runs) < 2:
@@ -49,14 +52,15 @@ def _partial(jobs: Path, scale: float) -> dict | None:
         summary[name] = summarise([r["value"] for r in rows], [r["error"] for r in rows],
                                   [r["truth"] for r in rows],
                                   [r["interval_95"] for r in rows],
-                                  [r["analytic_error"] for r in rows])
+                                  [r.get("analytic_error") for r in rows])
         summary[name]["partial"] = True
-        if all("learned" in r for r in rows):
-            summary[name]["learned"] = summarise(
-                [r["learned"]["value"] for r in rows], [r["learned"]["error"] for r in rows],
-                [r["truth"] for r in rows], [r["learned"]["interval_95"] for r in rows],
-                [r["analytic_error"] for r in rows])
-            summary[name]["learned"]["partial"] = True
+        for other in COMPARISONS:
+            if all(other in r for r in rows):
+                summary[name][other] = summarise(
+                    [r[other]["value"] for r in rows], [r[other]["error"] for r in rows],
+                    [r["truth"] for r in rows], [r[other]["interval_95"] for r in rows],
+                    [r.get("analytic_error") for r in rows])
+                summary[name][other]["partial"] = True
     return {"summary": summary, "gate_failures": sum(r["gate"] == "fail" for r in runs),
             "scale": scale}
 
@@ -80,7 +84,10 @@ def coverage_markdown() -> str:
              "(fit − truth)/error with the total error (docs/concepts.md, \"Honest "
              "errors\"): the simulation-corrected fit, and below it the learned fit of the "
              "same repeats before the correction (stat + reweighter replicas + reference); "
-             "coverage with binomial errors; error/analytic = median total error over the "
+             "coverage with binomial errors. For an inference (pyhf) spec the rows are "
+             "the POI and the nuisance in θ units, with the learned-ratio modifiers and, "
+             "below, without them (data with injected signal, docs/concepts.md "
+             "\"Coverage\"); error/analytic = median total error over the "
              "exact likelihood's; gate failures = repeats whose closure gate failed.", "",
              "| command | parameter | repeats done | 68% coverage | 95% coverage | pull mean "
              "| pull width | max abs pull | error/analytic | gate failures |",
@@ -101,7 +108,9 @@ def coverage_markdown() -> str:
             notes.append(f"- `{run}`: {note or f'run at commit {commit[:7]}'}")
         for name, summary in res["summary"].items():
             for label, s in (("", summary), (" (learned fit, before the correction)",
-                                             summary.get("learned"))):
+                                             summary.get("learned")),
+                             (" (without the learned-ratio modifiers)",
+                              summary.get("without_learned_ratio"))):
                 if s is None:
                     continue
                 lines.append(_row(command, res, name + label, s))

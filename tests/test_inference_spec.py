@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -61,6 +62,14 @@ inference:
     ("bins: {n: 10, range: [-7, 7]}", "bins: [1, 0.5]", r":17: inference.bins: bin edges must "
      r"increase"),
     ("signal: true", "signal: false", r"inference.samples: one sample needs 'signal: true'"),
+    ("data: data\n  samples", "data: [data, dat]\n  samples", r":18: inference.data: "
+     r"undefined sample 'dat'"),
+    ("data: data\n  samples", "data: [data, data]\n  samples", r":18: inference.data: a "
+     r"sample is listed twice"),
+    ("data: data\n  samples", "data: []\n  samples", r":18: inference.data: expected a "
+     r"sample name or a list"),
+    ("sigma: 0.1}", "sigma: 0.1, measured: high}", r":23: inference.nuisances.shape.measured: "
+     r"'measured': expected a finite number"),
 ])
 def test_inference_spec_errors(old: str, new: str, match: str) -> None:
     assert old in SPEC
@@ -102,6 +111,65 @@ def test_inference_run_fits_the_shape_nuisance(inference_run: tuple[Path, dict])
     assert abs(values["mu"] - 0.0) < 4 * errors["mu"] + 1e-9
     assert 0 < inf["hypotest"]["cls_observed"] <= 1
     assert inf["impacts"][0]["name"] == "shape"
+
+
+def test_inference_carries_the_learned_ratio(inference_run: tuple[Path, dict]) -> None:
+    """Three bootstrap replicas (the default) give learned-ratio modifiers at θ̂; the POI's
+    error with them is at least its error without (a modifier more can only widen a
+    profile likelihood), and the share is reported."""
+    out, inf = inference_run
+    learned = inf["learned_ratio"]
+    assert len(learned["trained"]) == 3
+    assert all((out / d / "metadata.json").is_file() for d in learned["trained"])
+    (term,) = learned["terms"]
+    assert term["nuisance"] == "shape" and term["replicas"] == 3
+    assert term["theta"] == pytest.approx(inf["fit_without_learned_ratio"]["pulls"]["shape"]
+                                          ["theta"])
+    assert 1 <= len(term["modifiers"]) <= 2
+    comps = inf["fit"]["error_components"]["mu"]
+    assert comps["total"] >= comps["without_learned_ratio"] * (1 - 1e-6)
+    assert comps["learned_ratio"] ** 2 == pytest.approx(
+        max(comps["total"] ** 2 - comps["without_learned_ratio"] ** 2, 0.0), abs=1e-12)
+    spec = json.loads((out / inf["workspace"]).read_text())
+    names = {m["name"] for s in spec["channels"][0]["samples"] for m in s["modifiers"]}
+    assert set(term["modifiers"]) <= names
+    assert inf["warnings"] == []
+
+
+def test_inference_without_replicas_warns(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC + "uncertainty: {replicas: 0}\n")
+    res = CliRunner().invoke(main, ["run", str(spec), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "warning: nuisance 'shape': no reweighter replicas" in res.output
+    assert "inference mu = " in res.output
+    inf = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
+    assert inf["learned_ratio"]["terms"] == [] and "error_components" not in inf["fit"]
+
+
+def test_coverage_repeat_injects_signal_and_draws_the_measurement() -> None:
+    """A coverage repeat of an inference: the data at the nuisance's truth with a Poisson
+    number of events, Poisson(POI·yield) signal events added to the data, and the
+    auxiliary measurement drawn from N(θ_true, σ)."""
+    from ratiofit.coverage import repeat_inference_spec, truth_ranges
+
+    spec = load_spec_text(SPEC)
+    assert truth_ranges(spec) == {"mu": pytest.approx((0.5, 5.0)),
+                                  "shape": pytest.approx((-0.18, 0.18))}
+    measured, injected, n_data = [], [], []
+    for k in range(200):
+        rep = repeat_inference_spec(spec, k, {"mu": 2.0, "shape": 0.05})
+        assert rep.inference.data == ("data", "coverage-signal-0")
+        assert rep.samples["data"].theta["mu"].value == 0.05
+        assert rep.samples["coverage-signal-0"].source == "gaussian"
+        measured.append(rep.inference.nuisances["shape"].measured)
+        injected.append(rep.samples["coverage-signal-0"].n_events)
+        n_data.append(rep.samples["data"].n_events)
+    # 200 draws: means within 4 standard errors of N(0.05, 0.1), Poisson(60), Poisson(3000)
+    assert abs(np.mean(measured) - 0.05) < 4 * 0.1 / np.sqrt(200)
+    assert abs(np.std(measured) - 0.1) < 4 * 0.1 / np.sqrt(400)
+    assert abs(np.mean(injected) - 60) < 4 * np.sqrt(60 / 200)
+    assert abs(np.mean(n_data) - 3000) < 4 * np.sqrt(3000 / 200)
 
 
 def test_inference_exports_a_portable_workspace(inference_run: tuple[Path, dict]) -> None:

@@ -131,7 +131,7 @@ PUBLIC = {
     "ratiofit.uncertainty": ["ErrorBudget", "bootstrap", "objective_hessian", "refit"],
     "ratiofit.closure_gate": ["chi2_between", "closure_gate", "reweighted_histograms",
                               "weighted_auc"],
-    "ratiofit.coverage": ["COMPARISONS", "POI_BOUNDS", "plot_pulls", "repeat_inference_spec",
+    "ratiofit.coverage": ["COMPARISONS", "POI_TRUTHS", "plot_pulls", "repeat_inference_spec",
                           "repeat_spec", "run_coverage", "summarise", "truth_ranges"],
     "ratiofit.report": ["draw_chi2_vs_theta", "make_plots", "report_directory",
                         "summary_markdown"],

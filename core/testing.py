@@ -210,12 +210,16 @@ class _IdentityLoss:
         return output
 
 
-def analytic_gaussian_reweighter(*, mu_range: tuple[float, float] = (-2.0, 2.0)) -> Any:
+def analytic_gaussian_reweighter(*, mu_range: tuple[float, float] = (-2.0, 2.0),
+                                 theta_scale: float = 1.0) -> Any:
     """A :class:`~ratiofit.reweighter.Reweighter` with the *exact* ratio of N(μ, 1) to
     N(0, 1) in one feature ``x0``: log w(x, μ) = μx − μ²/2 (srgn.md Eq. 10).
 
     For tests of everything downstream of training (templates, fits, inference): the
     numbers it gives are known in closed form. In memory only (not saveable).
+    ``theta_scale`` = 1 + ε evaluates the exact ratio at μ·(1 + ε) instead: a reweighter
+    off by a known fraction of μ, like a trained one whose error grows away from the
+    nominal (for tests of the learned ratio's error).
 
     Examples
     --------
@@ -229,9 +233,11 @@ def analytic_gaussian_reweighter(*, mu_range: tuple[float, float] = (-2.0, 2.0))
     from .parameters import Parameter, ParameterSet
     from .reweighter import Reweighter
 
+    scale = float(theta_scale)
+
     class ExactGaussianRatio(keras.Model):  # type: ignore[misc]
         def call(self, inputs: Any) -> Any:
-            x, mu = inputs["features"], inputs["theta"]
+            x, mu = inputs["features"], inputs["theta"] * scale
             return x * mu - 0.5 * mu * mu
 
     params = ParameterSet([Parameter(name="mu", nominal=0.0, low=mu_range[0],

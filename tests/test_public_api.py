@@ -109,6 +109,7 @@ PUBLIC = {
         "portable_workspace",
         "reweighted_template",
         "signal_log_ratio_from_classifier",
+        "unbinned_replica_budget",
         "upper_limit",
         "write_workspace",
     ],

@@ -13,7 +13,7 @@ guide-searches.md Eq. 3.7–3.8 with per-event log-ratios.
 from __future__ import annotations
 
 from .errors import InferenceError
-from .learned import LearnedRatioTerm, learned_ratio_term
+from .learned import LearnedRatioTerm, learned_ratio_term, unbinned_replica_budget
 from .pyhf_bridge import (
     MORPH_MODIFIER,
     BinnedModel,
@@ -119,6 +119,7 @@ __all__ = [
     "portable_workspace",
     "reweighted_template",
     "signal_log_ratio_from_classifier",
+    "unbinned_replica_budget",
     "upper_limit",
     "write_workspace",
 ]

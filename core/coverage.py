@@ -242,6 +242,7 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
         from .errors import RatiofitError
 
         raise RatiofitError(f"{spec.path}: coverage needs a 'fit' or an 'inference' section")
+    commit = _commit()  # the code the repeats run (before they start: HEAD may move on)
     ranges = {**truth_ranges(spec), **(truth_range or {})}
     names = list(ranges)
     rng = derive_rng(spec.seed, "coverage-truths")
@@ -267,7 +268,7 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
                     [r["truth"] for r in rows], [r[other]["interval_95"] for r in rows],
                     [r.get("analytic_error") for r in rows])
     return {"spec": spec.path, "repeats": repeats, "truths": truths,
-            "ratiofit_commit": _commit(),
+            "ratiofit_commit": commit,
             "truth_range": {n: list(v) for n, v in (truth_range or {}).items()},
             "summary": summary, "gate_failures": sum(r["gate"] == "fail" for r in runs),
             "runs": runs}

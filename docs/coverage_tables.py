@@ -22,12 +22,18 @@ COVERAGE = {
     "coverage-quickstart-0.1": (
         "ratiofit coverage specs/quickstart.yaml --repeats 50 --scale 0.1 "
         "-o runs/coverage-quickstart-0.1", 0.1,
-        "run at commit b6bd074: the simulation correction then took at most two steps, "
-        "each with its own simulated sample"),
+        "run with the code of commit c2085da (its coverage.json names a later commit, "
+        "the HEAD when the run ended; the commits between changed no fit)"),
     "coverage-quickstart": ("ratiofit coverage specs/quickstart.yaml --repeats 10 "
                             "-o runs/coverage-quickstart", 1.0, ""),
     "coverage-inference_gaussian": ("ratiofit coverage specs/inference_gaussian.yaml "
                                     "--repeats 30 -o runs/coverage-inference_gaussian", 1.0,
+                                    ""),
+    "coverage-dctr_gaussian-0.03": ("ratiofit coverage specs/dctr_gaussian.yaml --repeats 10 "
+                                    "--scale 0.03 -o runs/coverage-dctr_gaussian-0.03", 0.03,
+                                    ""),
+    "coverage-srgn_gaussian-0.25": ("ratiofit coverage specs/srgn_gaussian.yaml --repeats 10 "
+                                    "--scale 0.25 -o runs/coverage-srgn_gaussian-0.25", 0.25,
                                     ""),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",

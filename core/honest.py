@@ -311,7 +311,18 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
     fit["error_method"] = ("simulation-corrected (one Newton step of the simulation's "
                            "estimating equation in the learned score at the fitted theta): "
                            + fit["error_method"])
+    convergence = "step below a fifth of an error" if converged else "not converged"
+    if not converged and len(steps) >= 2:
+        # Where the source cannot reuse its random numbers at another θ (PYTHIA: a changed
+        # parameter changes every later draw), consecutive simulations are independent and
+        # a step moves by ~√2 of the simulation's error even at the fixed point; a last
+        # step within twice that is converged as far as the simulation can tell.
+        sim_err = np.sqrt(np.diag(np.asarray(step.covariance_simulation)))
+        if np.all(moved <= 2 * np.sqrt(2) * sim_err):
+            converged = True
+            convergence = "last step within the simulation's noise (2·√2·its error)"
     fit["correction"] = {"applied": True, "events": n, "converged": converged,
+                         "convergence": convergence,
                          "steps": [st.to_dict() for st in steps],
                          "replica_values": replica_values}
 

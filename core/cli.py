@@ -175,7 +175,7 @@ def _inference_lines(inference: dict[str, Any]) -> None:
                      f"{comps[n]['without_learned_ratio']:.2g}]")
         click.echo(line)
     ul = inference.get("upper_limit")
-    if ul:
+    if ul and "observed" in ul:
         click.echo(f"inference 95% CLs upper limit on {fit['poi']}: {ul['observed']:.3g}")
     for w in inference.get("warnings", []):
         click.echo(f"warning: {w}")

@@ -463,15 +463,28 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
         result["fit"]["error_components"] = components
     if learned_fit is not None:
         result["fit_without_learned_ratio"] = learned_fit.to_dict()
+
+    def attempt(label: str, compute: Any) -> Any:
+        # A hypothesis test, limit or impact is a set of further fits, at POI values far
+        # from the data's (a limit scan runs to 5σ above μ̂); where one of them does not
+        # converge, the fit above still stands: that number is reported as failed.
+        try:
+            return compute()
+        except inf.InferenceError as exc:
+            warnings.append(f"{label} failed: {exc}")
+            return {"failed": str(exc)}
+
     if ispec.hypotest_poi is not None:
-        cls = inf.hypotest(model, poi_value=ispec.hypotest_poi,
-                           calctype=ispec.hypotest_calctype,  # type: ignore[arg-type]
-                           seed=derive_seed(spec.seed, "hypotest"))
-        result["hypotest"] = asdict(cls)
+        hp = ispec.hypotest_poi
+        result["hypotest"] = attempt("the hypothesis test", lambda: asdict(inf.hypotest(
+            model, poi_value=hp, calctype=ispec.hypotest_calctype,  # type: ignore[arg-type]
+            seed=derive_seed(spec.seed, "hypotest"))))
     if ispec.upper_limit:
-        result["upper_limit"] = asdict(inf.upper_limit(model))
+        result["upper_limit"] = attempt("the upper limit",
+                                        lambda: asdict(inf.upper_limit(model)))
     if ispec.impacts:
-        result["impacts"] = [asdict(i) for i in inf.impacts(model, nominal=fit)]
+        result["impacts"] = attempt("the impacts", lambda: [
+            asdict(i) for i in inf.impacts(model, nominal=fit)])
     result["warnings"] = warnings
     result["seconds"] = time.perf_counter() - t0
     return result

@@ -191,3 +191,25 @@ def test_binning_that_drops_events_is_a_one_line_error(tmp_path: Path) -> None:
     assert res.exit_code == 2
     lines = [ln for ln in res.output.strip().splitlines() if ln.startswith("ratiofit: error")]
     assert len(lines) == 1 and "x0" in lines[0] and "Traceback" not in res.output
+
+
+def test_a_failed_limit_is_a_warning_not_a_lost_run(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A limit scan runs fits far from the data's POI; where one fails, the fit stands and
+    the limit is reported as failed, with a warning line."""
+    import ratiofit.inference as inf
+
+    def failing(*args, **kwargs):
+        raise inf.InferenceError("a fit of the upper-limit scan did not converge: test")
+
+    monkeypatch.setattr(inf, "upper_limit", failing)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("upper_limit: false", "upper_limit: true")
+                    + "uncertainty: {replicas: 0}\n")
+    res = CliRunner().invoke(main, ["run", str(spec), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "warning: the upper limit failed: a fit of the upper-limit scan" in res.output
+    inf_res = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
+    assert inf_res["upper_limit"] == {"failed": "a fit of the upper-limit scan did not "
+                                                "converge: test"}
+    assert inf_res["fit"]["valid"]

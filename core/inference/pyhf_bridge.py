@@ -1017,6 +1017,9 @@ def hypotest(model: Any, data: Any = None, *, poi_value: float = 1.0,
             else:
                 obs, tails, expected = _toy_hypotest(float(poi_value), d, pdf, test_stat,
                                                      int(ntoys))
+    except pyhf.exceptions.FailedMinimization as exc:
+        raise InferenceError(f"a fit of the hypothesis test at {poi_value:g} did not "
+                             f"converge: {str(exc).splitlines()[0]}") from exc
     finally:
         if state is not None:
             np.random.set_state(state)
@@ -1087,8 +1090,12 @@ def upper_limit(model: Any, data: Any = None, *, scan: Any = None, level: float 
         scan = np.linspace(lo, top, 41)
     grid = np.asarray(scan, dtype=np.float64)
     with _numpy_minuit():
-        obs, exp, (points, results) = pyhf.infer.intervals.upper_limits.upper_limit(
-            d, pdf, grid, level=level, return_results=True)
+        try:
+            obs, exp, (points, results) = pyhf.infer.intervals.upper_limits.upper_limit(
+                d, pdf, grid, level=level, return_results=True)
+        except pyhf.exceptions.FailedMinimization as exc:
+            raise InferenceError(f"a fit of the upper-limit scan did not converge: "
+                                 f"{str(exc).splitlines()[0]}") from exc
     cls_obs = np.array([float(r[0]) for r in results])
     cls_exp = np.array([[float(e) for e in r[1]] for r in results])
     return UpperLimitResult(observed=float(obs), expected=tuple(float(e) for e in exp),

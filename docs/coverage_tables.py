@@ -173,7 +173,7 @@ def single_fits_markdown() -> list[str]:
         gate = (fit.get("gate") or {}).get("verdict", "–")
         for n, e in fit["parameters"].items():
             truth = float(data[n])
-            comps = ", ".join(f"{k} {v:.4f}" for k, v in e.get("error_components", {}).items()
+            comps = ", ".join(f"{k} {v:.2g}" for k, v in e.get("error_components", {}).items()
                               if v > 0)
             learned = (fit.get("learned") or {}).get("parameters", {}).get(n)
             learned_txt = "–" if learned is None else (

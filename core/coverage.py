@@ -37,7 +37,7 @@ from .seeding import derive_rng, derive_seed
 from .spec import Spec, ThetaSpec
 
 __all__ = ["COMPARISONS", "POI_TRUTHS", "plot_pulls", "repeat_inference_spec", "repeat_spec",
-           "run_coverage", "summarise", "truth_ranges"]
+           "run_coverage", "summarise", "summarise_runs", "truth_ranges"]
 
 
 def repeat_spec(spec: Spec, k: int, truth: dict[str, float] | None) -> Spec:
@@ -255,23 +255,30 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
         jobs.append(Job(name=f"repeat-{k}", function=function,
                         kwargs={"spec": spec, "k": k, "truth": truth, "outdir": str(outdir)}))
     runs = (executor or LocalExecutor()).run(jobs)
+    return {"spec": spec.path, "repeats": repeats, "truths": truths,
+            "ratiofit_commit": commit,
+            "truth_range": {n: list(v) for n, v in (truth_range or {}).items()},
+            "summary": summarise_runs(runs, names),
+            "gate_failures": sum(r["gate"] == "fail" for r in runs), "runs": runs}
+
+
+def summarise_runs(runs: Sequence[dict[str, Any]], names: Sequence[str] | None = None
+                   ) -> dict[str, Any]:
+    """:func:`summarise` of each parameter over repeat results (``_one``'s), with the
+    :data:`COMPARISONS` fits beside it where every repeat has them."""
     summary: dict[str, Any] = {}
-    for n in names:
+    for n in names if names is not None else list(runs[0]["parameters"]):
         rows = [r["parameters"][n] for r in runs]
-        summary[n] = summarise(
-            [r["value"] for r in rows], [r["error"] for r in rows], [r["truth"] for r in rows],
-            [r["interval_95"] for r in rows], [r.get("analytic_error") for r in rows])
+        truths = [r["truth"] for r in rows]
+        analytic = [r.get("analytic_error") for r in rows]
+        summary[n] = summarise([r["value"] for r in rows], [r["error"] for r in rows], truths,
+                               [r["interval_95"] for r in rows], analytic)
         for other in COMPARISONS:
             if all(other in r for r in rows):
                 summary[n][other] = summarise(
                     [r[other]["value"] for r in rows], [r[other]["error"] for r in rows],
-                    [r["truth"] for r in rows], [r[other]["interval_95"] for r in rows],
-                    [r.get("analytic_error") for r in rows])
-    return {"spec": spec.path, "repeats": repeats, "truths": truths,
-            "ratiofit_commit": commit,
-            "truth_range": {n: list(v) for n, v in (truth_range or {}).items()},
-            "summary": summary, "gate_failures": sum(r["gate"] == "fail" for r in runs),
-            "runs": runs}
+                    truths, [r[other]["interval_95"] for r in rows], analytic)
+    return summary
 
 
 def plot_pulls(result: dict[str, Any], path: str | Path) -> Path:

@@ -47,26 +47,15 @@ def _pct(c: float, e: float) -> str:
 
 def _partial(jobs: Path, scale: float) -> dict | None:
     """The summary of the finished repeats of a stopped coverage run, or ``None``."""
-    from ratiofit.coverage import COMPARISONS, summarise
+    from ratiofit.coverage import COMPARISONS, summarise_runs
 
     runs = [json.loads(f.read_text())["result"] for f in sorted(jobs.glob("repeat-*.json"))]
     if len(runs) < 2:
         return None
-    summary = {}
-    for name in runs[0]["parameters"]:
-        rows = [r["parameters"][name] for r in runs]
-        summary[name] = summarise([r["value"] for r in rows], [r["error"] for r in rows],
-                                  [r["truth"] for r in rows],
-                                  [r["interval_95"] for r in rows],
-                                  [r.get("analytic_error") for r in rows])
-        summary[name]["partial"] = True
-        for other in COMPARISONS:
-            if all(other in r for r in rows):
-                summary[name][other] = summarise(
-                    [r[other]["value"] for r in rows], [r[other]["error"] for r in rows],
-                    [r["truth"] for r in rows], [r[other]["interval_95"] for r in rows],
-                    [r.get("analytic_error") for r in rows])
-                summary[name][other]["partial"] = True
+    summary = summarise_runs(runs)
+    for s in summary.values():
+        for part in (s, *(s[other] for other in COMPARISONS if other in s)):
+            part["partial"] = True
     return {"summary": summary, "gate_failures": sum(r["gate"] == "fail" for r in runs),
             "scale": scale}
 

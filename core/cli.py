@@ -171,9 +171,14 @@ def _inference_lines(inference: dict[str, Any]) -> None:
         else:
             line = f"inference {n} = {fit['values'][i]:.4g} ± {fit['errors'][i]:.2g}"
         if n in comps:
-            line += (f" [learned ratio {comps[n]['learned_ratio']:.2g}, the rest "
+            line += (f" [learned ratio (replicas, non-closure) "
+                     f"{comps[n]['learned_ratio']:.2g}, the rest "
                      f"{comps[n]['without_learned_ratio']:.2g}]")
         click.echo(line)
+    for t in inference.get("learned_ratio", {}).get("nonclosure", []):
+        click.echo(f"inference {t['nuisance']}: non-closure at theta = {t['theta']:.4g} "
+                   f"(simulated vs reweighted): chi2/ndf = {t['chi2']:.1f}/{t['ndf']}, "
+                   "a constrained modifier")
     ul = inference.get("upper_limit")
     if ul and "observed" in ul:
         click.echo(f"inference 95% CLs upper limit on {fit['poi']}: {ul['observed']:.3g}")

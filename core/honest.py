@@ -205,7 +205,7 @@ def _can_simulate(spec: Spec, registry: Registry) -> bool:
 def simulate_at(spec: Spec, registry: Registry, theta: Mapping[str, float], *, key: str,
                 n: int) -> EventSet:
     """``n`` events of the reweighter's target sample generated at ``theta`` (seeded by
-    ``key``)."""
+    ``key``; every θ the target draws that ``theta`` does not name keeps its draw)."""
     rws = spec.reweighter
     assert rws is not None
     target_spec = spec.samples[rws.target]

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -353,6 +353,52 @@ def _inference_replicas(spec: Spec, samples: Samples, registry: Registry, *, out
     return out, info
 
 
+def _nonclosure_samples(spec: Spec, registry: Registry, nuisances: Sequence[Any]
+                        ) -> dict[str, list[str]]:
+    """Nuisance → the inference samples whose non-closure at θ̂ can be simulated: those of
+    the reweighter trained here (``this``) that are its reference sample, when
+    ``uncertainty.correction`` is ``simulation`` and the target's source generates (a
+    sample read from files cannot be made at θ̂)."""
+    from .honest import _can_simulate
+
+    ispec, rws = spec.inference, spec.reweighter
+    assert ispec is not None
+    if spec.uncertainty.correction != "simulation" or rws is None \
+            or not _can_simulate(spec, registry):
+        return {}
+    out: dict[str, list[str]] = {}
+    for nu in nuisances:
+        if ispec.nuisances[nu.name].reweighter != "this":
+            continue
+        names = [n for n, ss in ispec.samples.items()
+                 if nu.name in ss.nuisances and ss.sample == rws.reference]
+        if names:
+            out[nu.name] = names
+    return out
+
+
+def _nonclosure(spec: Spec, registry: Registry, samples: Samples, channel: Any, nu: Any,
+                theta_hat: float, names: Sequence[str]) -> Any:
+    """The non-closure term of ``nu`` at θ̂ (:func:`ratiofit.inference.nonclosure_term`):
+    the reweighter's target simulated at θ̂ with as many events as each sample it
+    reweighs, on that sample's scale (the same yield per event)."""
+    from . import inference as inf
+    from .honest import simulate_at
+
+    ispec = spec.inference
+    assert ispec is not None
+    simulated = {}
+    for name in names:
+        ss = ispec.samples[name]
+        ref = samples[ss.sample]
+        sim = simulate_at(spec, registry, nu.theta_point(theta_hat),
+                          key=f"nonclosure-{nu.name}-{name}", n=len(ref))
+        scale = (ss.yield_ / float(ref.event_weights.sum())) if ss.yield_ is not None else 1.0
+        simulated[(channel.name, name)] = (sim, sim.event_weights * scale)
+    return inf.nonclosure_term(channels=[channel], nuisance=nu, theta=theta_hat,
+                               simulated=simulated, flow=ispec.flow)  # type: ignore[arg-type]
+
+
 def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
                   this: Reweighter | None, executor: Executor | None = None,
                   progress: bool = False) -> dict[str, Any]:
@@ -412,19 +458,24 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
     replicas, replica_info = _inference_replicas(spec, samples, registry, outdir=outdir,
                                                  this=this, executor=executor,
                                                  progress=progress)
-    warnings = []
-    terms = []
+    warnings: list[str] = []
+    terms: list[Any] = []
+    nonclosure = _nonclosure_samples(spec, registry, nuisances)
     learned_fit = None
-    if any(len(r) >= 2 for r in replicas.values()):
-        # The learned-ratio modifiers are evaluated at θ̂ of the fit without them.
+    if any(len(r) >= 2 for r in replicas.values()) or nonclosure:
+        # The learned-ratio and non-closure modifiers are evaluated at θ̂ of the fit
+        # without them.
         learned_fit = inf.fit(model_of(templates))
         for nu in nuisances:
+            theta_hat = learned_fit.pulls[nu.name].theta
+            assert theta_hat is not None
             if len(replicas[nu.name]) >= 2:
-                theta_hat = learned_fit.pulls[nu.name].theta
-                assert theta_hat is not None
                 terms.append(inf.learned_ratio_term(
                     channels=[channel], nuisance=nu, replicas=replicas[nu.name],
                     theta=theta_hat, flow=ispec.flow))  # type: ignore[arg-type]
+            if nu.name in nonclosure:
+                terms.append(_nonclosure(spec, registry, samples, channel, nu, theta_hat,
+                                         nonclosure[nu.name]))
         inf.add_learned_ratio(templates, terms)
     for nu in nuisances:
         if len(replicas[nu.name]) < 2:
@@ -435,9 +486,12 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
                for st in ch.samples}
     result["learned_ratio"] = {
         "method": "principal components of the bootstrap replicas' template deviations at "
-                  "the fitted theta, as constrained histosys modifiers "
+                  "the fitted theta, and the simulated-minus-predicted counts there "
+                  "(non-closure), as constrained histosys modifiers "
                   "(ratiofit.inference.learned)",
-        "terms": [t.summary(nominal) for t in terms], **replica_info}
+        "terms": [t.summary(nominal) for t in terms if isinstance(t, inf.LearnedRatioTerm)],
+        "nonclosure": [t.summary(nominal) for t in terms
+                       if isinstance(t, inf.NonClosureTerm)], **replica_info}
     workspace = inf.portable_workspace(templates, poi=ispec.poi, staterror=ispec.staterror)
     inf.write_workspace(workspace, outdir / "workspace.json")
     model = model_of(templates)

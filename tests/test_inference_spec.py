@@ -133,6 +133,9 @@ def test_inference_carries_the_learned_ratio(inference_run: tuple[Path, dict]) -
     spec = json.loads((out / inf["workspace"]).read_text())
     names = {m["name"] for s in spec["channels"][0]["samples"] for m in s["modifiers"]}
     assert set(term["modifiers"]) <= names
+    (nonclosure,) = learned["nonclosure"]
+    assert nonclosure["theta"] == term["theta"] and nonclosure["ndf"] > 0
+    assert "shape_nonclosure" in names
     assert inf["warnings"] == []
 
 
@@ -144,7 +147,11 @@ def test_inference_without_replicas_warns(tmp_path: Path) -> None:
     assert "warning: nuisance 'shape': no reweighter replicas" in res.output
     assert "inference mu = " in res.output
     inf = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
-    assert inf["learned_ratio"]["terms"] == [] and "error_components" not in inf["fit"]
+    assert inf["learned_ratio"]["terms"] == []
+    # the non-closure at θ̂ needs no replicas: the source simulates there
+    (nonclosure,) = inf["learned_ratio"]["nonclosure"]
+    assert list(nonclosure["modifiers"]) == ["shape_nonclosure"]
+    assert "error_components" in inf["fit"]
 
 
 def test_coverage_repeat_injects_signal_and_draws_the_measurement() -> None:

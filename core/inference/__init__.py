@@ -13,7 +13,13 @@ guide-searches.md Eq. 3.7–3.8 with per-event log-ratios.
 from __future__ import annotations
 
 from .errors import InferenceError
-from .learned import LearnedRatioTerm, learned_ratio_term, unbinned_replica_budget
+from .learned import (
+    LearnedRatioTerm,
+    NonClosureTerm,
+    learned_ratio_term,
+    nonclosure_term,
+    unbinned_replica_budget,
+)
 from .pyhf_bridge import (
     MORPH_MODIFIER,
     BinnedModel,
@@ -85,6 +91,7 @@ __all__ = [
     "LearnedRatioTerm",
     "LogRatioGrid",
     "MorphEntry",
+    "NonClosureTerm",
     "NormFactor",
     "Nuisance",
     "ProfileScan",
@@ -114,6 +121,7 @@ __all__ = [
     "impacts",
     "learned_ratio_term",
     "morphing_modifier_set",
+    "nonclosure_term",
     "parameter_vector",
     "portable_model",
     "portable_workspace",

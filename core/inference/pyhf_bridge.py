@@ -48,7 +48,7 @@ import numpy as np
 
 from ..events import EventSet
 from .errors import InferenceError
-from .learned import LearnedRatioTerm
+from .learned import LearnedRatioTerm, NonClosureTerm
 from .templates import (
     FlowPolicy,
     Template,
@@ -386,9 +386,10 @@ def _measured_parameters(templates: BinnedTemplates) -> list[dict[str, Any]]:
             if nu.measured is not None]
 
 
-def add_learned_ratio(templates: BinnedTemplates, terms: Sequence[LearnedRatioTerm]
-                      ) -> BinnedTemplates:
-    """Put the learned-ratio modifiers of ``terms`` (:func:`learned_ratio_term`) on the
+def add_learned_ratio(templates: BinnedTemplates,
+                      terms: Sequence[LearnedRatioTerm | NonClosureTerm]) -> BinnedTemplates:
+    """Put the learned-ratio modifiers of ``terms`` (:func:`learned_ratio_term`,
+    :func:`nonclosure_term`) on the
     samples they shift (in place; returned for chaining); both export modes then carry
     them as ``histosys``."""
     by_key = {(ch.name, st.name): st for ch in templates.channels for st in ch.samples}

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import integrate
 from scipy.special import expit, log_expit
 
 from ratiofit.errors import DataError
@@ -144,6 +143,8 @@ def gaussian_pair_divergences(*, mean_difference: float) -> dict[str, float]:
         return 0.5 * (pa - pb) ** 2 / (pa + pb) if pa + pb > 0 else 0.0
 
     limit = abs(half) + 12.0
+    from scipy import integrate  # here: loading the plugin must stay light
+
     js = integrate.quad(js_integrand, -limit, limit, epsabs=1e-13, epsrel=1e-10, limit=200)[0]
     tri = integrate.quad(tri_integrand, -limit, limit, epsabs=1e-13, epsrel=1e-10, limit=200)[0]
     return {"jensen_shannon": js, "triangular": tri,

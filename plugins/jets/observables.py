@@ -78,13 +78,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import awkward as ak
-import fastjet
 import numpy as np
 import numpy.typing as npt
 
 from ratiofit.errors import DataError
+
+if TYPE_CHECKING:
+    import awkward as ak
+
+# awkward and fastjet are imported where they are used: a spec's validation and
+# `ratiofit plugins` load this module (through the PYTHIA sources) and must not pay for them.
 
 __all__ = [
     "CHUNK_BYTES", "KT_CHUNK_CONSTITUENTS", "KT_RADIUS", "OBSERVABLES", "R0", "STRANGE_PIDS",
@@ -194,6 +199,8 @@ def _flatten(
     constituents: ak.Array,
 ) -> tuple[_IntArray, _FloatArray, _FloatArray, _FloatArray, _IntArray]:
     """Counts per jet and flat float64 pt, eta, phi and int64 pid; validated."""
+    import awkward as ak
+
     if not isinstance(constituents, ak.Array):
         constituents = ak.Array(constituents)
     if constituents.ndim != 2:
@@ -248,6 +255,9 @@ def _kt_axes(
 
     The axes arrays have shape ``[len(jets), N]``: the exclusive-kt subjets of those jets.
     """
+    import awkward as ak
+    import fastjet
+
     px, py = pt * np.cos(phi), pt * np.sin(phi)
     pz, energy = pt * np.sinh(eta), pt * np.cosh(eta)
     particles = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": energy}), counts)

@@ -43,9 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq, newton
 from scipy.special import exp1, logsumexp
-from scipy.stats import norm, rankdata
 
 from ratiofit.options import OptionError
 
@@ -297,6 +295,8 @@ def fit_signal_strength(*, ratio: np.ndarray, signal_yield: float, background_yi
     b = max(a, 0.0) + 1.0
     while _score(b, ratio, signal_yield, background_yield) <= 0:
         b = 2 * b + 1.0
+    from scipy.optimize import brentq
+
     return float(brentq(_score, a, b, args=(ratio, signal_yield, background_yield),
                         xtol=1e-12, rtol=1e-12))
 
@@ -309,6 +309,8 @@ def profile_interval(*, ratio: np.ndarray, signal_yield: float, background_yield
     the curvature-based error (halving back towards μ̂ where a step leaves the domain of
     positive densities, on which NLL = +∞) and found by scipy brentq.
     """
+    from scipy.optimize import brentq
+
     def nll(mu: float) -> float:
         return extended_nll(mu, ratio=ratio, signal_yield=signal_yield,
                             background_yield=background_yield)
@@ -368,6 +370,8 @@ def fit_signal_strengths(*, ratio: np.ndarray, toy_index: np.ndarray, n_toys: in
         d = mu[ti] * srs + background_yield
         return np.asarray(np.bincount(ti, (srs / d) ** 2, minlength=m))
 
+    from scipy.optimize import newton
+
     out[positive] = newton(score, np.zeros(m), fprime=slope, tol=1e-10, maxiter=200)
     return out
 
@@ -393,6 +397,8 @@ def q0_values(*, ratio: np.ndarray, toy_index: np.ndarray, n_toys: int,
 def q0_asymptotic_p_value(q0: Any) -> np.ndarray:
     """p₀ = 1 − Φ(√q₀): the half-χ²₁ law of q₀ under μ = 0 (Wilks; Ref. [67] of
     guide-searches.md Sec. 4.2)."""
+    from scipy.stats import norm
+
     return np.asarray(norm.sf(np.sqrt(np.maximum(np.asarray(q0, dtype=np.float64), 0.0))))
 
 
@@ -466,6 +472,8 @@ def roc_curve(t_null: np.ndarray, t_alt: np.ndarray) -> RocCurve:
 def auc(score_signal: np.ndarray, score_background: np.ndarray) -> float:
     """ROC AUC of a score (Mann–Whitney: P(score_S > score_B), ties half), via ranks."""
     s, b = np.asarray(score_signal), np.asarray(score_background)
+    from scipy.stats import rankdata
+
     ranks = rankdata(np.concatenate([s, b]))
     return float((ranks[:len(s)].sum() - len(s) * (len(s) + 1) / 2) / (len(s) * len(b)))
 

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option, OptionError
@@ -157,6 +156,8 @@ class SearchPValues:
 
 def _row(mu: float, q0_obs: float, q0_null: np.ndarray) -> dict[str, float]:
     """One table row: asymptotic and toy p-values of the median q₀ at μ."""
+    from scipy.stats import norm  # here: loading the plugin must stay light
+
     p_asym = float(q0_asymptotic_p_value(q0_obs))
     n = len(q0_null)
     p_toy = float(np.mean(q0_null >= q0_obs))
@@ -169,6 +170,8 @@ def _row(mu: float, q0_obs: float, q0_null: np.ndarray) -> dict[str, float]:
 
 def _sizes(q0_null: np.ndarray) -> dict[str, float]:
     """Fraction of null toys beyond the asymptotic critical value of each nominal size."""
+    from scipy.stats import norm  # here: loading the plugin must stay light
+
     out = {}
     for alpha in (0.1, 0.05, 0.01, 0.001):
         crit = float(norm.isf(alpha)) ** 2
@@ -192,6 +195,7 @@ def plot_q0_survival(path: Path, sorted_q0: Mapping[str, np.ndarray]) -> None:
         Classifier label → sorted q₀ of the background-only toys.
     """
     import matplotlib
+    from scipy.stats import norm  # here: loading the plugin must stay light
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -41,11 +41,20 @@ def _progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+#: Subcommands that never train or evaluate a network: they do not import TensorFlow.
+_WITHOUT_TENSORFLOW = ("validate", "plugins", "report")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ratiofit")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """ratiofit: learned likelihood ratios for reweighting, fitting and profiling θ."""
     _quiet_tf()
+    if ctx.invoked_subcommand not in _WITHOUT_TENSORFLOW:
+        from ._quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
 
 
 debug_opt = click.option("--debug", is_flag=True, help="Show tracebacks.")

@@ -4,9 +4,9 @@
 and prints a summary. Not part of ``run_bench.py``.
 
 What is timed
-    :func:`ratiofit.inference.unbinned.fit_unbinned` with ``minos=True, scan=False,
+    :func:`ratiofit.inference.fit_unbinned` with ``minos=True, scan=False,
     with_fixed_theta=False`` — MIGRAD, HESSE and MINOS on the signal strength — of an
-    :class:`~ratiofit.inference.unbinned.UnbinnedNLL` built fresh for every measurement
+    :class:`~ratiofit.inference.UnbinnedNLL` built fresh for every measurement
     (cold caches), on N = 10⁴, 10⁵, 10⁶ data events. One full analysis (plus the fit with
     θ fixed at θ₀ and both 2ΔNLL scans of μ, 21 points each) is timed at N = 10⁵, where
     repeated θ points are frequent.
@@ -111,7 +111,7 @@ def train_mlp_reweighter(*, n_events: int = 100_000, epochs: int = 3, seed: int 
 def time_fit(rw: Any, data: Any, log_rs: np.ndarray, reference: Any, mode: str, *,
              full: bool = False) -> dict[str, Any]:
     """Build a cost with ``mode`` (grid build timed apart) and time one fit."""
-    from ratiofit.inference.unbinned import Nuisance, UnbinnedNLL, fit_unbinned
+    from ratiofit.inference import Nuisance, UnbinnedNLL, fit_unbinned
 
     n = len(data)
     t0 = time.perf_counter()
@@ -132,7 +132,7 @@ def time_fit(rw: Any, data: Any, log_rs: np.ndarray, reference: Any, mode: str, 
 def grid_accuracy(rw: Any, data: Any, *, points: int = GRID_POINTS, seed: int = SEED
                   ) -> dict[str, Any]:
     """|log w_grid − log w_network| over ``data`` at node midpoints and random θ."""
-    from ratiofit.inference.unbinned import LogRatioGrid
+    from ratiofit.inference import LogRatioGrid
 
     grid = LogRatioGrid.build(rw, data, name="mu", points=points)
     nodes = grid.nodes

@@ -1,4 +1,5 @@
-"""The iminuit bridge (ratiofit.inference.unbinned) on a toy with exact ratios.
+"""The iminuit bridge (ratiofit.inference's unbinned fit: nuisances, grid, caches,
+normalisation, costs, unbinned_fit, toys) on a toy with exact ratios.
 
 Background N(θ, 1) with θ a nuisance constrained N(θ₀ = 0, σ = 0.5) and described by
 ``analytic_gaussian_reweighter()`` (log w = θx − θ²/2, feature ``x0``, θ named ``mu``);
@@ -15,8 +16,7 @@ from iminuit import Minuit
 from scipy.stats import norm
 
 from ratiofit.events import EventSet
-from ratiofit.inference.errors import InferenceError
-from ratiofit.inference.unbinned import (
+from ratiofit.inference import (
     LogRatioGrid,
     NormFactor,
     Nuisance,
@@ -28,6 +28,7 @@ from ratiofit.inference.unbinned import (
     generate_toy,
     signal_log_ratio_from_classifier,
 )
+from ratiofit.inference.errors import InferenceError
 from ratiofit.parameters import Parameter, ParameterSet
 from ratiofit.plugin_api import InputSignature
 from ratiofit.reweighter import Reweighter
@@ -198,7 +199,7 @@ def test_hesse_with_fixed_parameters_is_the_conditional_fisher_error(rw):
     information. Regression test for Minuit2's external-Hessian indexing with fixed
     parameters (root-project/root#20954): fixing the poi (first parameter) made the θ
     error 4.5× too large when the cost's analytic Hessian was used."""
-    from ratiofit.inference.unbinned import _minuit
+    from ratiofit.inference.unbinned_fit import _minuit
 
     mu_true, theta_true = 1.3, 0.3
     x, dx, lam, cost = _asimov_cost(rw, mu_true=mu_true, theta_true=theta_true)

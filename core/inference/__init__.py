@@ -6,13 +6,20 @@ exports them as a portable HistFactory workspace or builds an exact-mode pyhf mo
 a custom modifier, and fits, tests and ranks nuisances (guide-searches.md Sec. 3–4).
 The learned ratio's own error enters as constrained ``histosys`` modifiers built from the
 reweighter's bootstrap replicas (:mod:`ratiofit.inference.learned`).
-Unbinned (iminuit): :mod:`ratiofit.inference.unbinned`, the extended likelihood of
-guide-searches.md Eq. 3.7–3.8 with per-event log-ratios.
+Unbinned (iminuit): the extended likelihood of guide-searches.md Eq. 3.7–3.8 with
+per-event log-ratios, one module per concept: :mod:`ratiofit.inference.nuisances` (what
+is profiled), :mod:`ratiofit.inference.grid` (θ-grid interpolation of log w),
+:mod:`ratiofit.inference.caches` (network caching), :mod:`ratiofit.inference.normalisation`
+(Z(θ) over a reference sample), :mod:`ratiofit.inference.costs` (the unbinned and binned
+costs), :mod:`ratiofit.inference.unbinned_fit` (the fit driver) and
+:mod:`ratiofit.inference.toys` (toys and coverage).
 """
 
 from __future__ import annotations
 
+from .costs import ReweightedBinnedNLL, UnbinnedNLL, signal_log_ratio_from_classifier
 from .errors import InferenceError
+from .grid import LogRatioGrid
 from .learned import (
     LearnedRatioTerm,
     NonClosureTerm,
@@ -20,6 +27,8 @@ from .learned import (
     nonclosure_term,
     unbinned_replica_budget,
 )
+from .normalisation import ReferenceNormalisation
+from .nuisances import NormFactor, Nuisance
 from .pyhf_bridge import (
     MORPH_MODIFIER,
     BinnedModel,
@@ -58,22 +67,8 @@ from .templates import (
     histogram_template,
     reweighted_template,
 )
-from .unbinned import (
-    CoverageResult,
-    LogRatioGrid,
-    NormFactor,
-    Nuisance,
-    ProfileScan,
-    ReferenceNormalisation,
-    ReweightedBinnedNLL,
-    Toy,
-    UnbinnedFitResult,
-    UnbinnedNLL,
-    coverage,
-    fit_unbinned,
-    generate_toy,
-    signal_log_ratio_from_classifier,
-)
+from .toys import CoverageResult, Toy, coverage, generate_toy
+from .unbinned_fit import ProfileScan, UnbinnedFitResult, fit_unbinned
 
 __all__ = [
     "MORPH_MODIFIER",

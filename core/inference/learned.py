@@ -330,7 +330,7 @@ def unbinned_replica_budget(result: Any, *, replica_costs: Sequence[Any],
     ``interval_95``; ``covariance``, ``covariance_components`` and ``replica_values``.
     """
     from ..uncertainty import ErrorBudget
-    from .unbinned import fit_unbinned
+    from .unbinned_fit import fit_unbinned
 
     names = list(result.names)
     replica_values: dict[str, list[float]] = {n: [] for n in names}

@@ -21,7 +21,7 @@ guide-searches.md Sec. 4.3 and Fig. 7. Three steps:
    σ' in ``scan_sigmas``. A wrong σ' biases μ̂ by a response factor E[μ̂]/μ, so the
    precision compared is that of the calibrated estimate, std(μ̂)·μ/E[μ̂]; it is smallest
    near σ' = σ. (b) σ profiled: the unbinned extended likelihood of
-   :mod:`ratiofit.inference.unbinned` with σ a nuisance constrained by an auxiliary
+   :mod:`ratiofit.inference.costs` with σ a nuisance constrained by an auxiliary
    measurement N(σ_aux, ``constraint_width``) (σ_aux drawn around the true σ per toy),
    compared with σ fixed at its true value and at ``wrong_sigma``; coverage of the 68%
    MINOS interval of μ over ``n_profile_toys`` toys.

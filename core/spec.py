@@ -1066,6 +1066,25 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
     out["uncertainty"] = {k: v for k, v in spec.uncertainty.__dict__.items() if v is not None}
     out["outputs"] = {"plots": spec.outputs.plots, "closure": dict(spec.outputs.closure),
                       "closure_events": spec.outputs.closure_events}
+    inf = spec.inference
+    if inf is not None:
+        out["inference"] = {
+            "backend": inf.backend, "mode": inf.mode, "observable": inf.observable,
+            "bins": list(inf.edges), "flow": inf.flow, "poi": inf.poi, "data": list(inf.data),
+            "samples": {n: {"sample": s.sample, **({"yield": s.yield_} if s.yield_ is not None
+                                                   else {}),
+                            "signal": s.signal, "nuisances": list(s.nuisances)}
+                        for n, s in inf.samples.items()},
+            # a saved reweighter by absolute path: the copy sits in another directory
+            "nuisances": {n: {"reweighter": ns.reweighter if ns.reweighter == "this"
+                              else str(Path(ns.reweighter).resolve()),
+                              "parameter": ns.parameter, "nominal": ns.nominal,
+                              "sigma": ns.sigma,
+                              **({"measured": ns.measured} if ns.measured is not None else {})}
+                          for n, ns in inf.nuisances.items()},
+            "staterror": inf.staterror,
+            "hypotest": {"poi_value": inf.hypotest_poi, "calctype": inf.hypotest_calctype},
+            "upper_limit": inf.upper_limit, "impacts": inf.impacts}
     if spec.studies:
         out["studies"] = {st.label: {"study": st.study, "options": {
             k: v for k, v in st.options.items() if v is not None}} for st in spec.studies}

@@ -264,12 +264,12 @@ class Bumped(Rescaled):
 
 def test_the_nonclosure_term_covers_a_bias_the_replicas_share(exact, sig, bkg):
     """40 pipelines whose reweighter has the same shape error in every training (a bias
-    common to the replicas, so they see none of it: :class:`Bumped` with c = 1: 25% under the signal at the truth), truth
-    θ = 0.25, μ = 1. Without the non-closure term μ̂'s pulls have an RMS above 1 by more
-    than 4 of its standard errors (1/√(2n) = 0.11); with it the ±1σ interval covers at
-    least 68.3% less 2.5 binomial errors (√(0.683·0.317/40) = 0.07): the term is
-    conservative, as a non-closure uncertainty is, but must not under-cover (measured:
-    RMS 3.3 without, 70% with)."""
+    common to the replicas, so they see none of it: :class:`Bumped` with c = 1, 25% under
+    the signal at the truth), truth θ = 0.25, μ = 1. Without the non-closure term, μ̂'s
+    pulls have an RMS above 1 by more than 4 of its standard errors (1/√(2n) = 0.11).
+    With it, the ±1σ interval covers at least 68.3% less 2.5 binomial errors
+    (√(0.683·0.317/40) = 0.07): the term is conservative, as a non-closure uncertainty
+    is, but must not under-cover (measured: RMS 3.3 without, 70% covered with)."""
     n, theta_true, mu_true = 40, 0.25, 1.0
     rng = np.random.default_rng(21)
     biased = Bumped(exact, 1.0)

@@ -381,7 +381,10 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
         finish_fit(spec, rw, samples, reg, res, outdir=Path(output), executor=None,
                    progress=False, saved_replicas=saved, train=False)
         res = with_analytic(res, analytic_fit(spec, samples, reg))
-        write_json(Path(output) / "fit.json", {"fit": res, "spec": spec_path,
+        from .provenance import provenance
+
+        write_json(Path(output) / "fit.json", {"ratiofit": provenance(), "fit": res,
+                                               "spec": spec_path,
                                                "reweighters": list(reweighter_dirs)})
         _summary({"fit": res}, Path(output))
 

@@ -192,18 +192,6 @@ def summarise(values: Sequence[float], errors: Sequence[float], truths: Sequence
     return out
 
 
-def _commit() -> str | None:
-    """The git commit of the ratiofit source tree, when it is a checkout."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def truth_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
     """The default range of each parameter whose coverage is measured: the central 90 % of
     a fitted parameter's range; for an inference, :data:`POI_TRUTHS` for the POI and the
@@ -242,7 +230,9 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
         from .errors import RatiofitError
 
         raise RatiofitError(f"{spec.path}: coverage needs a 'fit' or an 'inference' section")
-    commit = _commit()  # the code the repeats run (before they start: HEAD may move on)
+    from .provenance import provenance
+
+    made_by = provenance()  # the code the repeats run (before they start: HEAD may move on)
     ranges = {**truth_ranges(spec), **(truth_range or {})}
     names = list(ranges)
     rng = derive_rng(spec.seed, "coverage-truths")
@@ -255,8 +245,8 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
         jobs.append(Job(name=f"repeat-{k}", function=function,
                         kwargs={"spec": spec, "k": k, "truth": truth, "outdir": str(outdir)}))
     runs = (executor or LocalExecutor()).run(jobs)
-    return {"spec": spec.path, "repeats": repeats, "truths": truths,
-            "ratiofit_commit": commit,
+    return {"ratiofit": made_by, "spec": spec.path, "repeats": repeats, "truths": truths,
+            "ratiofit_commit": made_by["commit"],
             "truth_range": {n: list(v) for n, v in (truth_range or {}).items()},
             "summary": summarise_runs(runs, names),
             "gate_failures": sum(r["gate"] == "fail" for r in runs), "runs": runs}

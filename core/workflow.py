@@ -592,7 +592,9 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     samples = Samples(spec, reg)
     for name in spec.samples:  # generate/read every sample first: bad data fail fast
         samples[name]
-    result: dict[str, Any] = {"spec": spec.path, "seed": spec.seed,
+    from .provenance import provenance
+
+    result: dict[str, Any] = {"ratiofit": provenance(), "spec": spec.path, "seed": spec.seed,
                               "parameters": spec.parameters.to_list()}
     if spec.reweighter is None:
         if spec.inference is not None:

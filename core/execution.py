@@ -429,8 +429,8 @@ class DaskExecutor(_BaseExecutor):
             try:
                 from distributed import Client, LocalCluster
             except ImportError as exc:
-                raise ExecutorError("the dask executor needs dask.distributed: "
-                                    "pip install 'dask[distributed]'") from exc
+                raise ExecutorError("the dask executor needs dask.distributed, which is not "
+                                    "installed: pip install 'ratiofit[dask]'") from exc
             try:
                 if self.scheduler is not None:
                     self._client = Client(self.scheduler, timeout="20s")

@@ -10,7 +10,8 @@ import pytest
 MODULES = ["ratiofit.parameters", "ratiofit.options", "ratiofit.spec", "ratiofit.events",
            "ratiofit.seeding", "ratiofit.registry", "ratiofit.reweighter",
            "ratiofit.uncertainty", "ratiofit.closure_gate", "ratiofit.coverage",
-           "ratiofit.correction", "ratiofit.inference.learned", "ratiofit.provenance"]
+           "ratiofit.correction", "ratiofit.inference.learned", "ratiofit.provenance",
+           "ratiofit.extras"]
 
 
 @pytest.mark.parametrize("module", MODULES)

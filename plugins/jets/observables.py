@@ -256,8 +256,10 @@ def _kt_axes(
     The axes arrays have shape ``[len(jets), N]``: the exclusive-kt subjets of those jets.
     """
     import awkward as ak
-    import fastjet
 
+    from ratiofit.extras import require
+
+    fastjet = require("fastjet", extra="jets", by="jet observables (kt subjets)")
     px, py = pt * np.cos(phi), pt * np.sin(phi)
     pz, energy = pt * np.sinh(eta), pt * np.cosh(eta)
     particles = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": energy}), counts)

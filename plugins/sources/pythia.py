@@ -152,7 +152,9 @@ def _silenced() -> Iterator[None]:
 
 
 def _new_pythia() -> Any:
-    import pythia8mc
+    from ratiofit.extras import require
+
+    pythia8mc = require("pythia8mc", extra="pythia", by="source 'pythia'")
 
     with _silenced():
         py = pythia8mc.Pythia("", False)  # False: no banner

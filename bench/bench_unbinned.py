@@ -6,7 +6,7 @@ and prints a summary. Not part of ``run_bench.py``.
 What is timed
     :func:`ratiofit.inference.fit_unbinned` with ``minos=True, scan=False,
     with_fixed_theta=False`` — MIGRAD, HESSE and MINOS on the signal strength — of an
-    :class:`~ratiofit.inference.UnbinnedNLL` built fresh for every measurement
+    :class:`~ratiofit.inference.ExtendedUnbinnedNLL` built fresh for every measurement
     (cold caches), on N = 10⁴, 10⁵, 10⁶ data events. One full analysis (plus the fit with
     θ fixed at θ₀ and both 2ΔNLL scans of μ, 21 points each) is timed at N = 10⁵, where
     repeated θ points are frequent.
@@ -111,14 +111,16 @@ def train_mlp_reweighter(*, n_events: int = 100_000, epochs: int = 3, seed: int 
 def time_fit(rw: Any, data: Any, log_rs: np.ndarray, reference: Any, mode: str, *,
              full: bool = False) -> dict[str, Any]:
     """Build a cost with ``mode`` (grid build timed apart) and time one fit."""
-    from ratiofit.inference import Nuisance, UnbinnedNLL, fit_unbinned
+    from ratiofit.inference import ExtendedUnbinnedNLL, Nuisance, fit_unbinned
 
     n = len(data)
     t0 = time.perf_counter()
-    cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", nominal=0.0, sigma=0.5)],
-                       signal_yield=SIGNAL_FRACTION * n,
-                       background_yield=(1 - SIGNAL_FRACTION) * n, signal_log_ratio=log_rs,
-                       reference=reference, cache=mode, grid_points=GRID_POINTS)
+    cost = ExtendedUnbinnedNLL(data, reweighter=rw,
+                               nuisances=[Nuisance("mu", nominal=0.0, sigma=0.5)],
+                               signal_yield=SIGNAL_FRACTION * n,
+                               background_yield=(1 - SIGNAL_FRACTION) * n,
+                               signal_log_ratio=log_rs, reference=reference, cache=mode,
+                               grid_points=GRID_POINTS)
     build = time.perf_counter() - t0
     t1 = time.perf_counter()
     res = fit_unbinned(cost, minos=True, scan=full, with_fixed_theta=full)

@@ -215,7 +215,7 @@ def parameterised_section(res: dict[str, Any]) -> list[str]:
             "### σ profiled in the unbinned fit", ""]
     prof = res["profile"]
     out += [f"Pseudo-experiments at σ = {prof['sigma_true']:g} (not a training value), fitted "
-            "with `ratiofit.inference.UnbinnedNLL` (MIGRAD, MINOS on μ) with the network "
+            "with `ratiofit.inference.ExtendedUnbinnedNLL` (MIGRAD, MINOS on μ) with the network "
             f"as the σ-dependent signal ratio; σ constrained by N(σ_aux, "
             f"{prof['constraint_width']:g}) with σ_aux drawn around the truth per toy "
             "(*profiled*), fixed at the truth, or fixed at the nominal "

@@ -307,7 +307,12 @@ def test_unbinned_replica_budget_adds_the_replicas_spread():
     spread), and the budget's components add: total² = k²·(stat² + reweighter²)."""
     from scipy.stats import norm as normal
 
-    from ratiofit.inference import Nuisance, UnbinnedNLL, fit_unbinned, unbinned_replica_budget
+    from ratiofit.inference import (
+        ExtendedUnbinnedNLL,
+        Nuisance,
+        fit_unbinned,
+        unbinned_replica_budget,
+    )
 
     rng = np.random.default_rng(5)
     x = np.concatenate([rng.normal(2.0, 0.3, 100), rng.normal(0.6, 1.0, 2000)])
@@ -318,7 +323,7 @@ def test_unbinned_replica_budget_adds_the_replicas_spread():
         return normal.logpdf(v, 2.0, 0.3) - normal.logpdf(v)
 
     def cost(scale):
-        return UnbinnedNLL(data, reweighter=analytic_gaussian_reweighter(theta_scale=scale),
+        return ExtendedUnbinnedNLL(data, reweighter=analytic_gaussian_reweighter(theta_scale=scale),
                            nuisances=[Nuisance("mu")], signal_yield=100.0,
                            background_yield=2000.0, signal_log_ratio=log_rs, cache="none")
 

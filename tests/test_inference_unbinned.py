@@ -17,12 +17,12 @@ from scipy.stats import norm
 
 from ratiofit.events import EventSet
 from ratiofit.inference import (
+    ExtendedUnbinnedNLL,
     LogRatioGrid,
     NormFactor,
     Nuisance,
     ReferenceNormalisation,
     ReweightedBinnedNLL,
-    UnbinnedNLL,
     coverage,
     fit_unbinned,
     generate_toy,
@@ -81,7 +81,7 @@ def test_nll_equals_exact_likelihood_without_reference(rw):
     rng = np.random.default_rng(11)
     data = sample(rng)
     x = data.features[:, 0]
-    cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
+    cost = ExtendedUnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
                        signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
                        cache="none")
     const = np.sum(norm.logpdf(x))  # Σ log p_b0(xᵢ), dropped by the cost
@@ -98,7 +98,7 @@ def test_nll_with_reference_normalisation_and_norm_factor(rw):
     xr = rng.normal(size=5000)
     ref = events(xr)
     nf = NormFactor("k", sigma=0.1)
-    cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
+    cost = ExtendedUnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
                        signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
                        reference=ref, norm=nf, cache="lru")
     const = np.sum(norm.logpdf(x))
@@ -114,7 +114,7 @@ def test_nll_with_reference_normalisation_and_norm_factor(rw):
         tol = _float32_bound(x, theta) + len(x) * ref_bound
         assert abs(cost(mu, theta, k) - const - want) <= tol + 1e-12 * abs(want)
     # shape_only=False: the yield follows Z(θ) and the per-event term is not divided by it
-    cost2 = UnbinnedNLL(data, reweighter=rw, nuisances=["mu"], signal_yield=NU_S,
+    cost2 = ExtendedUnbinnedNLL(data, reweighter=rw, nuisances=["mu"], signal_yield=NU_S,
                         background_yield=NU_B, signal_log_ratio=log_rs(data), reference=ref,
                         shape_only=False)
     theta = 0.5
@@ -133,7 +133,7 @@ def test_negative_signal_strength_and_both_evaluation_paths(rw):
     common = {"reweighter": rw, "nuisances": [Nuisance("mu", sigma=0.5)], "signal_yield": NU_S,
               "background_yield": NU_B, "signal_log_ratio": log_rs,
               "reference": events(rng.normal(size=2000)), "norm": NormFactor("k", sigma=0.3)}
-    fast, stable = UnbinnedNLL(data, **common), UnbinnedNLL(data, **common)
+    fast, stable = ExtendedUnbinnedNLL(data, **common), ExtendedUnbinnedNLL(data, **common)
     stable._signal = None  # force the overflow-safe log-space path everywhere
     for args in [(1.0, 0.2, 1.0), (-0.05, -0.4, 0.8), (3.0, 1.1, 1.3)]:
         np.testing.assert_allclose(fast(*args), stable(*args), rtol=1e-12)
@@ -162,7 +162,7 @@ def _asimov_cost(rw, *, mu_true, theta_true):
     lam = mu_true * NU_S * norm.pdf(x, SIG_MEAN, SIG_WIDTH) + NU_B * norm.pdf(x, theta_true)
     data = EventSet(features=x[:, None], feature_names=("x0",), weights=lam * dx)
     ref = EventSet(features=x[:, None], feature_names=("x0",), weights=norm.pdf(x) * dx)
-    cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", nominal=theta_true,
+    cost = ExtendedUnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", nominal=theta_true,
                                                                 sigma=0.5)],
                        signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
                        reference=ref)
@@ -235,7 +235,7 @@ def test_gradient_matches_finite_differences(rw, cache):
     data = sample(rng)
     x = data.features[:, 0]
     ref = events(rng.normal(size=4000))
-    cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
+    cost = ExtendedUnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
                        signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
                        reference=ref, norm=NormFactor("k", sigma=0.2), cache=cache,
                        grid_points=41)
@@ -384,7 +384,7 @@ def test_lru_cache_skips_the_network_for_repeated_theta(rw):
     rng = np.random.default_rng(18)
     data = sample(rng)
     ref = events(rng.normal(size=2000))
-    cost = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
+    cost = ExtendedUnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
                        signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
                        reference=ref, cache="lru")
     v1 = cost(1.0, 0.2)
@@ -393,7 +393,7 @@ def test_lru_cache_skips_the_network_for_repeated_theta(rw):
     assert cost(1.0, 0.2) == v1
     info = cost.cache_info()
     assert info["data_network_calls"] == 2 and info["reference_network_calls"] == 2
-    fresh = UnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
+    fresh = ExtendedUnbinnedNLL(data, reweighter=rw, nuisances=[Nuisance("mu", sigma=0.5)],
                         signal_yield=NU_S, background_yield=NU_B, signal_log_ratio=log_rs,
                         reference=ref, cache="none")
     assert fresh(1.0, 0.2) == v1
@@ -408,7 +408,7 @@ def test_fit_result_scans_and_grid_vs_network(rw):
     ref = ReferenceNormalisation(rw, ref_events, nuisances=[Nuisance("mu", sigma=0.5)])
     common = {"reweighter": rw, "nuisances": [Nuisance("mu", sigma=0.5)], "signal_yield": NU_S,
               "background_yield": NU_B, "signal_log_ratio": log_rs}
-    res = fit_unbinned(UnbinnedNLL(data, reference=ref, **common))
+    res = fit_unbinned(ExtendedUnbinnedNLL(data, reference=ref, **common))
     assert res.valid and res.scan is not None
     lo, hi = res.interval()
     # The scan's 2ΔNLL = 1 crossings reproduce MINOS to the interpolation error of 21
@@ -424,7 +424,7 @@ def test_fit_result_scans_and_grid_vs_network(rw):
     assert res.to_dict()["scan"]["parameter"] == "signal_strength"
     # The θ grid (float64 interpolant of the float32 network) gives the same fit.
     # θ enters log w quadratically, so the interpolant is exact up to float32 rounding.
-    grid_res = fit_unbinned(UnbinnedNLL(data, reference=ref_events, cache="grid", **common),
+    grid_res = fit_unbinned(ExtendedUnbinnedNLL(data, reference=ref_events, cache="grid", **common),
                             scan=False)
     for name in ("mu", "signal_strength"):
         assert abs(grid_res.values[name] - res.values[name]) < 0.01 * res.errors[name]
@@ -508,26 +508,26 @@ def test_bad_input_is_rejected_in_one_line(rw):
             Nuisance("mu", sigma=sigma)
         _one_line(exc)
     with pytest.raises(InferenceError, match="not a parameter of the reweighter") as exc:
-        UnbinnedNLL(data, nuisances=[Nuisance("alpha_s", sigma=0.1)], **common)
+        ExtendedUnbinnedNLL(data, nuisances=[Nuisance("alpha_s", sigma=0.1)], **common)
     _one_line(exc)
     x = data.features.copy()
     x[5, 0] = np.nan
     with pytest.raises(InferenceError, match="NaN") as exc:
-        UnbinnedNLL(x, nuisances=["mu"], **common)
+        ExtendedUnbinnedNLL(x, nuisances=["mu"], **common)
     _one_line(exc)
     bad_rs = log_rs(data)
     bad_rs[3] = np.nan
     with pytest.raises(InferenceError, match="NaN") as exc:
-        UnbinnedNLL(data, nuisances=["mu"], **{**common, "signal_log_ratio": bad_rs})
+        ExtendedUnbinnedNLL(data, nuisances=["mu"], **{**common, "signal_log_ratio": bad_rs})
     _one_line(exc)
     with pytest.raises(InferenceError, match="positive") as exc:
         NormFactor(sigma=0.0)
     _one_line(exc)
     with pytest.raises(InferenceError, match="distinct") as exc:
-        UnbinnedNLL(data, nuisances=["mu"], poi="mu", **common)
+        ExtendedUnbinnedNLL(data, nuisances=["mu"], poi="mu", **common)
     _one_line(exc)
     with pytest.raises(InferenceError, match="leave the reweighter's range") as exc:
-        UnbinnedNLL(data, nuisances=[Nuisance("mu", limits=(-3.0, 1.0))], **common)
+        ExtendedUnbinnedNLL(data, nuisances=[Nuisance("mu", limits=(-3.0, 1.0))], **common)
     _one_line(exc)
     with pytest.raises(InferenceError, match="strictly inside") as exc:
         signal_log_ratio_from_classifier([0.2, 1.0])

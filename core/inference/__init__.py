@@ -17,7 +17,7 @@ costs), :mod:`ratiofit.inference.unbinned_fit` (the fit driver) and
 
 from __future__ import annotations
 
-from .costs import ReweightedBinnedNLL, UnbinnedNLL, signal_log_ratio_from_classifier
+from .costs import ExtendedUnbinnedNLL, ReweightedBinnedNLL, signal_log_ratio_from_classifier
 from .errors import InferenceError
 from .grid import LogRatioGrid
 from .learned import (
@@ -78,6 +78,7 @@ __all__ = [
     "Channel",
     "ChannelTemplates",
     "CoverageResult",
+    "ExtendedUnbinnedNLL",
     "FitResult",
     "FlowCounts",
     "FlowPolicy",
@@ -100,7 +101,6 @@ __all__ = [
     "TemplateMorphing",
     "Toy",
     "UnbinnedFitResult",
-    "UnbinnedNLL",
     "UpperLimitResult",
     "add_learned_ratio",
     "asimov_data",

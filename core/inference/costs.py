@@ -15,7 +15,7 @@ sample a ratiofit reweighter was trained against:
   S-vs-B classifier (:func:`signal_log_ratio_from_classifier`, Eq. 3.10–3.14).
 
 The common factor p_b0(xᵢ) does not depend on the parameters and drops out of every
-likelihood ratio, so :class:`UnbinnedNLL` returns
+likelihood ratio, so :class:`ExtendedUnbinnedNLL` returns
 
     NLL(μ, θ, k) = μν_s + kν_b − Σᵢ wᵢᵈ log(μν_s r_s(xᵢ) + kν_b w(xᵢ, θ)/Z(θ))
                    + Σⱼ (θⱼ − θⱼ₀)² / (2σⱼ²) + (k − 1)² / (2σ_k²),
@@ -29,7 +29,7 @@ described in :mod:`ratiofit.inference.normalisation`; the caching of the network
 
 The θ-gradient is computed only when MIGRAD asks for it (``eager_gradient=False``):
 MINUIT calls the value far more often than the gradient, and a value-only network pass
-is 2–3× cheaper. HESSE and MIGRAD's seed use :meth:`UnbinnedNLL.hessian`, central
+is 2–3× cheaper. HESSE and MIGRAD's seed use :meth:`ExtendedUnbinnedNLL.hessian`, central
 differences of the analytic gradient (:func:`_fd_hessian`): MINUIT's own second
 differences of function values resolve the float32 rounding of a network summed over
 10⁶ events, not the curvature, and fail.
@@ -63,8 +63,8 @@ from .normalisation import ReferenceNormalisation
 from .nuisances import NormFactor, Nuisance, _as_events, _centre, _resolve_nuisances
 
 __all__ = [
+    "ExtendedUnbinnedNLL",
     "ReweightedBinnedNLL",
-    "UnbinnedNLL",
     "signal_log_ratio_from_classifier",
 ]
 
@@ -183,8 +183,11 @@ class _ReweighterCost(Cost):
         return list(self._parameters)
 
 
-class UnbinnedNLL(_ReweighterCost):
+class ExtendedUnbinnedNLL(_ReweighterCost):
     """Extended unbinned −log L with learned background shape nuisances (module docstring).
+
+    Named as iminuit names its costs: iminuit's ``UnbinnedNLL`` is shape-only, its
+    ``ExtendedUnbinnedNLL`` adds the Poisson term of the yields, as this one does.
 
     Fit parameters ``[poi, *nuisances, norm]``, in that order; ``Minuit(cost, **cost.start)``
     picks up names and limits. ``errordef`` is 0.5.
@@ -461,7 +464,7 @@ class ReweightedBinnedNLL(_ReweighterCost):
         Expected signal counts per bin at μ = 1 ``[K]``.
     reweighter, nuisances, fixed, norm, poi, poi_start, poi_limits, shape_only, cache,
     lru_size, grid_points, eager_gradient, verbose
-        As for :class:`UnbinnedNLL`.
+        As for :class:`ExtendedUnbinnedNLL`.
     background_yield
         Total expected background at nominal; ``None``: Σ w0.
     """

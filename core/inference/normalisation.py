@@ -52,9 +52,9 @@ class ReferenceNormalisation:
     reference
         Nominal-background events (EventSet with optional weights w0, or an array).
     nuisances, fixed
-        As for :class:`UnbinnedNLL`.
+        As for :class:`ExtendedUnbinnedNLL`.
     cache, lru_size, grid_points, grid
-        As for :class:`UnbinnedNLL` (``grid``: a prebuilt :class:`LogRatioGrid` of the
+        As for :class:`ExtendedUnbinnedNLL` (``grid``: a prebuilt :class:`LogRatioGrid` of the
         reference events).
     """
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..events import EventSet
 from ..reweighter import Reweighter
 from .caches import CacheMode
-from .costs import UnbinnedNLL
+from .costs import ExtendedUnbinnedNLL
 from .errors import InferenceError
 from .grid import LogRatioGrid
 from .normalisation import ReferenceNormalisation
@@ -197,7 +197,7 @@ def coverage(*, n_toys: int, reweighter: Reweighter, nuisances: Sequence[Nuisanc
     n_toys
         Number of pseudo-experiments.
     reweighter, nuisances, fixed, reference, norm, poi, cache, grid_points, tol
-        As for :class:`UnbinnedNLL` / :func:`fit_unbinned`.
+        As for :class:`ExtendedUnbinnedNLL` / :func:`fit_unbinned`.
     signal_pool, background_pool
         Simulated signal and nominal-background events to resample.
     signal_yield, background_yield
@@ -268,7 +268,7 @@ def coverage(*, n_toys: int, reweighter: Reweighter, nuisances: Sequence[Nuisanc
                                   nominal=max(float(rng.normal(norm_true, norm.sigma)), 1e-3))
         data_grid = None if grids is None else LogRatioGrid.concatenate(
             [grids[0].take(toy.signal_index), grids[1].take(toy.background_index)])
-        cost = UnbinnedNLL(toy.data, reweighter=reweighter, nuisances=toy_nuis,
+        cost = ExtendedUnbinnedNLL(toy.data, reweighter=reweighter, nuisances=toy_nuis,
                            signal_yield=signal_yield, background_yield=background_yield,
                            signal_log_ratio=log_rs, reference=reference, norm=toy_norm,
                            fixed=fixed_all, poi=poi, poi_start=mu_true,

@@ -3,7 +3,7 @@
 Results
 -------
 :func:`fit_unbinned` runs MIGRAD, HESSE and MINOS on μ of an
-:class:`~ratiofit.inference.UnbinnedNLL` (or a
+:class:`~ratiofit.inference.ExtendedUnbinnedNLL` (or a
 :class:`~ratiofit.inference.ReweightedBinnedNLL`, :mod:`ratiofit.inference.costs`) and
 returns a typed :class:`UnbinnedFitResult`, including the 2ΔNLL profile of μ with θ
 profiled and with θ fixed at its constraint centre (:class:`ProfileScan`, the "with and
@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from .costs import ReweightedBinnedNLL, UnbinnedNLL
+from .costs import ExtendedUnbinnedNLL, ReweightedBinnedNLL
 from .errors import InferenceError
 from .nuisances import _centre
 
 __all__ = ["ProfileScan", "UnbinnedFitResult", "fit_unbinned"]
 
-FitCost = UnbinnedNLL | ReweightedBinnedNLL
+FitCost = ExtendedUnbinnedNLL | ReweightedBinnedNLL
 
 
 @dataclass
@@ -174,7 +174,7 @@ def fit_unbinned(cost: FitCost, *, start: Mapping[str, float] | None = None,
                  minos: bool = True, scan: bool = True, scan_points: int = 21,
                  scan_width: float = 2.0, with_fixed_theta: bool = True, tol: float = 0.1,
                  strategy: int = 1) -> UnbinnedFitResult:
-    """MIGRAD + HESSE (+ MINOS on the poi, + scans) of an :class:`UnbinnedNLL` (or
+    """MIGRAD + HESSE (+ MINOS on the poi, + scans) of an :class:`ExtendedUnbinnedNLL` (or
     :class:`ReweightedBinnedNLL`).
 
     Parameters

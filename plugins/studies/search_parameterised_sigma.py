@@ -26,7 +26,7 @@ guide-searches.md Sec. 4.3 and Fig. 7. Three steps:
    compared with σ fixed at its true value and at ``wrong_sigma``; coverage of the 68%
    MINOS interval of μ over ``n_profile_toys`` toys.
 
-How 3(b) uses :class:`~ratiofit.inference.UnbinnedNLL`: that cost varies the
+How 3(b) uses :class:`~ratiofit.inference.ExtendedUnbinnedNLL`: that cost varies the
 *background* shape, p_b(x|θ) = p_b0(x)·w(x, θ)/Z(θ), with a fixed signal ratio. Here σ
 changes the *signal* shape. With p_b0 = p_B (the uniform background) the roles are
 exchanged exactly: the cost's "background" term is our signal (w = the parameterised
@@ -304,7 +304,7 @@ def _sigma_scan(context: Any, options: Mapping[str, Any], reweighter: Any, sigma
         for s in scan:
             w_sig = np.exp(reweighter.log_ratio(features=sig, theta={sigma_name: s}))
             w_bkg = np.exp(reweighter.log_ratio(features=bkg, theta={sigma_name: s}))
-            # Normalised as UnbinnedNLL does: p_S(u|σ') = p_B(u)·w(u, σ')/Z(σ'),
+            # Normalised as ExtendedUnbinnedNLL does: p_S(u|σ') = p_B(u)·w(u, σ')/Z(σ'),
             # Z = E_B[w] over the background pool.
             z = float(np.mean(w_bkg))
             ratios = {
@@ -348,16 +348,16 @@ def _fit_toys(toys: Sequence[Any], r_sig: np.ndarray, r_bkg: np.ndarray, nu_s: f
 
 def _profile(context: Any, options: Mapping[str, Any], reweighter: Any, sigma_name: str,
              pools: tuple[Any, Any]) -> dict[str, Any]:
-    """σ profiled (constrained) vs fixed at truth vs fixed wrong, with UnbinnedNLL."""
+    """σ profiled (constrained) vs fixed at truth vs fixed wrong, with ExtendedUnbinnedNLL."""
     from iminuit import Minuit
 
     from ratiofit.inference import (
+        ExtendedUnbinnedNLL,
         InferenceError,
         LogRatioGrid,
         NormFactor,
         Nuisance,
         ReferenceNormalisation,
-        UnbinnedNLL,
         generate_toy,
     )
 
@@ -391,7 +391,7 @@ def _profile(context: Any, options: Mapping[str, Any], reweighter: Any, sigma_na
                                          grids[1].take(toy.background_index)])
         for variant in variants:
             centre = {"profiled": aux, "fixed_true": s_true, "fixed_wrong": wrong}[variant]
-            cost = UnbinnedNLL(
+            cost = ExtendedUnbinnedNLL(
                 toy.data, reweighter=reweighter,
                 nuisances=[Nuisance(sigma_name, nominal=centre, sigma=width, limits=limits)],
                 # roles exchanged (module docstring): our background is the cost's signal

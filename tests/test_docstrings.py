@@ -1,17 +1,30 @@
-"""The runnable examples in the docstrings run and give what they show."""
+"""The runnable examples in every module's docstrings (ratiofit and ratiofit.plugins, found
+by walking the packages, so a new module's examples run without being listed) run and give
+what they show."""
 
 from __future__ import annotations
 
 import doctest
 import importlib
+import pkgutil
 
 import pytest
 
-MODULES = ["ratiofit.parameters", "ratiofit.options", "ratiofit.spec", "ratiofit.events",
-           "ratiofit.seeding", "ratiofit.registry", "ratiofit.reweighter",
-           "ratiofit.uncertainty", "ratiofit.closure_gate", "ratiofit.coverage",
-           "ratiofit.correction", "ratiofit.inference.learned", "ratiofit.provenance",
-           "ratiofit.extras"]
+import ratiofit
+import ratiofit.plugins
+
+
+def _modules() -> list[str]:
+    return sorted(m.name for pkg in (ratiofit, ratiofit.plugins)
+                  for m in pkgutil.walk_packages(pkg.__path__, f"{pkg.__name__}."))
+
+
+MODULES = _modules()
+
+
+def test_the_walk_finds_the_framework_and_the_plugins() -> None:
+    assert {"ratiofit.spec", "ratiofit.inference.learned",
+            "ratiofit.plugins.jets.observables"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)

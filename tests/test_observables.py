@@ -9,7 +9,6 @@ by float64 round-off (summation order, a matrix product instead of a nested loop
 
 from __future__ import annotations
 
-import doctest
 import itertools
 import math
 import warnings
@@ -345,8 +344,3 @@ def test_bad_input_is_refused(jets, match):
 def test_bad_parameters_are_refused(kwargs):
     with pytest.raises(ValueError, match="finite positive"):
         jet_observables(random_jets([3], seed=11), **kwargs)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(observables, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

@@ -124,11 +124,3 @@ def test_bad_inputs() -> None:
         preprocess_jets(jets, jet_eta=jet_eta[:3], jet_phi=jet_phi)
     with pytest.raises(ValueError, match="lack field"):
         preprocess_jets(jets[["pt", "eta", "phi"]], jet_eta=jet_eta, jet_phi=jet_phi)
-
-
-def test_docstring_examples() -> None:
-    import doctest
-
-    import ratiofit.plugins.jets.preprocessing as module
-
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0

@@ -465,9 +465,3 @@ def test_specs_validate(name: str) -> None:
 
     spec = load_spec(Path(__file__).resolve().parent.parent / "specs" / f"{name}.yaml")
     assert spec.reweighter is not None
-
-
-def test_docstring_examples() -> None:
-    import doctest
-
-    assert doctest.testmod(srgn_module).failed == 0

@@ -37,7 +37,11 @@ def _guard(debug: bool, fn: Callable[[], Any]) -> Any:
         sys.exit(2)
 
 
-def _progress(quiet: bool) -> bool:
+def _progress(quiet: bool, verbose: bool = False) -> bool:
+    """Progress bars on a terminal (and the stage lines where it is not: ratiofit.console)."""
+    from .console import configure
+
+    configure(verbose=verbose, quiet=quiet)
     return not quiet and sys.stderr.isatty()
 
 
@@ -58,7 +62,11 @@ def main(ctx: click.Context) -> None:
 
 
 debug_opt = click.option("--debug", is_flag=True, help="Show tracebacks.")
-quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+quiet_opt = click.option("--quiet", "-q", is_flag=True,
+                         help="No progress bars and no stage lines (warnings only).")
+verbose_opt = click.option("--verbose", "-v", is_flag=True,
+                           help="Stage lines on a terminal too (they are on wherever stderr "
+                                "is not a terminal).")
 
 
 @main.command()
@@ -74,9 +82,11 @@ quiet_opt = click.option("--quiet", "-q", is_flag=True, help="No progress bars."
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Run the independent jobs on a local dask cluster of N worker processes.")
 @quiet_opt
+@verbose_opt
 @debug_opt
 def run(spec_path: str, output: str | None, no_plots: bool, scale: float,
-        scheduler: str | None, workers: int | None, quiet: bool, debug: bool) -> None:
+        scheduler: str | None, workers: int | None, quiet: bool, verbose: bool,
+        debug: bool) -> None:
     """Run everything a spec declares; write OUTPUT/result.json, reweighter/, plots/.
 
     Each finished job (ensemble member) is also kept in OUTPUT/jobs/; running the same
@@ -102,7 +112,7 @@ def run(spec_path: str, output: str | None, no_plots: bool, scale: float,
             executor = DaskExecutor(scheduler=scheduler, workers=workers,
                                     results_dir=jobs_dir, fingerprint=fingerprint)
         with executor:
-            result = run_spec(spec, out, progress=_progress(quiet),
+            result = run_spec(spec, out, progress=_progress(quiet, verbose),
                               plots=False if no_plots else None, executor=executor)
         if executor.skipped:
             click.echo(f"reused finished job(s) {', '.join(executor.skipped)} from {jobs_dir} "
@@ -259,8 +269,10 @@ def plugins(show_options: bool) -> None:
               "ensemble.training_samples: independent) into OUTPUT/ensemble/member-K/"
               "reweighter, the layout of `ratiofit run`; 0 is OUTPUT/reweighter.")
 @quiet_opt
+@verbose_opt
 @debug_opt
-def train(spec_path: str, output: str, member: int, quiet: bool, debug: bool) -> None:
+def train(spec_path: str, output: str, member: int, quiet: bool, verbose: bool,
+          debug: bool) -> None:
     """Train (and calibrate) the spec's reweighter into OUTPUT/reweighter."""
     from .registry import get_registry
     from .spec import load_spec
@@ -277,7 +289,7 @@ def train(spec_path: str, output: str, member: int, quiet: bool, debug: bool) ->
         out = Path(output)
         rw = train_from_spec(spec, Samples(spec, reg), member=member,
                              checkpoint_dir=out / "checkpoints" / f"member-{member}",
-                             progress=_progress(quiet), registry=reg)
+                             progress=_progress(quiet, verbose), registry=reg)
         target = out / "reweighter" if member == 0 else \
             out / "ensemble" / f"member-{member}" / "reweighter"
         rw.save(target)
@@ -409,10 +421,12 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
               help="Run the repeats on this dask scheduler.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Run the repeats on a local dask cluster of N worker processes.")
+@quiet_opt
+@verbose_opt
 @debug_opt
 def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
              truth_ranges: tuple[str, ...], scale: float, scheduler: str | None,
-             workers: int | None, debug: bool) -> None:
+             workers: int | None, quiet: bool, verbose: bool, debug: bool) -> None:
     """Repeat SPEC's whole pipeline; report pulls and 68%/95% coverage of the truth.
 
     Writes OUTPUT/coverage.json and OUTPUT/pulls.png; each finished repeat is kept in
@@ -427,6 +441,7 @@ def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
     def go() -> None:
         if scheduler is not None and workers is not None:
             raise RatiofitError("give --scheduler or --workers, not both")
+        _progress(quiet, verbose)  # the repeats draw no bars; this sets the stage lines
         spec = load_spec(spec_path)
         if spec.fit is None and spec.inference is None:
             raise RatiofitError(f"{spec_path}: coverage needs a 'fit' or an 'inference' "

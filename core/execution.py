@@ -286,9 +286,12 @@ class LocalExecutor(_BaseExecutor):
         plain = self.store is None and self.retries == 0
         failures: dict[str, str] = {}
         first: BaseException | None = None
-        for i in todo:
+        from .console import log
+
+        for n, i in enumerate(todo, start=1):
             job = jobs[i]
             attempt = 0
+            log.info("job %s (%d of %d) ...", job.name, n, len(todo))
             while True:
                 attempt += 1
                 t0 = time.perf_counter()
@@ -302,6 +305,7 @@ class LocalExecutor(_BaseExecutor):
                     failures[job.name] = self._failure(exc, attempt)
                     first = first or exc
                     break
+                log.info("job %s done in %.1f s", job.name, time.perf_counter() - t0)
                 try:
                     results[i] = self._finish(job, value, attempts=attempt,
                                               seconds=time.perf_counter() - t0)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .closure_gate import closure_gate
+from .console import stage
 from .events import EventSet
 from .execution import Executor, Job, LocalExecutor
 from .registry import Registry
@@ -385,11 +386,13 @@ def finish_fit(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Samples
         t1 = time.perf_counter()
         dirs = list(saved_replicas or []) or [
             outdir / r["reweighter_dir"] for r in fit["uncertainty"]["replicas"]]
-        simulation_correction(spec, rw, samples, registry, fit, replica_dirs=dirs)
+        with stage("simulation correction at the fitted theta"):
+            simulation_correction(spec, rw, samples, registry, fit, replica_dirs=dirs)
         timing["correction_seconds"] = time.perf_counter() - t1
     if spec.uncertainty.gate:
         t2 = time.perf_counter()
-        fit["gate"] = gate_at_fit(spec, rw, samples, registry, fit)
+        with stage("closure gate at the fitted theta"):
+            fit["gate"] = gate_at_fit(spec, rw, samples, registry, fit)
         timing["gate_seconds"] = time.perf_counter() - t2
     flag_fit(fit)
     return timing

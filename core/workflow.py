@@ -21,6 +21,7 @@ import yaml
 
 from ._atomic import json_default, publish
 from .closure_gate import reweighted_histograms
+from .console import stage
 from .errors import DataError
 from .events import EventSet
 from .execution import Executor, Job, LocalExecutor
@@ -295,9 +296,10 @@ def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, ou
     t0 = time.perf_counter()
     sub = outdir / "reweighter" if member == 0 else outdir / "ensemble" / f"member-{member}" / \
         "reweighter"
-    rw = train_from_spec(spec, samples, member=member,
-                         checkpoint_dir=outdir / "checkpoints" / f"member-{member}",
-                         progress=progress, registry=registry)
+    with stage(f"training member {member}"):
+        rw = train_from_spec(spec, samples, member=member,
+                             checkpoint_dir=outdir / "checkpoints" / f"member-{member}",
+                             progress=progress, registry=registry)
     t_train = time.perf_counter() - t0
     rw.save(sub)
     out: dict[str, Any] = {"member": member, "reweighter_dir": str(sub.relative_to(outdir)),
@@ -308,11 +310,13 @@ def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, ou
                            "normalisation": rw.metadata.get("normalisation")}
     if member == 0:
         t1 = time.perf_counter()
-        out["closure"] = closure(spec, rw, samples, registry)
+        with stage("closure"):
+            out["closure"] = closure(spec, rw, samples, registry)
         out["closure_seconds"] = time.perf_counter() - t1
     if spec.fit is not None:
         t2 = time.perf_counter()
-        out["fit"] = fit_reweighter(spec, rw, samples, registry, member=member).to_dict()
+        with stage(f"fit (member {member})"):
+            out["fit"] = fit_reweighter(spec, rw, samples, registry, member=member).to_dict()
         out["fit_seconds"] = time.perf_counter() - t2
     out["train_seconds"] = t_train
     return out
@@ -590,8 +594,9 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     (out / "spec.yaml").write_text(yaml.safe_dump(resolved_dict(spec), sort_keys=False,
                                                   allow_unicode=True))
     samples = Samples(spec, reg)
-    for name in spec.samples:  # generate/read every sample first: bad data fail fast
-        samples[name]
+    with stage(f"samples ({', '.join(spec.samples)})"):
+        for name in spec.samples:  # generate/read every sample first: bad data fail fast
+            samples[name]
     from .provenance import provenance
 
     result: dict[str, Any] = {"ratiofit": provenance(), "spec": spec.path, "seed": spec.seed,
@@ -664,11 +669,15 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     if spec.inference is not None or spec.studies:
         this = Reweighter.load(out / first["reweighter_dir"], registry=reg)
         if spec.inference is not None:
-            result["inference"] = run_inference(spec, samples, reg, outdir=out, this=this,
-                                                executor=executor, progress=progress)
+            with stage("inference"):
+                result["inference"] = run_inference(spec, samples, reg, outdir=out,
+                                                    this=this, executor=executor,
+                                                    progress=progress)
         if spec.studies:
-            result["studies"] = run_studies(spec, samples, reg, outdir=out, reweighter=this,
-                                            executor=executor, progress=progress)
+            with stage("studies"):
+                result["studies"] = run_studies(spec, samples, reg, outdir=out,
+                                                reweighter=this, executor=executor,
+                                                progress=progress)
     _remove_empty_tree(out / "checkpoints")
     result["timing"] = {
         **timing, "total_seconds": time.perf_counter() - t0,
@@ -679,5 +688,6 @@ def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
     if spec.outputs.plots if plots is None else plots:
         from .report import make_plots
 
-        make_plots(result, out)
+        with stage("plots"):
+            make_plots(result, out)
     return result

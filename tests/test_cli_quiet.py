@@ -1,8 +1,10 @@
-"""The console of a run: no TensorFlow start-up or retracing lines (core/_quiet.py), and
-commands that need no network import no TensorFlow."""
+"""The console of a run: no TensorFlow start-up or retracing lines (core/_quiet.py), stage
+lines where stderr is not a terminal (core/console.py), and commands that need no network
+import no TensorFlow."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +43,10 @@ def test_a_run_prints_no_tensorflow_log_lines(tmp_path: Path) -> None:
                    "I0000"):
         assert marker not in console, console
     assert "fit mu = " in res.stdout
+    # stderr is a pipe here, as on a batch system: one line per stage, with durations
+    assert re.search(r"^\d\d:\d\d:\d\d ratiofit: training member 0 done in [\d.]+ s$",
+                     res.stderr, flags=re.M), res.stderr
+    assert "ratiofit: job replica-3 (3 of 3) ..." in res.stderr
+    quiet = _run("run", "specs/quickstart.yaml", "--scale", "0.01", "-q", "-o",
+                 str(tmp_path / "out"))  # the finished jobs are reused: quick
+    assert quiet.returncode == 0 and "ratiofit: " not in quiet.stderr, quiet.stderr

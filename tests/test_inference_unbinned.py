@@ -91,6 +91,25 @@ def test_nll_equals_exact_likelihood_without_reference(rw):
         assert abs(got - want) <= _float32_bound(x, theta) + 1e-12 * abs(want)
 
 
+def test_an_ensemble_average_is_a_reweighter_like_any_other(rw):
+    """The costs take anything with the log-ratio protocol (ratiofit.log_ratio): the
+    average of two copies of the exact ratio gives the single one's likelihood, to the
+    rounding of (a + a)/2 in float64 (exact); an object without it is refused."""
+    from ratiofit.reweighter import AveragedReweighter
+
+    data = sample(np.random.default_rng(11))
+    common = {"nuisances": [Nuisance("mu", sigma=0.5)], "signal_yield": NU_S,
+              "background_yield": NU_B, "signal_log_ratio": log_rs, "cache": "none"}
+    single = ExtendedUnbinnedNLL(data, reweighter=rw, **common)
+    averaged = ExtendedUnbinnedNLL(data, reweighter=AveragedReweighter(members=[rw, rw]),
+                                   **common)
+    for mu, theta in [(1.0, 0.0), (0.7, 0.4)]:
+        assert averaged(mu, theta) == pytest.approx(single(mu, theta), rel=1e-12)
+    with pytest.raises(InferenceError, match="LogRatioModel protocol") as exc:
+        ExtendedUnbinnedNLL(data, reweighter=object(), **common)
+    _one_line(exc)
+
+
 def test_nll_with_reference_normalisation_and_norm_factor(rw):
     rng = np.random.default_rng(12)
     data = sample(rng)

@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 
 from ..events import EventSet
-from ..reweighter import Reweighter
+from ..log_ratio import LogRatioModel
 from .errors import InferenceError
 from .grid import LogRatioGrid
 from .nuisances import Nuisance
@@ -78,7 +78,7 @@ class _Source:
 
 
 class _NetworkSource(_Source):
-    def __init__(self, reweighter: Reweighter, events: EventSet, names: Sequence[str],
+    def __init__(self, reweighter: LogRatioModel, events: EventSet, names: Sequence[str],
                  fixed: Mapping[str, float]) -> None:
         self.reweighter, self.events = reweighter, events
         self.names, self.fixed = list(names), dict(fixed)
@@ -132,7 +132,7 @@ class _GridSource(_Source):
         return lw, d[:, None]
 
 
-def _make_source(reweighter: Reweighter, events: EventSet, nuisances: Sequence[Nuisance],
+def _make_source(reweighter: LogRatioModel, events: EventSet, nuisances: Sequence[Nuisance],
                  fixed: Mapping[str, float], cache: str, lru_size: int, grid_points: int,
                  grid: LogRatioGrid | None, what: str) -> _Source:
     names = [n.name for n in nuisances]

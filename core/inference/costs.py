@@ -55,7 +55,7 @@ import numpy as np
 from iminuit.cost import Cost
 
 from ..events import EventSet
-from ..reweighter import Reweighter
+from ..log_ratio import LogRatioModel
 from .caches import _CACHE_MODES, CacheMode, _make_source, _NetworkSource, _Source, _weighted_sum
 from .errors import InferenceError
 from .grid import LogRatioGrid, _catmull_rom, _check_nodes, _with_ghosts
@@ -236,7 +236,7 @@ class ExtendedUnbinnedNLL(_ReweighterCost):
         iminuit's verbosity (1: print every call).
     """
 
-    def __init__(self, data: Any, *, reweighter: Reweighter,
+    def __init__(self, data: Any, *, reweighter: LogRatioModel,
                  nuisances: Sequence[Nuisance | str], signal_yield: float,
                  background_yield: float, signal_log_ratio: SignalLogRatio,
                  reference: Any = None, norm: NormFactor | None = None,
@@ -246,8 +246,9 @@ class ExtendedUnbinnedNLL(_ReweighterCost):
                  lru_size: int = 16, grid_points: int = 21,
                  data_grid: LogRatioGrid | None = None, eager_gradient: bool = False,
                  verbose: int = 0) -> None:
-        if not isinstance(reweighter, Reweighter):
-            raise InferenceError(f"reweighter must be a ratiofit Reweighter, got "
+        if not isinstance(reweighter, LogRatioModel):
+            raise InferenceError(f"reweighter must be a ratiofit Reweighter or "
+                                 f"AveragedReweighter (the LogRatioModel protocol), got "
                                  f"{type(reweighter).__name__}")
         for label, value in (("signal_yield", signal_yield),
                              ("background_yield", background_yield)):
@@ -470,7 +471,7 @@ class ReweightedBinnedNLL(_ReweighterCost):
     """
 
     def __init__(self, counts: Any, *, edges: Any, background: EventSet,
-                 observable: str | np.ndarray, signal_template: Any, reweighter: Reweighter,
+                 observable: str | np.ndarray, signal_template: Any, reweighter: LogRatioModel,
                  nuisances: Sequence[Nuisance | str], background_yield: float | None = None,
                  norm: NormFactor | None = None, fixed: Mapping[str, float] | None = None,
                  poi: str = "signal_strength", poi_start: float = 1.0,

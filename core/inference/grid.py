@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..reweighter import Reweighter
+from ..log_ratio import LogRatioModel
 from .errors import InferenceError
 from .nuisances import _as_events
 
@@ -102,7 +102,7 @@ class LogRatioGrid:
         self._padded = np.ascontiguousarray(_with_ghosts(t))
 
     @classmethod
-    def build(cls, reweighter: Reweighter, events: Any, *, name: str, points: int = 21,
+    def build(cls, reweighter: LogRatioModel, events: Any, *, name: str, points: int = 21,
               bounds: tuple[float, float] | None = None,
               fixed: Mapping[str, float] | None = None) -> LogRatioGrid:
         """Run the network once per node over ``events``.

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..reweighter import Reweighter
+from ..log_ratio import LogRatioModel
 from .caches import CacheMode, _make_source, _weighted_sum
 from .errors import InferenceError
 from .grid import LogRatioGrid
@@ -58,7 +58,7 @@ class ReferenceNormalisation:
         reference events).
     """
 
-    def __init__(self, reweighter: Reweighter, reference: Any, *,
+    def __init__(self, reweighter: LogRatioModel, reference: Any, *,
                  nuisances: Sequence[Nuisance | str], fixed: Mapping[str, float] | None = None,
                  cache: CacheMode = "lru", lru_size: int = 16, grid_points: int = 21,
                  grid: LogRatioGrid | None = None) -> None:

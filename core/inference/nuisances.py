@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..events import EventSet
-from ..reweighter import Reweighter
+from ..log_ratio import LogRatioModel
 from .errors import InferenceError
 
 __all__ = ["NormFactor", "Nuisance"]
@@ -98,7 +98,7 @@ def _centre(nu: Nuisance) -> float:
     return float(nu.nominal)
 
 
-def _as_events(features: Any, reweighter: Reweighter, what: str) -> EventSet:
+def _as_events(features: Any, reweighter: LogRatioModel, what: str) -> EventSet:
     """An EventSet, or an ``[n, d]`` array in the reweighter's feature order."""
     if isinstance(features, EventSet):
         return features
@@ -115,7 +115,7 @@ def _as_events(features: Any, reweighter: Reweighter, what: str) -> EventSet:
     return EventSet(features=x, feature_names=names, provenance={"origin": what})
 
 
-def _resolve_nuisances(reweighter: Reweighter, nuisances: Sequence[Nuisance | str],
+def _resolve_nuisances(reweighter: LogRatioModel, nuisances: Sequence[Nuisance | str],
                        fixed: Mapping[str, float] | None
                        ) -> tuple[list[Nuisance], dict[str, float]]:
     """Fill defaults from the reweighter and check names; the other θ are held fixed."""

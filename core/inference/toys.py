@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..events import EventSet
-from ..reweighter import Reweighter
+from ..log_ratio import LogRatioModel
 from .caches import CacheMode
 from .costs import ExtendedUnbinnedNLL
 from .errors import InferenceError
@@ -170,7 +170,7 @@ def _interval(cost: FitCost, m: Any, method: str, tol: float) -> tuple[float, fl
     return out[0], out[1]
 
 
-def coverage(*, n_toys: int, reweighter: Reweighter, nuisances: Sequence[Nuisance],
+def coverage(*, n_toys: int, reweighter: LogRatioModel, nuisances: Sequence[Nuisance],
              signal_pool: EventSet, background_pool: EventSet, signal_yield: float,
              background_yield: float,
              signal_log_ratio: Callable[[EventSet], Any] | tuple[np.ndarray, np.ndarray],

@@ -86,7 +86,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ import numpy as np
 import yaml
 
 from .errors import PluginError, SpecError
-from .options import OptionError, resolve_options
+from .options import Option, OptionError, resolve_options
 from .parameters import Parameter, ParameterSet
 from .registry import Registry, get_registry
 
@@ -243,34 +243,71 @@ class SampleSpec:
         return [n for n, t in self.theta.items() if t.kind == "uniform"]
 
 
+def declared(option: Option) -> Any:
+    """A field of a declared spec section: ``option`` (:class:`~ratiofit.options.Option`)
+    is its type, default, bounds and documentation at once; :func:`section_options` reads
+    it back for validation (:func:`_declared_section`), the resolved spec
+    (:func:`resolved_dict`) and the generated reference (``make docs``)."""
+    return field(default=option.default, metadata={"option": option})
+
+
+def section_options(cls: type) -> dict[str, Option]:
+    """The declared options of a spec section's dataclass, in declaration order.
+
+    >>> section_options(TrainingSpec)["epochs"].default
+    30
+    """
+    return {f.name: f.metadata["option"] for f in fields(cls) if "option" in f.metadata}
+
+
 @dataclass(frozen=True)
 class TrainingSpec:
-    epochs: int = 30
-    batch_size: int = 1024
-    learning_rate: float = 2e-3
-    schedule: str = "cosine"
-    validation_fraction: float = 0.2
-    patience: int = 5
-    class_balance: bool = True
-    checkpoint: bool = True
-    resample_reference_theta: bool = False
-    mixed_precision: bool = False
-    restore_best: bool = True
+    """``reweighter.training``: how the classifier is trained (:mod:`ratiofit.training`)."""
+
+    epochs: int = declared(Option("int", 30, "Passes over the training sample.", minimum=1))
+    batch_size: int = declared(Option("int", 1024, "Events per gradient step.", minimum=1))
+    learning_rate: float = declared(Option("float", 2e-3, "Adam's initial learning rate.",
+                                           minimum=1e-12))
+    schedule: str = declared(Option("str", "cosine", "Learning-rate schedule over the "
+                                    "training: cosine decay to 0, or constant.",
+                                    choices=("cosine", "constant")))
+    validation_fraction: float = declared(Option(
+        "float", 0.2, "Fraction of the events held out for validation (early stopping).",
+        minimum=1e-9, maximum=1 - 1e-9))
+    patience: int = declared(Option("int", 5, "Epochs without a better validation loss "
+                                    "before training stops.", minimum=1))
+    class_balance: bool = declared(Option("bool", True, "Weight the two classes to equal "
+                                          "totals (the ratio is corrected for it)."))
+    checkpoint: bool = declared(Option("bool", True, "Checkpoint every epoch, so an "
+                                       "interrupted training resumes."))
+    resample_reference_theta: bool = declared(Option(
+        "bool", False, "Pair the reference events with fresh θ drawn from the target's θ "
+        "every epoch."))
+    mixed_precision: bool = declared(Option("bool", False, "float16 compute with float32 "
+                                            "variables (GPUs)."))
+    restore_best: bool = declared(Option("bool", True, "End with the weights of the best "
+                                         "validation epoch."))
 
 
 @dataclass(frozen=True)
 class CalibrationSpec:
-    """Normalisation (log w ← log w − log E_reference[w](θ)) or moment calibration
-    (also a tilt a(θ)·T(x) matching the target's moments), see :mod:`ratiofit.reweighter`."""
+    """``reweighter.calibration``: normalisation (log w ← log w − log E_reference[w](θ)) or
+    moment calibration (also a tilt a(θ)·T(x) matching the target's moments), see
+    :mod:`ratiofit.reweighter`. Also ``none``, ``normalisation`` or ``moments`` alone."""
 
-    method: str = "normalisation"
-    points: int = 21
-    degree: int = 6
-    events: int = 1_000_000
-    #: Highest feature power matched (method ``moments`` only).
-    moments: int = 1
-    #: Polynomial degree in θ of the target-moment regression (method ``moments`` only).
-    moment_degree: int = 4
+    method: str = declared(Option("str", "normalisation", "What is calibrated.",
+                                  choices=("normalisation", "moments")))
+    points: int = declared(Option("int", 21, "θ points at which E_reference[w] is "
+                                  "measured.", minimum=1))
+    degree: int = declared(Option("int", 6, "Polynomial degree in θ of the fitted log "
+                                  "normalisation (below points).", minimum=0))
+    events: int = declared(Option("int", 1_000_000, "Reference events used (at most).",
+                                  minimum=1))
+    moments: int = declared(Option("int", 1, "Highest feature power matched (method "
+                                   "moments only).", minimum=1))
+    moment_degree: int = declared(Option("int", 4, "Polynomial degree in θ of the target-"
+                                         "moment regression (method moments only).",
+                                         minimum=0))
 
 
 @dataclass(frozen=True)
@@ -308,19 +345,23 @@ class OutputsSpec:
 
 @dataclass(frozen=True)
 class UncertaintySpec:
-    """The learned ratio's error (bootstrap replicas) and the closure gate at θ̂."""
+    """``uncertainty``: the learned ratio's error (bootstrap replicas), the simulation at
+    θ̂ and the closure gate (docs/concepts.md, "Honest errors")."""
 
-    #: Bootstrap replicas of the reweighter, each retrained and refitted (0: none).
-    replicas: int = 3
-    #: ``simulation``: the one-step simulation correction at the fitted θ; ``none``: off.
-    correction: str = "simulation"
-    #: Test the reweighting at the fitted θ after every fit.
-    gate: bool = True
-    #: Events simulated at the fitted θ for the correction and per side of the gate
-    #: (``None``: 4x the data sample's size, at most 10^6).
-    gate_events: int | None = None
-    #: Family-wise significance of the gate's tests.
-    gate_level: float = 0.01
+    replicas: int = declared(Option("int", 3, "Bootstrap replicas of the reweighter, each "
+                                    "retrained and refitted (0: none; else at least 2).",
+                                    minimum=0))
+    correction: str = declared(Option(
+        "str", "simulation", "simulation: the one-step simulation correction at the fitted "
+        "θ (and, in an inference, the non-closure modifier); none: off.",
+        choices=("simulation", "none")))
+    gate: bool = declared(Option("bool", True, "Test the reweighting at the fitted θ after "
+                                 "every fit."))
+    gate_events: int | None = declared(Option(
+        "int", None, "Events simulated at the fitted θ for the correction and per side of "
+        "the gate (default: 4x the data sample, at most 10^6).", minimum=100))
+    gate_level: float = declared(Option("float", 0.01, "Family-wise significance of the "
+                                        "gate's tests.", minimum=1e-12, maximum=1 - 1e-12))
 
 
 @dataclass(frozen=True)
@@ -465,29 +506,31 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
                 inference=inference, studies=studies, uncertainty=uncertainty)
 
 
+def _declared_section(ctx: _Ctx, body: dict[str, Any], path: Path_, cls: type) -> Any:
+    """A declared section (:func:`declared` fields) from ``body``: unknown keys, types,
+    choices and bounds checked by each field's :class:`~ratiofit.options.Option`, defaults
+    filled in; errors name file, line and field."""
+    declared_options = section_options(cls)
+    ctx.no_unknown(body, path, list(declared_options))
+    values = {}
+    for name, option in declared_options.items():
+        if name in body and not (option.default is None and body[name] is None):
+            try:
+                values[name] = option.check(name, body[name])
+            except OptionError as exc:
+                raise ctx.error((*path, name), exc.message) from None
+            if isinstance(values[name], float) and not math.isfinite(values[name]):
+                raise ctx.error((*path, name), f"must be a finite number, got {values[name]}")
+    return cls(**values)
+
+
 def _uncertainty(ctx: _Ctx, body: dict[str, Any]) -> UncertaintySpec:
     path: Path_ = ("uncertainty",)
-    ctx.no_unknown(body, path, ["replicas", "correction", "gate", "gate_events", "gate_level"])
-    default = UncertaintySpec()
-    replicas = ctx.get(body, path, "replicas", int, default=default.replicas)
-    if replicas < 0 or replicas == 1:
-        raise ctx.error((*path, "replicas"), f"must be 0 (off) or >= 2 (a spread needs two), "
-                        f"got {replicas}")
-    correction = ctx.get(body, path, "correction", str, default=default.correction)
-    if correction not in ("simulation", "none"):
-        raise ctx.error((*path, "correction"), f"expected 'simulation' or 'none', got "
-                        f"{correction!r}")
-    gate = ctx.get(body, path, "gate", bool, default=default.gate)
-    events = body.get("gate_events")
-    if events is not None:
-        events = ctx.get(body, path, "gate_events", int)
-        if events < 100:
-            raise ctx.error((*path, "gate_events"), f"must be >= 100, got {events}")
-    level = _number(ctx, body, path, "gate_level", default.gate_level)
-    if not 0 < level < 1:
-        raise ctx.error((*path, "gate_level"), f"must be in (0, 1), got {level}")
-    return UncertaintySpec(replicas=replicas, correction=correction, gate=gate,
-                           gate_events=events, gate_level=level)
+    unc: UncertaintySpec = _declared_section(ctx, body, path, UncertaintySpec)
+    if unc.replicas == 1:
+        raise ctx.error((*path, "replicas"), "must be 0 (off) or >= 2 (a spread needs two), "
+                        "got 1")
+    return unc
 
 
 def _study(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, SampleSpec],
@@ -725,28 +768,14 @@ def _inputs(ctx: _Ctx, reg: Registry, target: SampleSpec, body: dict[str, Any]
 
 
 def _training(ctx: _Ctx, body: dict[str, Any]) -> TrainingSpec:
-    path: Path_ = ("reweighter", "training")
-    d = TrainingSpec()
-    ctx.no_unknown(body, path, list(d.__dict__))
-    values: dict[str, Any] = {}
-    for key, default in d.__dict__.items():
-        kind: type = type(default)
-        values[key] = ctx.get(body, path, key, kind, default=default)
-    checks = [("epochs", values["epochs"] >= 1), ("batch_size", values["batch_size"] >= 1),
-              ("learning_rate", values["learning_rate"] > 0),
-              ("validation_fraction", 0 < values["validation_fraction"] < 1),
-              ("patience", values["patience"] >= 1),
-              ("schedule", values["schedule"] in ("cosine", "constant"))]
-    for key, ok in checks:
-        if not ok:
-            extra = " (one of: cosine, constant)" if key == "schedule" else ""
-            raise ctx.error((*path, key), f"invalid value {values[key]!r}{extra}")
-    return TrainingSpec(**values)
+    training: TrainingSpec = _declared_section(ctx, body, ("reweighter", "training"),
+                                               TrainingSpec)
+    return training
 
 
 def _calibration(ctx: _Ctx, value: Any, path: Path_, *, parameterised: bool
                  ) -> CalibrationSpec | None:
-    if value in ("none", None, False):
+    if value is None or value is False or value == "none":  # not `in`: 0 == False
         return None
     if value == "normalisation":
         return CalibrationSpec() if parameterised else CalibrationSpec(points=1, degree=0)
@@ -754,24 +783,19 @@ def _calibration(ctx: _Ctx, value: Any, path: Path_, *, parameterised: bool
         if not parameterised:
             raise ctx.error(path, "a moment calibration needs a parameterised reweighter")
         return CalibrationSpec(method="moments")
-    body = ctx.mapping(value, path)
-    d = CalibrationSpec()
-    ctx.no_unknown(body, path, list(d.__dict__))
-    vals = {k: ctx.get(body, path, k, type(v), default=v) for k, v in d.__dict__.items()}
-    if vals["method"] not in ("normalisation", "moments"):
-        raise ctx.error((*path, "method"), f"unknown calibration '{vals['method']}' "
-                        "(known: normalisation, moments)")
-    if vals["method"] == "moments" and not parameterised:
+    if isinstance(value, str):
+        raise ctx.error(path, f"expected none, normalisation, moments or a mapping, got "
+                        f"{value!r}")
+    if not isinstance(value, dict):
+        raise ctx.error(path, f"expected none, normalisation, moments or a mapping, got "
+                        f"{value!r}")
+    cal: CalibrationSpec = _declared_section(ctx, value, path, CalibrationSpec)
+    if cal.method == "moments" and not parameterised:
         raise ctx.error((*path, "method"), "a moment calibration needs a parameterised "
                         "reweighter")
-    for k in ("points", "events", "moments"):
-        if vals[k] < 1:
-            raise ctx.error((*path, k), f"must be >= 1, got {vals[k]}")
-    if not 0 <= vals["degree"] < vals["points"]:
+    if not cal.degree < cal.points:
         raise ctx.error((*path, "degree"), "must be >= 0 and below 'points'")
-    if vals["moment_degree"] < 0:
-        raise ctx.error((*path, "moment_degree"), f"must be >= 0, got {vals['moment_degree']}")
-    return CalibrationSpec(**vals)
+    return cal
 
 
 def _fit(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, SampleSpec],

@@ -1,5 +1,5 @@
 """Moment calibration: a tilt a(θ)·T(x) so that the reweighted reference reproduces the
-target's feature moments as functions of θ (ratiofit.reweighter, module docstring)."""
+target's feature moments as functions of θ (ratiofit.calibration, module docstring)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from conftest import N_PER_CLASS, assert_float32_close, gaussian_events
 
+from ratiofit.calibration import Calibration, Tilt, _moment_match
 from ratiofit.errors import DataError
-from ratiofit.reweighter import Calibration, Reweighter, Tilt, _moment_match
+from ratiofit.reweighter import Reweighter
 
 
 def test_moment_match_reaches_the_target_mean() -> None:
@@ -201,7 +202,7 @@ def test_moment_regression_error_is_reported(moment_calibrated) -> None:
 
 
 def test_moment_regression_weights_by_the_local_variance() -> None:
-    from ratiofit.reweighter import _moment_regression
+    from ratiofit.calibration import _moment_regression
 
     # T = sin(θ) + s(θ) ε with s from 0.1 (θ = 0) to 2 (|θ| = 1): the weighted fit's error at
     # θ = 0 must be well below the unweighted one and match the scatter over repetitions.

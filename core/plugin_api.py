@@ -97,7 +97,13 @@ class Strategy(Protocol):
     """A fit of θ. A strategy that minimises a smooth objective may also define
     ``objective(problem, options) -> ratiofit.fitting.Objective`` (value and gradient in
     the fitted θ): the bootstrap replicas of :mod:`ratiofit.uncertainty` are then refitted
-    by Newton steps on it instead of a full fit."""
+    by Newton steps on it instead of a full fit.
+
+    A strategy may also define ``check(*, options, samples, parameters)``, which ``ratiofit
+    validate`` (and every run, before training) calls with the validated options, the
+    spec's samples and parameters; it raises ``ValueError`` (with a ``field`` attribute
+    naming the option) for settings that could only fail later, e.g. SRGN's
+    ``architecture_options`` for its classifier g."""
 
     name: str
     options: Mapping[str, Option]

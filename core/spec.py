@@ -807,6 +807,14 @@ def _fit(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, S
     spath = (*path, "strategy") if isinstance(body["strategy"], str) else \
         (*path, "strategy", "options")
     options = _options(ctx, impl, opts, spath)
+    check = getattr(impl, "check", None)
+    if check is not None:  # the strategy's own cross-checks, before anything trains
+        try:
+            check(options=options, samples=samples, parameters=params)
+        except ValueError as exc:
+            field = getattr(exc, "field", None)
+            where = (*spath, field) if field in opts else spath
+            raise ctx.error(where, f"{exc} (plugin '{impl.name}')") from None
     data = ctx.get(body, path, "data", str)
     if data not in samples:
         raise ctx.error((*path, "data"), _unknown_sample(data, samples))

@@ -465,3 +465,26 @@ def test_specs_validate(name: str) -> None:
 
     spec = load_spec(Path(__file__).resolve().parent.parent / "specs" / f"{name}.yaml")
     assert spec.reweighter is not None
+
+
+def test_validate_checks_gs_architecture_options(tmp_path) -> None:
+    """The strategy's check() runs at validation: a bad option of g's architecture is a
+    one-line error naming the field, before any training (it surfaced after the
+    reweighter's training before)."""
+    from pathlib import Path
+
+    import yaml
+    from click.testing import CliRunner
+
+    from ratiofit.cli import main
+
+    doc = yaml.safe_load((Path(__file__).resolve().parent.parent / "specs"
+                          / "srgn_gaussian.yaml").read_text())
+    doc["fit"]["strategy"]["options"]["architecture_options"] = {"hidden": [32], "nosuch": 1}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    assert res.exit_code == 2
+    line = res.output.strip().splitlines()[-1]
+    assert "fit.strategy.options.architecture_options: nosuch: unknown option 'nosuch'" in line
+    assert "(plugin 'srgn')" in line

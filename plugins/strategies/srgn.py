@@ -107,6 +107,14 @@ def weighted_auc(*, target_scores: np.ndarray, reference_scores: np.ndarray,
 # ---------------------------------------------------------------------------------------
 # One θ point: train g, evaluate on the held-out split
 # ---------------------------------------------------------------------------------------
+class _FieldError(ValueError):
+    """A ValueError naming the option it is about (the spec validator points at it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class PointSetup:
     """Everything that stays the same from one θ point to the next (picklable).
@@ -549,6 +557,30 @@ class SRGN:
                            doc="where scan points run (dask: a LocalCluster of workers)"),
         "workers": Option(kind="int", default=2, minimum=1, doc="dask workers"),
     }
+
+    def check(self, *, options: Mapping[str, Any], samples: Mapping[str, Any],
+              parameters: ParameterSet) -> None:
+        """At validation: g's architecture and loss exist and ``architecture_options`` are
+        valid for that architecture (they were checked only when g was first built, after
+        the reweighter's training)."""
+        from ratiofit.options import OptionError, resolve_options
+        from ratiofit.registry import get_registry
+
+        reg = get_registry()
+        for kind, key in (("architecture", "architecture"), ("loss", "loss")):
+            try:
+                impl = reg.get(kind, options[key])
+            except PluginError as exc:
+                raise _FieldError(key, str(exc)) from None
+        arch = reg.get("architecture", options["architecture"])
+        try:
+            resolve_options(arch.options, options["architecture_options"],
+                            where="architecture_options")
+        except OptionError as exc:
+            raise _FieldError("architecture_options",
+                              f"{exc.field}: {exc.message} (architecture "
+                              f"'{options['architecture']}')") from None
+        del impl
 
     # -- set-up ---------------------------------------------------------------------------
     def _check_inputs(self, problem: FitProblem, options: Mapping[str, Any]

@@ -7,11 +7,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: setup run test test-slow bench docs docs-tables lint clean
 
-$(STAMP): pyproject.toml examples/ratiofit-example-plugins/pyproject.toml
+$(STAMP): pyproject.toml examples/ratiofit-example-plugins/pyproject.toml \
+		examples/ratiofit-papers/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	$(PY) -m pip install --quiet --no-deps -e examples/ratiofit-example-plugins
+	$(PY) -m pip install --quiet --no-deps -e examples/ratiofit-papers
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,9 +1,10 @@
 """docs/ensembles.md: per-event vs per-ensemble learning (ensembles.md) from run results.
 
 Reads ``runs/ensembles_{classification,fN1,regression,mi}/result.json`` (written by
-``ratiofit run specs/ensembles_<name>.yaml -o runs/ensembles_<name>``), writes the tables
-into docs/ensembles.md and redraws the figures into docs/figures/ensembles/. Every number
-comes from those files; a missing run is reported as missing, never filled in.
+``ratiofit run examples/ratiofit-papers/specs/ensembles_<name>.yaml -o
+runs/ensembles_<name>``), writes the tables into docs/ensembles.md and redraws the figures
+into docs/figures/ensembles/. Every number comes from those files; a missing run is
+reported as missing, never filled in.
 Usage: ``python docs/ensembles_tables.py``.
 """
 
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The specs, shipped with the ratiofit-papers distribution (relative to ROOT).
+SPECS = "examples/ratiofit-papers/specs"
 FIGURES = ROOT / "docs" / "figures" / "ensembles"
 RUNS = {"classification": "gaussian_ensembles", "fN1": "f_N_to_1",
         "regression": "gaussian_mean", "mi": "mi_scan"}
@@ -30,14 +33,14 @@ def _study(name: str) -> dict[str, Any] | None:
 
 
 def _missing(name: str) -> list[str]:
-    return [f"*No result yet: run `ratiofit run specs/ensembles_{name}.yaml -o "
+    return [f"*No result yet: run `ratiofit run {SPECS}/ensembles_{name}.yaml -o "
             f"runs/ensembles_{name}`.*", ""]
 
 
 def classification_section(name: str, title: str, figure_stem: str) -> list[str]:
     """AUC table, ROC and per-epoch figures of one ``ensemble_classification`` run."""
-    from ratiofit.plugins.ensembles.studytools import plot_lines
-    from ratiofit.plugins.studies.ensemble_classification import PER_EVENT, label_map
+    from ratiofit_papers.ensembles.studytools import plot_lines
+    from ratiofit_papers.studies.ensemble_classification import PER_EVENT, label_map
 
     out = [f"## {title}", ""]
     r = _study(name)
@@ -99,7 +102,7 @@ def classification_section(name: str, title: str, figure_stem: str) -> list[str]
 
 def regression_section() -> list[str]:
     """Bias/spread table and Fig. 7 analogue."""
-    from ratiofit.plugins.ensembles.studytools import plot_lines
+    from ratiofit_papers.ensembles.studytools import plot_lines
 
     out = ["## Regression of a Gaussian mean (ensembles.md Sec. III C 1, Fig. 7)", ""]
     r = _study("regression")
@@ -149,7 +152,7 @@ def regression_section() -> list[str]:
 
 def mi_section() -> list[str]:
     """MI scan table and Fig. 9 analogue."""
-    from ratiofit.plugins.ensembles.studytools import plot_lines
+    from ratiofit_papers.ensembles.studytools import plot_lines
 
     out = ["## Mutual information (ensembles.md Sec. III D, Fig. 9)", ""]
     r = _study("mi")

@@ -1,10 +1,10 @@
 """docs/ncr.md: marginal vs neural conditional reweighting on the Gaussians of ncr.md Sec. III.
 
 Reads ``runs/ncr_{overlap,extrapolation,interpolation}/result.json`` (made by
-``ratiofit run specs/ncr_<study>.yaml -o runs/ncr_<study>``; ``--run`` runs the missing
-ones) and writes docs/ncr.md with the tables and figure links; the study figures are
-copied to docs/figures/ncr/. Every number in docs/ncr.md is computed here from those
-files.
+``ratiofit run examples/ratiofit-papers/specs/ncr_<study>.yaml -o runs/ncr_<study>``;
+``--run`` runs the missing ones) and writes docs/ncr.md with the tables and figure links;
+the study figures are copied to docs/figures/ncr/. Every number in docs/ncr.md is computed
+here from those files.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The specs, shipped with the ratiofit-papers distribution (relative to ROOT).
+SPECS = "examples/ratiofit-papers/specs"
 STUDIES = {
     "overlap": ("ncr_overlap", "ncr.md Sec. III A, Eq. 27–28, Fig. 2"),
     "extrapolation": ("ncr_extrapolation", "ncr.md Sec. III B, Eq. 30–31, Fig. 3"),
@@ -83,13 +85,13 @@ def study_section(name: str, run: str, where: str) -> list[str]:
     loaded = _study_result(run)
     if loaded is None:
         return [f"## {_title(name)} ({where})", "",
-                f"`runs/{run}/result.json` is missing: run `ratiofit run specs/{run}.yaml "
+                f"`runs/{run}/result.json` is missing: run `ratiofit run {SPECS}/{run}.yaml "
                 f"-o runs/{run}` (or `python docs/ncr_tables.py --run`).", ""]
     res, opts, complete, study_label = loaded
     summary, floor = res["summary"], res.get("exact_weights", {})
     schemes = list(opts["schemes"])
-    out = [f"## {_title(name)} ({where})", "", f"Spec `specs/{run}.yaml`, run `runs/{run}`.",
-           ""]
+    out = [f"## {_title(name)} ({where})", "", f"Spec `{SPECS}/{run}.yaml`, run "
+           f"`runs/{run}`.", ""]
     if not complete:
         out += [f"**Partial**: the run had finished {res['members_done']} of "
                 f"{opts['members']} trainings when this page was generated.", ""]
@@ -163,7 +165,8 @@ def ncr_markdown() -> str:
            "The scheme comparison uses 2·10⁵ instead of 10⁶ events per data set. The "
            "network sizes are the paper's (marginal: 3×50 ReLU; `ncr_trunk`: g = 2×50, "
            "heads L₁ = 50).", "",
-           "Reproduce: `ratiofit run specs/<run>.yaml -o runs/<run>` for each run named "
+           f"Reproduce: `ratiofit run {SPECS}/<run>.yaml -o runs/<run>` for each run "
+           "named "
            "below, then `python docs/ncr_tables.py`.", ""]
     out += summary_section() + weights_section()
     for name, (run, where) in STUDIES.items():
@@ -223,7 +226,7 @@ def main() -> None:
         for run, _ in STUDIES.values():
             if not (ROOT / "runs" / run / "result.json").exists():
                 subprocess.run([sys.executable, "-m", "ratiofit.cli", "run",
-                                f"specs/{run}.yaml", "-o", f"runs/{run}", "-q"],
+                                f"{SPECS}/{run}.yaml", "-o", f"runs/{run}", "-q"],
                                check=True, cwd=ROOT)
     (ROOT / "docs" / "ncr.md").write_text(ncr_markdown())
     print("wrote docs/ncr.md")

@@ -1,10 +1,10 @@
 """docs/searches.md: the studies of guide-searches.md Sec. 3–4 on the bump-hunt toy.
 
 Reads ``runs/searches_{power,nuisance_feature,parameterised_sigma,pvalues}/result.json``
-(made by ``ratiofit run specs/searches_<name>.yaml -o runs/searches_<name>``; ``--run``
-runs the missing ones) and writes docs/searches.md with the tables and figure links; the
-study figures are copied to docs/figures/searches/. Every number in docs/searches.md is
-computed here from those files.
+(made by ``ratiofit run examples/ratiofit-papers/specs/searches_<name>.yaml -o
+runs/searches_<name>``; ``--run`` runs the missing ones) and writes docs/searches.md with
+the tables and figure links; the study figures are copied to docs/figures/searches/. Every
+number in docs/searches.md is computed here from those files.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ratiofit.plugins.studies.search_nuisance_feature import plot_intervals
-from ratiofit.plugins.studies.search_parameterised_sigma import plot_interpolation, plot_scan
-from ratiofit.plugins.studies.search_power import plot_power_curves
+from ratiofit_papers.studies.search_nuisance_feature import plot_intervals
+from ratiofit_papers.studies.search_parameterised_sigma import plot_interpolation, plot_scan
+from ratiofit_papers.studies.search_power import plot_power_curves
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The specs, shipped with the ratiofit-papers distribution (relative to ROOT).
+SPECS = "examples/ratiofit-papers/specs"
 FIGURES = ROOT / "docs" / "figures" / "searches"
 #: run name → (study label in the spec, section writer name)
 RUNS = {
@@ -81,7 +83,7 @@ def power_section(res: dict[str, Any]) -> list[str]:
     methods = res["methods"]
     alphas = [str(a) for a in res["type_one_errors"]]
     out = ["## Cuts, bins and the unbinned likelihood (Fig. 4)", "",
-           f"Spec `specs/searches_power.yaml`: σ = 0.08, ν_s = {res['signal_yield']:g} signal "
+           f"Spec `{SPECS}/searches_power.yaml`: σ = 0.08, ν_s = {res['signal_yield']:g} signal "
            f"on ν_b = {res['background_yield']:g} background events, "
            f"{res['n_toys']} pseudo-experiments per hypothesis drawn from pools of "
            f"{res['pool_sizes']['signal']} signal and {res['pool_sizes']['background']} "
@@ -118,7 +120,7 @@ def nuisance_section(res: dict[str, Any]) -> list[str]:
     """guide-searches.md Fig. 5."""
     c = res["classifiers"]
     out = ["## A nuisance feature: σ per event (Fig. 5)", "",
-           f"Spec `specs/searches_nuisance_feature.yaml`: σ ~ U{tuple(res['sigma_prior'])} per "
+           f"Spec `{SPECS}/searches_nuisance_feature.yaml`: σ ~ U{tuple(res['sigma_prior'])} per "
            f"event, true μ = {res['mu_true']:g}, ν_s = {res['signal_yield']:g} (at μ = 1) and "
            f"ν_b = {res['background_yield']:g}, so |Y| ≈ 10⁴ as in the paper; "
            f"{res['n_toys']} pseudo-experiments, each fitted with the extended likelihood "
@@ -149,7 +151,7 @@ def parameterised_section(res: dict[str, Any]) -> list[str]:
     """guide-searches.md Sec. 4.3 and Fig. 7."""
     tr = res["training"]
     out = ["## A classifier parameterised in σ (Sec. 4.3, Fig. 7)", "",
-           "Spec `specs/searches_parameterised_sigma.yaml`: f(y, σ) trained with "
+           f"Spec `{SPECS}/searches_parameterised_sigma.yaml`: f(y, σ) trained with "
            "`train_reweighter` (reference = background, target = signal, so "
            "log w = log p_S/p_B) on y = Y₀ + Y₁ at σ = 0.02, 0.04, 0.08, 0.16, 0.32; "
            f"{tr['n_train']} training and {tr['n_validation']} validation events, "
@@ -235,7 +237,7 @@ def parameterised_section(res: dict[str, Any]) -> list[str]:
 def pvalues_section(res: dict[str, Any]) -> list[str]:
     """guide-searches.md Sec. 4.2."""
     out = ["## Asymptotic formulae vs pseudo-experiments (Sec. 4.2)", "",
-           "Spec `specs/searches_pvalues.yaml`: discovery statistic q₀ of the unbinned "
+           f"Spec `{SPECS}/searches_pvalues.yaml`: discovery statistic q₀ of the unbinned "
            f"likelihood, ν_s = {res['signal_yield']:g} (at μ = 1) on ν_b = "
            f"{res['background_yield']:g}, σ = {res['sigma']:g}, classifier on y = Y₀ + Y₁. "
            "The observed q₀ is the median of "
@@ -283,11 +285,11 @@ def searches_markdown(*, run_missing: bool = False) -> str:
     for run, label in RUNS.items():
         if run_missing and not (ROOT / "runs" / run / "result.json").exists():
             subprocess.run([sys.executable, "-m", "ratiofit.cli", "run",
-                            f"specs/{run}.yaml", "-o", f"runs/{run}", "-q"], check=True,
+                            f"{SPECS}/{run}.yaml", "-o", f"runs/{run}", "-q"], check=True,
                            cwd=ROOT)
         res = _load(run, label)
         if res is None:
-            lines += [f"*runs/{run} is missing: run `ratiofit run specs/{run}.yaml -o "
+            lines += [f"*runs/{run} is missing: run `ratiofit run {SPECS}/{run}.yaml -o "
                       f"runs/{run}`.*", ""]
             continue
         lines += SECTIONS[run](res)

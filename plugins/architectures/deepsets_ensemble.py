@@ -2,7 +2,8 @@
 (ensembles.md Eq. 31) and its fixed-output form (Eq. 32).
 
 The input ``features`` of an ensemble are its N events' features concatenated event by
-event (``N·d`` columns, see :func:`ratiofit.plugins.ensembles.sampling.draw_ensembles`);
+event (``N·d`` columns, e.g. ``e0_x0, e0_x1, e1_x0, …``, as the ratiofit-papers
+distribution's ``ratiofit_papers.ensembles.sampling.draw_ensembles`` builds them);
 ``event_dim`` = d tells the network how to cut them back into ``[N, d]``. Then
 
     f_N^set(x⃗) = F( Σᵢ Φ(xᵢ) )                                    (Eq. 31)

@@ -22,20 +22,32 @@ thousands of ensembles.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from scipy.special import expit, log_expit
 
 from ratiofit.errors import DataError
 from ratiofit.fitting import FitProblem, FitResult
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
-from ratiofit.plugins.ensembles.divergences import LOSS_TERMS
 from ratiofit.plugins.strategies.regression import log_ratio_grid, theta_grid
 
-__all__ = ["ClassifierLoss", "classifier_loss_estimate", "data_loss_table", "parabola_extremum",
-           "reference_loss_table"]
+__all__ = ["LOSS_TERMS", "ClassifierLoss", "classifier_loss_estimate", "data_loss_table",
+           "parabola_extremum", "reference_loss_table"]
+
+Term = Callable[[np.ndarray], np.ndarray]
+
+#: Table I: loss name → (A, B) as functions of the log-ratio ℓ at the loss' optimal output
+#: (BCE, MSE: f = σ(ℓ); square root, MLC: f = e^ℓ), so that L[f] = −∫ (p_A A(f) + p_B B(f))
+#: (Eq. 5).
+LOSS_TERMS: dict[str, tuple[Term, Term]] = {
+    "bce": (lambda lw: log_expit(lw), lambda lw: log_expit(-lw)),
+    "mse": (lambda lw: -(1.0 - expit(lw)) ** 2, lambda lw: -expit(lw) ** 2),
+    "sqrt": (lambda lw: -np.exp(-0.5 * lw), lambda lw: -np.exp(0.5 * lw)),
+    "mlc": (lambda lw: lw, lambda lw: 1.0 - np.exp(lw)),
+}
 
 
 def reference_loss_table(*, loss: str, reference_log_ratio: np.ndarray,

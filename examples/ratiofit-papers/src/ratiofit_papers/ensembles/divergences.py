@@ -20,26 +20,18 @@ p(x, y) and p(x)p(y), estimated by the MLC loss of a classifier separating the t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, log_expit
 
 from ratiofit.errors import DataError
 
+# Table I's loss terms live with the product's classifier_loss strategy, which needs them
+# too; re-exported here for the divergence estimates.
+from ratiofit.plugins.strategies.classifier_loss import LOSS_TERMS
+
 __all__ = ["LOSS_TERMS", "divergences_from_losses", "gaussian_pair_divergences",
            "loss_value", "mutual_information_mlc"]
-
-Term = Callable[[np.ndarray], np.ndarray]
-
-#: Table I: loss name → (A, B) as functions of the log-ratio ℓ at the loss' optimal output.
-LOSS_TERMS: dict[str, tuple[Term, Term]] = {
-    "bce": (lambda lw: log_expit(lw), lambda lw: log_expit(-lw)),
-    "mse": (lambda lw: -(1.0 - expit(lw)) ** 2, lambda lw: -expit(lw) ** 2),
-    "sqrt": (lambda lw: -np.exp(-0.5 * lw), lambda lw: -np.exp(0.5 * lw)),
-    "mlc": (lambda lw: lw, lambda lw: 1.0 - np.exp(lw)),
-}
 
 
 def _checked(name: str, values: Any, weights: Any) -> tuple[np.ndarray, np.ndarray]:

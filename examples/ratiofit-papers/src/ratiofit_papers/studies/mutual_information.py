@@ -16,7 +16,7 @@ The analytic value: with a balanced label, I(X; Y) equals the Jensen–Shannon d
 between N(+ε, 1) and N(−ε, 1), computed by quadrature. The same network also gives the
 class-conditional log-ratio ℓ(x, 1) − ℓ(x, 0) = log p(x|y=1)/p(x|y=0), from which the
 Table I losses give JS, triangular, squared-Hellinger and KL divergences between the two
-Gaussians (:mod:`ratiofit.plugins.ensembles.divergences`), compared with their exact values.
+Gaussians (:mod:`ratiofit_papers.ensembles.divergences`), compared with their exact values.
 The exact per-event ratio evaluated on the same held-out events shows how much of the
 deviation is statistical.
 """
@@ -34,19 +34,19 @@ from ratiofit.events import EventSet
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option, resolve_options
 from ratiofit.parameters import ParameterSet
-from ratiofit.plugins.ensembles.divergences import (
+from ratiofit.training import train_reweighter
+from ratiofit_papers.ensembles.divergences import (
     divergences_from_losses,
     gaussian_pair_divergences,
     mutual_information_mlc,
 )
-from ratiofit.plugins.ensembles.studytools import (
+from ratiofit_papers.ensembles.studytools import (
     TRAINING_OPTION,
     check_training,
     invalid_option,
     plot_lines,
     training_spec,
 )
-from ratiofit.training import train_reweighter
 
 
 class MutualInformation:

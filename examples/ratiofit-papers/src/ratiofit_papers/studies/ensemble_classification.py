@@ -37,9 +37,10 @@ from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option, resolve_options
 from ratiofit.parameters import ParameterSet
 from ratiofit.plugins.architectures.deepsets_ensemble import per_event_model
-from ratiofit.plugins.ensembles.roc import auc, auc_standard_error, normal_scores_auc, roc_curve
-from ratiofit.plugins.ensembles.sampling import draw_ensembles, ensemble_log_ratio
-from ratiofit.plugins.ensembles.studytools import (
+from ratiofit.training import train_reweighter
+from ratiofit_papers.ensembles.roc import auc, auc_standard_error, normal_scores_auc, roc_curve
+from ratiofit_papers.ensembles.sampling import draw_ensembles, ensemble_log_ratio
+from ratiofit_papers.ensembles.studytools import (
     TRAINING_OPTION,
     EpochMonitor,
     check_training,
@@ -48,7 +49,6 @@ from ratiofit.plugins.ensembles.studytools import (
     plot_lines,
     training_spec,
 )
-from ratiofit.training import train_reweighter
 
 CLASSIFIERS = ("f1", "f1_to_N", "fN", "fN_sort", "fN_set", "fN_set_fixed", "fN_to_1")
 #: What each classifier needs trained first.

@@ -413,7 +413,7 @@ class NCRStudy:
     def _plots(self, outdir: Path, options: Mapping[str, Any],
                test: Mapping[str, tuple[np.ndarray, np.ndarray]],
                logs: Mapping[str, np.ndarray], edges: Mapping[str, np.ndarray]) -> None:
-        from ratiofit.plugins.studies.ncr_plots import comparison_figure, schemes_figure
+        from ratiofit_papers.studies.ncr_plots import comparison_figure, schemes_figure
 
         comparison_figure(path=outdir / "marginal_vs_conditional.png", test=test, logs=logs,
                           scheme=options["schemes"][0], edges=edges)

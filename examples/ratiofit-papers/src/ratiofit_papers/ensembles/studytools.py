@@ -94,7 +94,7 @@ class EpochMonitor:
         """The ``keras.callbacks.Callback`` to pass to training."""
         import keras
 
-        from ratiofit.plugins.ensembles.roc import auc, fpr_at_tpr
+        from ratiofit_papers.ensembles.roc import auc, fpr_at_tpr
 
         monitor = self
 

@@ -12,12 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy.integrate import quad
-from scipy.optimize import brentq
-
-from ratiofit.errors import SpecError
-from ratiofit.plugins.sources.bumphunt import BumpHunt, wrap
-from ratiofit.plugins.studies._searches import (
+from ratiofit_papers.studies._searches import (
     extended_nll,
     fit_signal_strength,
     fit_signal_strengths,
@@ -26,6 +21,11 @@ from ratiofit.plugins.studies._searches import (
     profile_interval,
     roc_curve,
 )
+from scipy.integrate import quad
+from scipy.optimize import brentq
+
+from ratiofit.errors import SpecError
+from ratiofit.plugins.sources.bumphunt import BumpHunt, wrap
 from ratiofit.spec import load_spec_text
 from ratiofit.workflow import run_spec
 

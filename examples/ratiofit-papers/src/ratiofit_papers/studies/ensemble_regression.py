@@ -37,14 +37,6 @@ from ratiofit.fitting import FitProblem
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option, resolve_options
 from ratiofit.plugin_api import InputSignature
-from ratiofit.plugins.ensembles.sampling import concatenated_feature_names
-from ratiofit.plugins.ensembles.studytools import (
-    TRAINING_OPTION,
-    check_training,
-    invalid_option,
-    plot_lines,
-    training_spec,
-)
 from ratiofit.plugins.strategies.classifier_loss import (
     classifier_loss_estimate,
     data_loss_table,
@@ -57,6 +49,14 @@ from ratiofit.plugins.strategies.regression import (
     log_ratio_grid,
     posterior_moments,
     theta_grid,
+)
+from ratiofit_papers.ensembles.sampling import concatenated_feature_names
+from ratiofit_papers.ensembles.studytools import (
+    TRAINING_OPTION,
+    check_training,
+    invalid_option,
+    plot_lines,
+    training_spec,
 )
 
 METHODS = ("likelihood_grid", "likelihood", "classifier_loss", "classifier_loss_bce",

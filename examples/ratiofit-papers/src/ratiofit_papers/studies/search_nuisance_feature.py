@@ -31,7 +31,7 @@ import numpy as np
 
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option, OptionError
-from ratiofit.plugins.studies._searches import (
+from ratiofit_papers.studies._searches import (
     binomial_error,
     check_bumphunt_sample,
     check_positive,

@@ -47,7 +47,7 @@ import numpy as np
 
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option, OptionError
-from ratiofit.plugins.studies._searches import (
+from ratiofit_papers.studies._searches import (
     auc,
     binomial_error,
     check_bumphunt_sample,

@@ -41,7 +41,7 @@ import numpy as np
 
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option, OptionError
-from ratiofit.plugins.studies._searches import (
+from ratiofit_papers.studies._searches import (
     RocCurve,
     binned_log_lambda,
     check_bumphunt_sample,
@@ -169,10 +169,10 @@ class SearchPower:
 def _train(context: Any, options: Mapping[str, Any]) -> Any:
     """An ``mlp`` S-vs-B classifier trained with ratiofit on fresh events (no θ)."""
     from ratiofit.parameters import ParameterSet
-    from ratiofit.plugins.studies._searches import source_events
     from ratiofit.seeding import derive_seed
     from ratiofit.spec import TrainingSpec
     from ratiofit.training import train_reweighter
+    from ratiofit_papers.studies._searches import source_events
 
     n = int(options["n_train"])
     target = source_events(context, options["signal"], n_events=n, theta={},

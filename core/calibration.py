@@ -218,7 +218,8 @@ def calibrate(rw: Reweighter, *, reference_features: Any, points: int, degree: i
     ``reference_weights`` (default: those of ``reference_features`` when it is an
     :class:`~ratiofit.events.EventSet`) weight every average over the reference: c(θ) =
     log Σ w₀ᵢ w(xᵢ, θ) / Σ w₀ᵢ, and the reweighted reference's moments likewise. They must
-    be positive (a log-sum with negative weights is undefined).
+    be ≥ 0 (a bootstrap replica's Poisson weights include 0; a log-sum with negative
+    weights is undefined).
 
     Returns the measured table (θ points, c, and with moments the reweighted reference's
     moment error before and after calibration).
@@ -368,12 +369,15 @@ def _log_relative_weights(weights: Any, n: int) -> np.ndarray | None:
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (n,):
         raise DataError(f"reference weights: expected {n} values, got shape {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
         raise DataError("the calibration averages over the reference sample in log space: "
-                        "its event weights must be finite and positive")
+                        "its event weights must be finite and >= 0, not all 0")
     if np.all(w == w[0]):
         return None
-    return np.log(w / w.mean())
+    # a zero weight (an event a bootstrap replica leaves out) is log 0 = −inf: it drops out
+    # of every log-sum-exp, as it should
+    with np.errstate(divide="ignore"):
+        return np.log(w / w.mean())
 
 
 def _moment_regression(*, design: Any, statistics: Any, weights: np.ndarray, n_basis: int,

@@ -44,8 +44,16 @@ def test_equal_weights_change_nothing_and_bad_weights_are_refused() -> None:
     doubled = calibrate(rw, reference_features=_reference(np.full(len(x), 2.0), x), points=5,
                         degree=2, rng=np.random.default_rng(0), apply=False)
     assert doubled["log_norm"] == plain["log_norm"]
+    # a bootstrap replica's Poisson(1) weights: zeros drop those events
+    poisson = np.random.default_rng(5).poisson(1.0, len(x)).astype(np.float64)
+    kept = poisson > 0
+    replica = calibrate(rw, reference_features=_reference(poisson, x), points=5, degree=2,
+                        rng=np.random.default_rng(0), apply=False)
+    expanded = calibrate(rw, reference_features=_reference(poisson[kept], x[kept]),
+                         points=5, degree=2, rng=np.random.default_rng(0), apply=False)
+    np.testing.assert_allclose(replica["log_norm"], expanded["log_norm"], rtol=0, atol=1e-12)
     bad = np.ones(len(x))
     bad[7] = -1.0
-    with pytest.raises(DataError, match="finite and positive"):
+    with pytest.raises(DataError, match="finite and >= 0"):
         calibrate(rw, reference_features=_reference(bad, x), points=5, degree=2,
                   rng=np.random.default_rng(0), apply=False)

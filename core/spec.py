@@ -291,9 +291,9 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class CalibrationSpec:
-    """``reweighter.calibration``: normalisation (log w ← log w − log E_reference[w](θ)) or
-    moment calibration (also a tilt a(θ)·T(x) matching the target's moments), see
-    :mod:`ratiofit.reweighter`. Also ``none``, ``normalisation`` or ``moments`` alone."""
+    """``reweighter.calibration``: normalisation (log w ← log w − log E_reference[w(x, θ)])
+    or moment calibration (also a tilt a(θ)·T(x) matching the target's moments), see
+    :mod:`ratiofit.calibration`. Also ``none``, ``normalisation`` or ``moments`` alone."""
 
     method: str = declared(Option("str", "normalisation", "What is calibrated.",
                                   choices=("normalisation", "moments")))

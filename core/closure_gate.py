@@ -32,7 +32,7 @@ Examples
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> a, b = rng.normal(size=2000), rng.normal(size=2000)
->>> round(weighted_auc(np.r_[a, b], np.r_[np.zeros(2000), np.ones(2000)], np.ones(4000)), 1)
+>>> round(weighted_auc(target_scores=a, reference_scores=b), 1)
 0.5
 """
 
@@ -43,24 +43,10 @@ from typing import Any
 
 import numpy as np
 
+from .auc import weighted_auc
 from .events import EventSet
 
-__all__ = ["chi2_between", "closure_gate", "reweighted_histograms", "weighted_auc"]
-
-
-def weighted_auc(score: np.ndarray, label: np.ndarray, weight: np.ndarray) -> float:
-    """P(score of a label-1 event > score of a label-0 event), events weighted; ties 1/2."""
-    order = np.argsort(score, kind="stable")
-    s, y, w = score[order], label[order], weight[order]
-    w0 = np.where(y == 0, w, 0.0)
-    w1 = np.where(y == 1, w, 0.0)
-    # Group ties: within a block of equal scores a pair counts 1/2.
-    _, start = np.unique(s, return_index=True)
-    b0 = np.add.reduceat(w0, start)
-    b1 = np.add.reduceat(w1, start)
-    below0 = np.concatenate([[0.0], np.cumsum(b0)[:-1]])
-    num = float(np.sum(b1 * (below0 + 0.5 * b0)))
-    return num / float(b0.sum() * b1.sum())
+__all__ = ["chi2_between", "closure_gate", "reweighted_histograms"]
 
 
 def _kish(w: np.ndarray) -> float:
@@ -104,7 +90,9 @@ def _classifier_test(ref_x: np.ndarray, ref_w: np.ndarray, tgt_x: np.ndarray,
     beta = _logistic(design[half], y[half], w[half])
     test = ~half
     score = design[test] @ beta
-    auc = weighted_auc(score, y[test], w[test])
+    yt, wt = y[test], w[test]
+    auc = weighted_auc(target_scores=score[yt == 1], reference_scores=score[yt == 0],
+                       target_weights=wt[yt == 1], reference_weights=wt[yt == 0])
     n0 = _kish(w[test][y[test] == 0])
     n1 = _kish(w[test][y[test] == 1])
     sigma = float(np.sqrt((1 / n0 + 1 / n1) / 12))

@@ -11,8 +11,9 @@ import yaml
 from click.testing import CliRunner
 from conftest import MU, gaussian_events
 
+from ratiofit.auc import weighted_auc
 from ratiofit.cli import main
-from ratiofit.closure_gate import closure_gate, weighted_auc
+from ratiofit.closure_gate import closure_gate
 from ratiofit.coverage import summarise
 from ratiofit.errors import SpecError
 from ratiofit.fitting import FitProblem
@@ -143,9 +144,13 @@ def test_weighted_auc_counts_weights_and_ties() -> None:
     score = np.array([0.0, 1.0, 1.0, 2.0])
     label = np.array([0, 0, 1, 1])
     # Pairs (label-1, label-0): (1 vs 0) win, (1 vs 1) tie, (2 vs 0) win, (2 vs 1) win.
-    assert weighted_auc(score, label, np.ones(4)) == pytest.approx(3.5 / 4)
+    def auc(w):
+        return weighted_auc(target_scores=score[label == 1], reference_scores=score[label == 0],
+                            target_weights=w[label == 1], reference_weights=w[label == 0])
+
+    assert auc(np.ones(4)) == pytest.approx(3.5 / 4)
     w = np.array([1.0, 3.0, 1.0, 1.0])
-    assert weighted_auc(score, label, w) == pytest.approx((1 + 1.5 + 1 + 3) / 8)
+    assert auc(w) == pytest.approx((1 + 1.5 + 1 + 3) / 8)
 
 
 def _gate(rw, theta: float, n: int = 40_000):

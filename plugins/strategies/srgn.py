@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ratiofit.auc import weighted_auc
 from ratiofit.errors import DataError, PluginError
 from ratiofit.events import EventSet
 from ratiofit.execution import Executor, Job, LocalExecutor
@@ -56,52 +57,6 @@ from ratiofit.plugin_api import InputSignature
 from ratiofit.seeding import derive_seed
 
 __all__ = ["SRGN", "evaluate_point", "held_out_split", "split_rng", "weighted_auc"]
-
-
-# ---------------------------------------------------------------------------------------
-# Weighted AUC
-# ---------------------------------------------------------------------------------------
-def weighted_auc(*, target_scores: np.ndarray, reference_scores: np.ndarray,
-                 target_weights: np.ndarray | None = None,
-                 reference_weights: np.ndarray | None = None) -> float:
-    """Weighted AUC = Pr(g(x_target) > g(x_reference)) + ½ Pr(tie) (srgn.md Eq. 5).
-
-    Each (target, reference) pair counts with the product of their weights:
-
-        AUC = Σ_t Σ_r w_t w_r [1(s_t > s_r) + ½ 1(s_t = s_r)] / (Σ_t w_t · Σ_r w_r),
-
-    computed in O(n log n) by sorting the scores; 0.5 means g cannot tell the weighted
-    reference from the target. Weights must be finite and non-negative with positive sums.
-
-    Examples
-    --------
-    >>> weighted_auc(target_scores=np.array([1.0, 2.0]), reference_scores=np.array([0.0, 1.0]))
-    0.875
-    """
-    s_t = np.asarray(target_scores, dtype=np.float64).ravel()
-    s_r = np.asarray(reference_scores, dtype=np.float64).ravel()
-    w_t = np.ones_like(s_t) if target_weights is None else \
-        np.asarray(target_weights, dtype=np.float64).ravel()
-    w_r = np.ones_like(s_r) if reference_weights is None else \
-        np.asarray(reference_weights, dtype=np.float64).ravel()
-    for what, s, w in (("target", s_t, w_t), ("reference", s_r, w_r)):
-        if s.shape != w.shape:
-            raise DataError(f"weighted_auc: {what} scores {s.shape} and weights {w.shape} "
-                            "differ in shape")
-        if not (np.all(np.isfinite(s)) and np.all(np.isfinite(w))):
-            raise DataError(f"weighted_auc: {what} scores or weights contain NaN/inf")
-        if np.any(w < 0) or w.sum() <= 0:
-            raise DataError(f"weighted_auc: {what} weights must be non-negative with a "
-                            "positive sum")
-    scores = np.concatenate([s_t, s_r])
-    unique, inverse = np.unique(scores, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    m = len(unique)
-    wt_per = np.bincount(inverse[: len(s_t)], weights=w_t, minlength=m)
-    wr_per = np.bincount(inverse[len(s_t):], weights=w_r, minlength=m)
-    below = np.concatenate([[0.0], np.cumsum(wr_per)[:-1]])  # reference weight strictly below
-    pairs = np.sum(wt_per * (below + 0.5 * wr_per))
-    return float(pairs / (w_t.sum() * w_r.sum()))
 
 
 # ---------------------------------------------------------------------------------------

@@ -66,9 +66,11 @@ def auc(*, reference_scores: Any, target_scores: Any, reference_weights: Any = N
     >>> auc(reference_scores=[0.0, 1.0], target_scores=[1.0, 2.0])
     0.875
     """
-    fpr, tpr, _ = roc_curve(reference_scores=reference_scores, target_scores=target_scores,
-                            reference_weights=reference_weights, target_weights=target_weights)
-    return float(np.trapezoid(tpr, fpr))
+    from ratiofit.auc import weighted_auc  # the one AUC (the ROC curve's area, exactly)
+
+    return weighted_auc(target_scores=np.asarray(target_scores, dtype=np.float64),
+                        reference_scores=np.asarray(reference_scores, dtype=np.float64),
+                        target_weights=target_weights, reference_weights=reference_weights)
 
 
 def auc_standard_error(*, auc_value: float, n_reference: int, n_target: int) -> float:

@@ -471,11 +471,10 @@ def roc_curve(t_null: np.ndarray, t_alt: np.ndarray) -> RocCurve:
 
 def auc(score_signal: np.ndarray, score_background: np.ndarray) -> float:
     """ROC AUC of a score (Mann–Whitney: P(score_S > score_B), ties half), via ranks."""
-    s, b = np.asarray(score_signal), np.asarray(score_background)
-    from scipy.stats import rankdata
+    from ratiofit.auc import weighted_auc  # the one AUC
 
-    ranks = rankdata(np.concatenate([s, b]))
-    return float((ranks[:len(s)].sum() - len(s) * (len(s) + 1) / 2) / (len(s) * len(b)))
+    return weighted_auc(target_scores=np.asarray(score_signal, dtype=np.float64),
+                        reference_scores=np.asarray(score_background, dtype=np.float64))
 
 
 def binomial_error(p: float, n: int) -> float:

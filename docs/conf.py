@@ -52,8 +52,8 @@ napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 napoleon_use_ivar = True  # "Attributes" as fields: no second description of dataclass fields
 
-# Two public classes share the name FitResult (ratiofit.fitting, ratiofit.inference); type
-# hints naming it cannot be resolved to one of them, which is not an error of the docs.
+# Type hints of re-exported names (e.g. FitResult, defined in ratiofit.fitting and seen
+# through several modules) cannot always be resolved to one target: not an error of the docs.
 suppress_warnings = ["ref.python"]
 
 html_theme = "alabaster"

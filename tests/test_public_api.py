@@ -60,6 +60,7 @@ PUBLIC = {
                            "LocalExecutor"],
     "ratiofit.study": ["StudyContext"],
     "ratiofit.inference": [
+        "BinnedFitResult",
         "BinnedModel",
         "BinnedTemplates",
         "CLsResult",
@@ -67,7 +68,6 @@ PUBLIC = {
         "ChannelTemplates",
         "CoverageResult",
         "ExtendedUnbinnedNLL",
-        "FitResult",
         "FlowCounts",
         "FlowPolicy",
         "Impact",

@@ -31,12 +31,12 @@ from .normalisation import ReferenceNormalisation
 from .nuisances import NormFactor, Nuisance
 from .pyhf_bridge import (
     MORPH_MODIFIER,
+    BinnedFitResult,
     BinnedModel,
     BinnedTemplates,
     Channel,
     ChannelTemplates,
     CLsResult,
-    FitResult,
     Impact,
     MorphEntry,
     Pull,
@@ -72,6 +72,7 @@ from .unbinned_fit import ProfileScan, UnbinnedFitResult, fit_unbinned
 
 __all__ = [
     "MORPH_MODIFIER",
+    "BinnedFitResult",
     "BinnedModel",
     "BinnedTemplates",
     "CLsResult",
@@ -79,7 +80,6 @@ __all__ = [
     "ChannelTemplates",
     "CoverageResult",
     "ExtendedUnbinnedNLL",
-    "FitResult",
     "FlowCounts",
     "FlowPolicy",
     "Impact",

@@ -59,12 +59,12 @@ from .templates import (
 
 __all__ = [
     "MORPH_MODIFIER",
+    "BinnedFitResult",
     "BinnedModel",
     "BinnedTemplates",
     "CLsResult",
     "Channel",
     "ChannelTemplates",
-    "FitResult",
     "Impact",
     "MorphEntry",
     "Pull",
@@ -816,8 +816,9 @@ class Pull:
 
 
 @dataclass(frozen=True)
-class FitResult:
-    """A maximum-likelihood fit: best-fit values, Hesse errors, pulls, correlations.
+class BinnedFitResult:
+    """A binned (pyhf) maximum-likelihood fit: best-fit values, Hesse errors, pulls,
+    correlations (ratiofit.fitting.FitResult is a fit of θ, UnbinnedFitResult an unbinned one).
 
     Attributes
     ----------
@@ -907,7 +908,7 @@ def _constrained(model: Any) -> list[tuple[str, int, float, float]]:
 
 def fit(model: Any, data: Any = None, *, nuisances: Mapping[str, ReweighterNuisance] | None = None,
         init: Mapping[str, Any] | None = None, fixed: Mapping[str, Any] | None = None
-        ) -> FitResult:
+        ) -> BinnedFitResult:
     """Maximum-likelihood fit with minuit (numpy backend), with errors and correlations.
 
     Parameters
@@ -925,7 +926,7 @@ def fit(model: Any, data: Any = None, *, nuisances: Mapping[str, ReweighterNuisa
 
     Returns
     -------
-    FitResult
+    BinnedFitResult
     """
     import pyhf
 
@@ -955,7 +956,7 @@ def fit(model: Any, data: Any = None, *, nuisances: Mapping[str, ReweighterNuisa
             constraint=float(errors[i]) / width,
             theta=None if nu is None else float(nu.theta(values[i])),
             theta_error=None if nu is None else float(nu.sigma * errors[i]))
-    return FitResult(names=tuple(names), values=values, errors=errors,
+    return BinnedFitResult(names=tuple(names), values=values, errors=errors,
                      correlation=np.asarray(corr, dtype=np.float64),
                      twice_nll=float(np.asarray(twice_nll).reshape(-1)[0]),
                      poi=str(pdf.config.poi_name), pulls=pulls, valid=bool(res.success),
@@ -1124,7 +1125,7 @@ class Impact:
 
 
 def impacts(model: Any, data: Any = None, *, parameters: Sequence[str] | None = None,
-            nominal: FitResult | None = None) -> list[Impact]:
+            nominal: BinnedFitResult | None = None) -> list[Impact]:
     """Impact ranking: for each constrained nuisance, refit with it fixed at θ̂ ± σ̂
     (postfit) and θ̂ ± σ (prefit) and record Δμ̂; sorted by the postfit |Δμ̂|, largest first.
 

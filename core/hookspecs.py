@@ -26,9 +26,12 @@ The built-ins in ``ratiofit.plugins`` use exactly this path. Test a plugin with
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:
+    from .plugin_api import Architecture, Loss, Source, Strategy, Study
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -38,7 +41,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def ratiofit_architectures() -> list[Any]:  # type: ignore[empty-body]
+def ratiofit_architectures() -> list[Architecture]:  # type: ignore[empty-body]
     """Return architecture plugins: Keras model builders.
 
     Each object has ``name``, ``options`` (a mapping of :class:`~ratiofit.options.Option`)
@@ -48,7 +51,7 @@ def ratiofit_architectures() -> list[Any]:  # type: ignore[empty-body]
 
 
 @hookspec
-def ratiofit_losses() -> list[Any]:  # type: ignore[empty-body]
+def ratiofit_losses() -> list[Loss]:  # type: ignore[empty-body]
     """Return loss plugins.
 
     Each object has ``name``, ``output_activation`` (a Keras activation name applied to
@@ -59,7 +62,7 @@ def ratiofit_losses() -> list[Any]:  # type: ignore[empty-body]
 
 
 @hookspec
-def ratiofit_strategies() -> list[Any]:  # type: ignore[empty-body]
+def ratiofit_strategies() -> list[Strategy]:  # type: ignore[empty-body]
     """Return fit strategy plugins.
 
     Each object has ``name``, ``options`` and ``fit(*, problem, options)`` taking a
@@ -68,7 +71,7 @@ def ratiofit_strategies() -> list[Any]:  # type: ignore[empty-body]
 
 
 @hookspec
-def ratiofit_sources() -> list[Any]:  # type: ignore[empty-body]
+def ratiofit_sources() -> list[Source]:  # type: ignore[empty-body]
     """Return event source plugins (generators or readers).
 
     Each object has ``name``, ``options``, ``feature_names(options)`` and
@@ -80,7 +83,7 @@ def ratiofit_sources() -> list[Any]:  # type: ignore[empty-body]
 
 
 @hookspec
-def ratiofit_studies() -> list[Any]:  # type: ignore[empty-body]
+def ratiofit_studies() -> list[Study]:  # type: ignore[empty-body]
     """Return study plugins: analysis steps named in the spec's ``studies`` section.
 
     Each object has ``name``, ``options`` and ``run(*, context, options)`` taking a

@@ -72,8 +72,14 @@ class Architecture(Protocol):
               options: Mapping[str, Any]) -> Any:
         """Return an uncompiled Keras model from the inputs named in ``signature`` to ``[n, 1]``.
 
-        An architecture with custom layers also defines ``custom_objects() -> dict[str,
-        type]``; saved models are loaded (``safe_mode``) with those objects.
+        Optional hooks, looked up with ``getattr``:
+
+        ``custom_objects() -> dict[str, type]``
+            for custom layers; saved models are loaded (``safe_mode``) with those objects;
+        ``split(model) -> (embed, head)``
+            where θ enters late: ``embed`` maps the θ-free inputs to an embedding,
+            ``head`` maps (embedding, θ) to the output; the reweighter then evaluates
+            ``embed`` once per event set and only ``head`` per θ (a fit's many θ points).
         """
         ...
 
@@ -121,10 +127,22 @@ class Source(Protocol):
     replaces the drawn ``theta`` with them (a generator that re-initialises per block of
     events reports the θ each event was actually made with).
 
-    A source may also define ``check(*, options, theta)`` where ``theta`` maps each
-    parameter the sample uses to its ``(low, high)`` values; it raises ``ValueError`` for
-    settings the generator would reject, so a spec fails before any generation starts
-    (an exception with a ``field`` attribute points the error at that option).
+    Optional members, looked up with ``getattr``:
+
+    ``check(*, options, theta)``
+        ``theta`` maps each parameter the sample uses to its ``(low, high)`` values; it
+        raises ``ValueError`` for settings the generator would reject, so a spec fails
+        before any generation starts (an exception with a ``field`` attribute points the
+        error at that option);
+    ``particle_fields(options) -> Sequence[str]``
+        the per-particle fields of the jagged ``particles`` it generates (a spec's
+        ``reweighter.inputs.particles`` is checked against them);
+    ``log_density(*, features, theta, options)``
+        the exact log p(x|θ), where the source knows it: closure checks and coverage then
+        compare with the exact ratio and likelihood;
+    ``reads_files = True``
+        it reads data rather than generating them (it cannot simulate at a fitted θ: no
+        simulation correction or non-closure term).
     """
 
     name: str

@@ -83,6 +83,14 @@ class FitResult:
     landscape: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def value(self, name: str) -> float:
+        """The fitted value of ``name`` (:class:`ratiofit.results.ParameterFit`)."""
+        return float(self.values[name])
+
+    def error(self, name: str) -> float:
+        """The error of ``name`` (:class:`ratiofit.results.ParameterFit`)."""
+        return float(self.errors[name])
+
     def to_dict(self) -> dict[str, Any]:
         params = {}
         for n in self.names:

@@ -423,3 +423,14 @@ def test_nuisance_outside_the_reweighter_range_is_rejected(rw):
     with pytest.raises(InferenceError) as exc:
         ReweighterNuisance(name="t", reweighter=rw, parameter="mu", nominal=1.8, sigma=0.5)
     assert "leaves the reweighter's range" in _one_line(exc)
+
+
+def test_the_binned_fit_is_a_parameter_fit(templates):
+    """BinnedFitResult belongs to the family of fit results (ratiofit.results)."""
+    from ratiofit.inference import fit
+    from ratiofit.results import ParameterFit
+
+    result = fit(portable_model(templates, staterror=False))
+    assert isinstance(result, ParameterFit)
+    assert result.value(result.poi) == result.poi_value
+    assert result.error(result.poi) == result.poi_error

@@ -210,6 +210,9 @@ def test_asimov_fit_recovers_truth_and_fisher_errors(rw):
                                rtol=0.01)
     lo, hi = res.interval()
     assert lo < mu_true < hi
+    from ratiofit.results import ParameterFit  # the family of fit results
+
+    assert isinstance(res, ParameterFit) and res.value("mu") == res.values["mu"]
 
 
 

@@ -76,6 +76,14 @@ class UnbinnedFitResult:
     scan: ProfileScan | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
+    def value(self, name: str) -> float:
+        """The fitted value of ``name`` (:class:`ratiofit.results.ParameterFit`)."""
+        return float(self.values[name])
+
+    def error(self, name: str) -> float:
+        """The error of ``name`` (:class:`ratiofit.results.ParameterFit`)."""
+        return float(self.errors[name])
+
     def interval(self, name: str | None = None) -> tuple[float, float]:
         """Absolute MINOS interval of ``name`` (default: the poi)."""
         n = name or self.poi

@@ -16,6 +16,46 @@ from ratiofit.spec import TrainingSpec
 from ratiofit.training import train_reweighter
 
 
+def gaussian_spec(*, seed: int = 3, mu_range: tuple[float, float] = (-2.0, 2.0),
+                  n_nominal: int = 5000, n_varied: int | None = None, n_data: int = 3000,
+                  data_mu: float = 0.5, source_options: dict | None = None,
+                  hidden: list[int] | None = (16, 16), loss: str | None = "bce",
+                  training: dict | None = None, calibration: dict | None = None,
+                  fit: dict | None = None, **sections: object) -> str:
+    """The YAML text of the tests' standard spec: N(0, 1) → N(μ, 1) with a parameterised
+    reweighter, data at μ = ``data_mu``; keyword ``sections`` (``ensemble``,
+    ``uncertainty``, ``outputs``, ``inference``, …) are added as they are, and a ``None``
+    argument leaves its key out (the spec's default then applies).
+
+    >>> "n_events: 5000" in gaussian_spec()
+    True
+    """
+    import yaml
+
+    options = {"mean": "mu", **(source_options or {})}
+    architecture: object = "mlp" if hidden is None else {
+        "name": "mlp", "options": {"hidden": list(hidden)}}
+    reweighter = {"architecture": architecture, "loss": loss, "reference": "nominal",
+                  "target": "varied", "training": training or {"epochs": 2,
+                                                              "batch_size": 512},
+                  "calibration": calibration}
+    doc = {
+        "seed": seed,
+        "parameters": {"mu": {"nominal": 0.0, "range": list(mu_range)}},
+        "samples": {
+            "nominal": {"source": "gaussian", "n_events": n_nominal, "options": options},
+            "varied": {"source": "gaussian", "n_events": n_varied or n_nominal,
+                       "theta": {"mu": "uniform"}, "options": options},
+            "data": {"source": "gaussian", "n_events": n_data, "theta": {"mu": data_mu},
+                     "options": options}},
+        "reweighter": {k: v for k, v in reweighter.items() if v is not None},
+        "fit": fit if fit is not None else {"strategy": "dctr", "data": "data",
+                                            "parameters": ["mu"]},
+        **sections,
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def assert_float32_close(actual: np.ndarray, expected: np.ndarray) -> None:
     """Two float32 network outputs agree within float32 rounding.
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import gaussian_spec
 
 from ratiofit.cli import main
 from ratiofit.errors import RatiofitError
@@ -23,24 +24,12 @@ from ratiofit.spec import load_spec_text
 from ratiofit.workflow import run_spec
 
 # A quickstart (specs/quickstart.yaml) scaled down to seconds, with a 2-member ensemble.
-TINY = """
-seed: 3
-parameters:
-  mu: {nominal: 0.0, range: [-2.0, 2.0]}
-samples:
-  nominal: {source: gaussian, n_events: 5000, options: {mean: mu, width: 1.0}}
-  varied: {source: gaussian, n_events: 5000, theta: {mu: uniform}, options: {mean: mu, width: 1.0}}
-  data: {source: gaussian, n_events: 3000, theta: {mu: 0.5}, options: {mean: mu, width: 1.0}}
-reweighter:
-  architecture: {name: mlp, options: {hidden: [16, 16]}}
-  loss: bce
-  reference: nominal
-  target: varied
-  training: {epochs: 2, batch_size: 256, learning_rate: 0.005, patience: 2}
-fit: {strategy: likelihood, data: data, reference: nominal, parameters: [mu]}
-ensemble: 2
-outputs: {plots: false, closure: {mu: [0.5]}, closure_events: 3000}
-"""
+TINY = gaussian_spec(
+    source_options={"width": 1.0},
+    training={"epochs": 2, "batch_size": 256, "learning_rate": 0.005, "patience": 2},
+    fit={"strategy": "likelihood", "data": "data", "reference": "nominal",
+         "parameters": ["mu"]},
+    ensemble=2, outputs={"plots": False, "closure": {"mu": [0.5]}, "closure_events": 3000})
 
 
 # -- job functions (module level: dask workers import them by name) -----------------------

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import assert_float32_close
+from conftest import assert_float32_close, gaussian_spec
 
 from ratiofit.cli import main
 from ratiofit.errors import DataError, ReweighterLoadError
@@ -228,25 +228,8 @@ def test_metadata_that_is_not_an_object_is_a_load_error(copy_of_saved: Path,
 # ---------------------------------------------------------------------------------------
 # CLI: ratiofit fit with a bad --reweighter
 # ---------------------------------------------------------------------------------------
-FIT_SPEC = """\
-seed: 3
-parameters:
-  mu: {nominal: 0.0, range: [-2.0, 2.0]}
-samples:
-  nominal: {source: gaussian, n_events: 500, options: {mean: mu}}
-  varied: {source: gaussian, n_events: 500, theta: {mu: uniform}, options: {mean: mu}}
-  data: {source: gaussian, n_events: 200, theta: {mu: 0.5}, options: {mean: mu}}
-reweighter:
-  architecture: {name: mlp, options: {hidden: [16, 16]}}
-  loss: bce
-  reference: nominal
-  target: varied
-  training: {epochs: 1, batch_size: 256}
-fit:
-  strategy: dctr
-  data: data
-  parameters: [mu]
-"""
+FIT_SPEC = gaussian_spec(n_nominal=500, n_data=200,
+                         training={"epochs": 1, "batch_size": 256})
 
 
 def _fit_cli(tmp_path: Path, reweighter_dir: Path) -> Any:

@@ -10,33 +10,18 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import assert_float32_close
+from conftest import assert_float32_close, gaussian_spec
 
 from ratiofit.cli import main
 from ratiofit.reweighter import Reweighter
 from ratiofit.spec import load_spec
 
-TINY = """
-seed: 3
-parameters:
-  mu: {nominal: 0.0, range: [-2.0, 2.0]}
-samples:
-  nominal: {source: gaussian, n_events: 6000, options: {mean: mu}}
-  varied: {source: gaussian, n_events: 6000, theta: {mu: uniform}, options: {mean: mu}}
-  data: {source: gaussian, n_events: 3000, theta: {mu: 0.5}, options: {mean: mu}}
-reweighter:
-  architecture: {name: mlp, options: {hidden: [16, 16]}}
-  loss: bce
-  reference: nominal
-  target: varied
-  training: {epochs: 2, batch_size: 512}
-  calibration: {method: normalisation, points: 5, degree: 2, events: 6000}
-fit: {strategy: likelihood, data: data, parameters: [mu]}
-ensemble: {members: 2, average_fit: true}
-outputs:
-  closure: {mu: [0.5]}
-  closure_events: 5000
-"""
+TINY = gaussian_spec(
+    n_nominal=6000,
+    calibration={"method": "normalisation", "points": 5, "degree": 2, "events": 6000},
+    fit={"strategy": "likelihood", "data": "data", "parameters": ["mu"]},
+    ensemble={"members": 2, "average_fit": True},
+    outputs={"closure": {"mu": [0.5]}, "closure_events": 5000})
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import MU, gaussian_events
+from conftest import MU, gaussian_events, gaussian_spec
 
 from ratiofit.auc import weighted_auc
 from ratiofit.cli import main
@@ -194,25 +194,11 @@ def test_gate_passes_a_well_trained_reweighter(trained_1d) -> None:
     assert g["verdict"] == "pass", g["tests"]
 
 
-UNC_SPEC = """
-seed: 4
-parameters:
-  mu: {nominal: 0.0, range: [-2.0, 2.0]}
-samples:
-  nominal: {source: gaussian, n_events: 20000, options: {mean: mu}}
-  varied: {source: gaussian, n_events: 20000, theta: {mu: uniform}, options: {mean: mu}}
-  data: {source: gaussian, n_events: 3000, theta: {mu: -0.6}, options: {mean: mu}}
-reweighter:
-  architecture: {name: mlp, options: {hidden: [32, 32]}}
-  loss: bce
-  reference: nominal
-  target: varied
-  training: {epochs: 8, batch_size: 512}
-  calibration: {method: normalisation, points: 9, degree: 4, events: 20000}
-fit: {strategy: dctr, data: data, parameters: [mu]}
-uncertainty: {replicas: 3, gate_events: 5000}
-outputs: {plots: false}
-"""
+UNC_SPEC = gaussian_spec(
+    seed=4, n_nominal=20000, data_mu=-0.6, hidden=(32, 32),
+    training={"epochs": 8, "batch_size": 512},
+    calibration={"method": "normalisation", "points": 9, "degree": 4, "events": 20000},
+    uncertainty={"replicas": 3, "gate_events": 5000}, outputs={"plots": False})
 
 
 def test_run_reports_the_error_budget_and_the_gate(tmp_path: Path) -> None:

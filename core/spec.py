@@ -86,7 +86,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -338,9 +338,28 @@ class FitSpec:
 
 @dataclass(frozen=True)
 class OutputsSpec:
-    plots: bool = True
-    closure: dict[str, list[float]] = field(default_factory=dict)
-    closure_events: int = 200_000
+    """``outputs``: plots and the closure check against the exact ratio."""
+
+    plots: bool = declared(Option("bool", True, "Draw the plots into RUN/plots."))
+    closure: dict[str, list[float]] = field(default_factory=dict, metadata={"option": Option(
+        "mapping", {}, "Parameter → θ values at which the reweighting is checked against the "
+        "target (and the exact ratio, where the source knows its density); the lists have "
+        "one length.")})
+    closure_events: int = declared(Option("int", 200_000, "Events per closure point.",
+                                          minimum=1))
+
+
+@dataclass(frozen=True)
+class EnsembleSpec:
+    """``ensemble``: independently trained reweighters (or a bare integer: ``members``)."""
+
+    members: int = declared(Option("int", 1, "Reweighters trained (each its own seed); "
+                                   "member 0 is the run's reweighter.", minimum=1))
+    training_samples: str = declared(Option(
+        "str", "shared", "shared: every member trains on the same samples; independent: "
+        "each on its own draw.", choices=("shared", "independent")))
+    average_fit: bool = declared(Option("bool", False, "Also fit with the members' averaged "
+                                        "log w (needs 2 members and a fit)."))
 
 
 @dataclass(frozen=True)
@@ -471,23 +490,16 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
     if top.get("fit") is not None:
         fit = _fit(ctx, reg, parameters, samples, reweighter,
                    ctx.mapping(top["fit"], ("fit",)))
-    independent = average_fit = False
     if isinstance(top.get("ensemble"), dict):
-        body = top["ensemble"]
-        ctx.no_unknown(body, ("ensemble",), ["members", "training_samples", "average_fit"])
-        average_fit = ctx.get(body, ("ensemble",), "average_fit", bool, default=False)
-        ensemble = ctx.get(body, ("ensemble",), "members", int, default=1)
-        mode = ctx.get(body, ("ensemble",), "training_samples", str, default="shared")
-        if mode not in ("shared", "independent"):
-            raise ctx.error(("ensemble", "training_samples"),
-                            f"expected 'shared' or 'independent', got {mode!r}")
-        independent = mode == "independent"
-        where: Path_ = ("ensemble", "members")
-    else:
-        ensemble = ctx.get(top, (), "ensemble", int, default=1)
-        where = ("ensemble",)
-    if ensemble < 1:
-        raise ctx.error(where, f"must be >= 1, got {ensemble}")
+        ens: EnsembleSpec = _declared_section(ctx, top["ensemble"], ("ensemble",),
+                                              EnsembleSpec)
+    else:  # a bare integer is the number of members
+        members = ctx.get(top, (), "ensemble", int, default=1)
+        if members < 1:
+            raise ctx.error(("ensemble",), f"must be >= 1, got {members}")
+        ens = EnsembleSpec(members=members)
+    ensemble, average_fit = ens.members, ens.average_fit
+    independent = ens.training_samples == "independent"
     if average_fit and (ensemble < 2 or fit is None):
         raise ctx.error(("ensemble", "average_fit"),
                         "needs at least 2 members and a 'fit' section")
@@ -851,10 +863,9 @@ def _fit(ctx: _Ctx, reg: Registry, params: ParameterSet, samples: Mapping[str, S
 def _outputs(ctx: _Ctx, params: ParameterSet, rw: ReweighterSpec | None, body: dict[str, Any]
              ) -> OutputsSpec:
     path: Path_ = ("outputs",)
-    ctx.no_unknown(body, path, ["plots", "closure", "closure_events"])
-    plots = ctx.get(body, path, "plots", bool, default=True)
+    declared_outputs: OutputsSpec = _declared_section(ctx, body, path, OutputsSpec)
     closure: dict[str, list[float]] = {}
-    for pname, vals in ctx.mapping(body.get("closure"), (*path, "closure")).items():
+    for pname, vals in declared_outputs.closure.items():
         cpath = (*path, "closure", pname)
         if pname not in params:
             raise ctx.error(cpath, _unknown_param(pname, params))
@@ -873,10 +884,7 @@ def _outputs(ctx: _Ctx, params: ParameterSet, rw: ReweighterSpec | None, body: d
         lengths = {len(v) for v in closure.values()}
         if len(lengths) > 1:
             raise ctx.error((*path, "closure"), "all closure lists must have the same length")
-    events = ctx.get(body, path, "closure_events", int, default=200_000)
-    if events < 1:
-        raise ctx.error((*path, "closure_events"), f"must be >= 1, got {events}")
-    return OutputsSpec(plots=plots, closure=closure, closure_events=events)
+    return replace(declared_outputs, closure=closure)
 
 
 def _number(ctx: _Ctx, body: Mapping[str, Any], path: Path_, key: str,

@@ -213,7 +213,9 @@ def plugin_reference() -> None:
     # the declared sections: each field's Option is its type, default, bounds and doc
     for where, cls in (("reweighter.training", ratiofit.spec.TrainingSpec),
                        ("reweighter.calibration", ratiofit.spec.CalibrationSpec),
-                       ("uncertainty", ratiofit.spec.UncertaintySpec)):
+                       ("uncertainty", ratiofit.spec.UncertaintySpec),
+                       ("ensemble", ratiofit.spec.EnsembleSpec),
+                       ("outputs", ratiofit.spec.OutputsSpec)):
         lines += [f"### `{where}`", "", " ".join((cls.__doc__ or "").split()), "",
                   *_option_table(ratiofit.spec.section_options(cls)), ""]
     for rec in reg.all_records():

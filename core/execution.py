@@ -2,10 +2,11 @@
 
 The in-process :class:`LocalExecutor` is the default; :class:`DaskExecutor` runs the same
 jobs on a ``dask.distributed`` cluster (a scheduler address, or a ``LocalCluster`` of
-``workers`` processes). Both implement the :class:`Executor` protocol, and a job's result
+``workers`` processes); :class:`ProcessExecutor` runs them in spawned processes of this
+machine (PYTHIA's blocks). All implement the :class:`Executor` protocol, and a job's result
 depends only on its arguments (seeds included), never on which executor ran it.
 
-Both executors share the same failure and persistence rules:
+The executors share the same failure and persistence rules:
 
 - a job that raises is retried up to ``retries`` times; the other jobs still run, and
   when every job has had its turn the failures are raised together as one
@@ -54,7 +55,8 @@ from typing import Any, Protocol
 from ._atomic import json_default, publish
 from .errors import RatiofitError
 
-__all__ = ["DaskExecutor", "Executor", "ExecutorError", "Job", "JobError", "LocalExecutor"]
+__all__ = ["DaskExecutor", "Executor", "ExecutorError", "Job", "JobError", "LocalExecutor",
+           "ProcessExecutor"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -374,6 +376,74 @@ def _call(function: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, fl
 
 #: Environment variables that size BLAS/OpenMP thread pools (numpy's reduction order).
 _BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class ProcessExecutor(_BaseExecutor):
+    """Runs jobs in ``workers`` spawned processes of this machine (a
+    :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method: the
+    workers start clean, with no forked TensorFlow, generator or lock state).
+
+    For CPU-bound jobs that hold no state between them and whose arguments and results
+    pickle (PYTHIA blocks); the failure and persistence rules are the other executors'.
+    ``on_result(job, result)`` is called in this process as each result arrives (a
+    progress bar); results are returned in job order. As with any spawned pool, a script
+    that uses it needs the ``if __name__ == "__main__":`` guard.
+    """
+
+    def __init__(self, *, workers: int, retries: int = 0,
+                 results_dir: str | os.PathLike[str] | None = None, fingerprint: str = "",
+                 on_result: Callable[[Job, Any], None] | None = None) -> None:
+        super().__init__(retries=retries, results_dir=results_dir, fingerprint=fingerprint)
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ExecutorError(f"workers must be a positive integer, got {workers!r}")
+        self.workers = workers
+        self.on_result = on_result
+
+    def run(self, jobs: Sequence[Job]) -> list[Any]:
+        """Run every job not already stored; return all results in order."""
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        from .console import log
+
+        results, todo = self._prepare(jobs)
+        if not todo:
+            return results
+        failures: dict[str, str] = {}
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(todo)),
+                                   mp_context=multiprocessing.get_context("spawn"))
+        try:
+            pending = {pool.submit(_call, jobs[i].function, jobs[i].kwargs): (i, 1)
+                       for i in todo}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i, attempt = pending.pop(fut)
+                    job = jobs[i]
+                    try:
+                        value, seconds = fut.result()
+                    except Exception as exc:
+                        if self._retryable(exc, attempt):
+                            pending[pool.submit(_call, job.function, job.kwargs)] = (
+                                i, attempt + 1)
+                        else:
+                            failures[job.name] = self._failure(exc, attempt)
+                        continue
+                    log.info("job %s done in %.1f s", job.name, seconds)
+                    try:
+                        results[i] = self._finish(job, value, attempts=attempt,
+                                                  seconds=seconds)
+                    except JobError as exc:
+                        failures.update(exc.failures)
+                        continue
+                    if self.on_result is not None:
+                        self.on_result(job, value)
+        finally:  # on an error or Ctrl-C, drop the jobs not started yet
+            pool.shutdown(wait=True, cancel_futures=True)
+        if failures:
+            raise JobError({jobs[i].name: failures[jobs[i].name] for i in todo
+                            if jobs[i].name in failures})
+        return results
 
 
 class DaskExecutor(_BaseExecutor):

@@ -19,7 +19,14 @@ from conftest import gaussian_spec
 
 from ratiofit.cli import main
 from ratiofit.errors import RatiofitError
-from ratiofit.execution import DaskExecutor, ExecutorError, Job, JobError, LocalExecutor
+from ratiofit.execution import (
+    DaskExecutor,
+    ExecutorError,
+    Job,
+    JobError,
+    LocalExecutor,
+    ProcessExecutor,
+)
 from ratiofit.spec import load_spec_text
 from ratiofit.workflow import run_spec
 
@@ -85,10 +92,12 @@ def _local(**kw: Any) -> LocalExecutor:
     return LocalExecutor(**kw)
 
 
-@pytest.fixture(params=["local", "dask"])
+@pytest.fixture(params=["local", "process", "dask"])
 def make_executor(request: pytest.FixtureRequest) -> Callable[..., Any]:
     if request.param == "local":
         return _local
+    if request.param == "process":  # two spawned workers (ratiofit.execution.ProcessExecutor)
+        return lambda **kw: ProcessExecutor(workers=2, **kw)
     client = request.getfixturevalue("cluster")
     return lambda **kw: DaskExecutor(client=client, **kw)
 
@@ -97,6 +106,14 @@ def make_executor(request: pytest.FixtureRequest) -> Callable[..., Any]:
 def test_results_in_order(make_executor: Callable[..., Any]) -> None:
     jobs = [Job(name=f"sq-{i}", function=square, kwargs={"x": i}) for i in range(5)]
     assert make_executor().run(jobs) == [0, 1, 4, 9, 16]
+
+
+def test_process_executor_reports_each_result_as_it_arrives() -> None:
+    seen: list[tuple[str, int]] = []
+    ex = ProcessExecutor(workers=2, on_result=lambda job, value: seen.append((job.name, value)))
+    jobs = [Job(name=f"sq-{i}", function=square, kwargs={"x": i}) for i in range(4)]
+    assert ex.run(jobs) == [0, 1, 4, 9]
+    assert sorted(seen) == [("sq-0", 0), ("sq-1", 1), ("sq-2", 4), ("sq-3", 9)]
 
 
 def test_job_failing_twice_is_retried(make_executor: Callable[..., Any], tmp_path: Path) -> None:

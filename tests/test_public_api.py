@@ -57,7 +57,7 @@ PUBLIC = {
                             "load_reweighters"],
     "ratiofit.fitting": ["FitProblem", "FitResult", "Objective", "landscape", "minimise"],
     "ratiofit.execution": ["DaskExecutor", "Executor", "ExecutorError", "Job", "JobError",
-                           "LocalExecutor"],
+                           "LocalExecutor", "ProcessExecutor"],
     "ratiofit.study": ["StudyContext"],
     "ratiofit.inference": [
         "BinnedFitResult",

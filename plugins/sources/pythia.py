@@ -35,7 +35,7 @@ network to interpolate smoothly in θ, at a re-initialisation cost of about 0.2 
 **Seeds and parallelism.** One base seed is drawn from the ``rng`` passed in; block *b*
 gets the PYTHIA seed derived from (base seed, b) (``Random:setSeed = on``), so the same
 ``rng`` state gives identical events whatever ``processes`` is. Blocks run in
-``processes`` spawned worker processes (a :class:`~concurrent.futures.ProcessPoolExecutor`
+``processes`` spawned worker processes (:class:`ratiofit.execution.ProcessExecutor`, a process pool
 with the ``spawn`` start method: PYTHIA holds no state across blocks and nothing relies on
 fork), with a progress bar on stderr when it is a terminal. As with any spawned pool, a
 script that calls the source with ``processes`` > 1 needs the ``if __name__ ==
@@ -68,11 +68,9 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -535,15 +533,15 @@ class Pythia:
                 for blk in missing:
                     collect(_make_block(blk))
             else:
-                # spawn: workers start clean (no forked PYTHIA, TensorFlow or lock state).
-                ctx = multiprocessing.get_context("spawn")
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-                try:
-                    futures = [pool.submit(_make_block, blk) for blk in missing]
-                    for fut in as_completed(futures):
-                        collect(fut.result())
-                finally:  # on an error or Ctrl-C, drop the blocks not started yet
-                    pool.shutdown(wait=True, cancel_futures=True)
+                # through ratiofit's executor: spawned workers (no forked PYTHIA,
+                # TensorFlow or lock state), results collected as they arrive
+                from ratiofit.execution import Job, ProcessExecutor
+
+                jobs = [Job(name=f"pythia-block-{blk.index}", function=_make_block,
+                            kwargs={"block": blk}) for blk in missing]
+                with ProcessExecutor(workers=workers,
+                                     on_result=lambda _job, out: collect(out)) as pool:
+                    pool.run(jobs)
         finally:
             bar.close()
         if hits:

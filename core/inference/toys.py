@@ -179,7 +179,7 @@ def coverage(*, n_toys: int, reweighter: LogRatioModel, nuisances: Sequence[Nuis
              fixed: Mapping[str, float] | None = None, method: Literal["minos", "profile"]
              = "minos", randomise_constraints: bool = True, cache: CacheMode = "grid",
              grid_points: int = 21, poi: str = "signal_strength", seed: int = 0,
-             tol: float = 0.1) -> CoverageResult:
+             tol: float = 0.1, executor: Any = None) -> CoverageResult:
     """Generate toys at (μ, θ) and count how often the 68% interval of μ covers μ.
 
     Toys come from :func:`generate_toy` (background at θ_true by accept/reject on the
@@ -212,7 +212,11 @@ def coverage(*, n_toys: int, reweighter: LogRatioModel, nuisances: Sequence[Nuis
     randomise_constraints
         Draw the constraint centres per toy (above).
     seed
-        Seeds the toy generator.
+        Seeds the toys: toy k draws from the k-th child of ``np.random.SeedSequence(seed)``.
+    executor
+        Runs the toys, one job each (:mod:`ratiofit.execution`; default: in this process,
+        one after the other). A process or dask executor pickles the reweighter and the
+        pools with each toy.
     """
     t0 = time.perf_counter()
     if n_toys < 1:
@@ -225,7 +229,6 @@ def coverage(*, n_toys: int, reweighter: LogRatioModel, nuisances: Sequence[Nuis
         if k not in truth:
             raise InferenceError(f"theta_true names '{k}', not a nuisance ({list(truth)})")
         truth[k] = float(v)
-    rng = np.random.default_rng(seed)
     ref_theta = {p.name: p.nominal for p in reweighter.parameters}
     at_nominal = all(truth[n] == ref_theta[n] for n in truth) and \
         all(fixed_all[n] == ref_theta[n] for n in fixed_all)
@@ -244,47 +247,32 @@ def coverage(*, n_toys: int, reweighter: LogRatioModel, nuisances: Sequence[Nuis
         reference = ReferenceNormalisation(reweighter, reference, nuisances=resolved,
                                            fixed=fixed_all, cache=cache,
                                            grid_points=grid_points)
+    from ..execution import Job, LocalExecutor
+
+    # One job per toy, each with its own random stream (toy k: the k-th child of ``seed``),
+    # so a toy's numbers do not depend on which executor ran it or in which order.
+    streams = np.random.SeedSequence(seed).spawn(n_toys)
+    shared = {"reweighter": reweighter, "resolved": resolved, "truth": truth,
+              "fixed_all": fixed_all, "signal_pool": signal_pool,
+              "background_pool": background_pool, "signal_yield": signal_yield,
+              "background_yield": background_yield, "signal_log_ratio": signal_log_ratio,
+              "mu_true": mu_true, "bkg_lw": bkg_lw, "norm": norm, "norm_true": norm_true,
+              "randomise_constraints": randomise_constraints, "grids": grids,
+              "reference": reference, "poi": poi, "cache": cache, "tol": tol,
+              "method": method}
+    jobs = [Job(name=f"toy-{k}", function=_one_toy,
+                kwargs={**shared, "stream": streams[k]}) for k in range(n_toys)]
+    outcomes = (executor or LocalExecutor()).run(jobs)
     intervals: list[tuple[float, float]] = []
     estimates: list[float] = []
     covered = failed = 0
-    for _ in range(n_toys):
-        toy = generate_toy(signal_pool=signal_pool, background_pool=background_pool,
-                           signal_yield=signal_yield, background_yield=background_yield,
-                           mu=mu_true, rng=rng, background_log_weight=bkg_lw, norm=norm_true)
-        if callable(signal_log_ratio):
-            log_rs = signal_log_ratio(toy.data)
-        else:
-            log_rs = np.concatenate([np.asarray(signal_log_ratio[0])[toy.signal_index],
-                                     np.asarray(signal_log_ratio[1])[toy.background_index]])
-        toy_nuis = []
-        for nu in resolved:
-            centre = _centre(nu)
-            if randomise_constraints and nu.sigma is not None:
-                centre = float(rng.normal(truth[nu.name], nu.sigma))
-            toy_nuis.append(Nuisance(nu.name, nominal=centre, sigma=nu.sigma, limits=nu.limits))
-        toy_norm = norm
-        if norm is not None and randomise_constraints and norm.sigma is not None:
-            toy_norm = NormFactor(norm.name, sigma=norm.sigma,
-                                  nominal=max(float(rng.normal(norm_true, norm.sigma)), 1e-3))
-        data_grid = None if grids is None else LogRatioGrid.concatenate(
-            [grids[0].take(toy.signal_index), grids[1].take(toy.background_index)])
-        cost = ExtendedUnbinnedNLL(toy.data, reweighter=reweighter, nuisances=toy_nuis,
-                           signal_yield=signal_yield, background_yield=background_yield,
-                           signal_log_ratio=log_rs, reference=reference, norm=toy_norm,
-                           fixed=fixed_all, poi=poi, poi_start=mu_true,
-                           cache=cache, data_grid=data_grid)
-        # Start the nuisances at the toy's constraint centres (what a real fit would do).
-        m = _minuit(cost, None, tol, 1)
-        _migrad(m)
-        iv = None
-        if m.valid:
-            m.hesse()
-            iv = _interval(cost, m, method, tol)
-        if iv is None:
+    for out in outcomes:
+        if out is None:
             failed += 1
             continue
+        iv, estimate = out
         intervals.append(iv)
-        estimates.append(float(m.values[poi]))
+        estimates.append(estimate)
         covered += int(iv[0] <= mu_true <= iv[1])
     n_valid = n_toys - failed
     frac = covered / n_valid if n_valid else math.nan
@@ -296,3 +284,52 @@ def coverage(*, n_toys: int, reweighter: LogRatioModel, nuisances: Sequence[Nuis
         settings={"theta_true": truth, "norm_true": norm_true, "cache": cache,
                   "randomise_constraints": randomise_constraints, "seed": seed,
                   "signal_yield": signal_yield, "background_yield": background_yield})
+
+
+def _one_toy(*, stream: np.random.SeedSequence, reweighter: LogRatioModel,
+             resolved: Sequence[Nuisance], truth: Mapping[str, float],
+             fixed_all: Mapping[str, float], signal_pool: EventSet, background_pool: EventSet,
+             signal_yield: float, background_yield: float, signal_log_ratio: Any,
+             mu_true: float, bkg_lw: np.ndarray | None, norm: NormFactor | None,
+             norm_true: float, randomise_constraints: bool,
+             grids: tuple[LogRatioGrid, LogRatioGrid] | None, reference: Any, poi: str,
+             cache: CacheMode, tol: float, method: str
+             ) -> tuple[tuple[float, float], float] | None:
+    """One pseudo-experiment of :func:`coverage`: generate, fit, interval (``None`` where
+    the fit or the interval fails)."""
+    rng = np.random.default_rng(stream)
+    toy = generate_toy(signal_pool=signal_pool, background_pool=background_pool,
+                       signal_yield=signal_yield, background_yield=background_yield,
+                       mu=mu_true, rng=rng, background_log_weight=bkg_lw, norm=norm_true)
+    if callable(signal_log_ratio):
+        log_rs = signal_log_ratio(toy.data)
+    else:
+        log_rs = np.concatenate([np.asarray(signal_log_ratio[0])[toy.signal_index],
+                                 np.asarray(signal_log_ratio[1])[toy.background_index]])
+    toy_nuis = []
+    for nu in resolved:
+        centre = _centre(nu)
+        if randomise_constraints and nu.sigma is not None:
+            centre = float(rng.normal(truth[nu.name], nu.sigma))
+        toy_nuis.append(Nuisance(nu.name, nominal=centre, sigma=nu.sigma, limits=nu.limits))
+    toy_norm = norm
+    if norm is not None and randomise_constraints and norm.sigma is not None:
+        toy_norm = NormFactor(norm.name, sigma=norm.sigma,
+                              nominal=max(float(rng.normal(norm_true, norm.sigma)), 1e-3))
+    data_grid = None if grids is None else LogRatioGrid.concatenate(
+        [grids[0].take(toy.signal_index), grids[1].take(toy.background_index)])
+    cost = ExtendedUnbinnedNLL(toy.data, reweighter=reweighter, nuisances=toy_nuis,
+                               signal_yield=signal_yield, background_yield=background_yield,
+                               signal_log_ratio=log_rs, reference=reference, norm=toy_norm,
+                               fixed=fixed_all, poi=poi, poi_start=mu_true,
+                               cache=cache, data_grid=data_grid)
+    # Start the nuisances at the toy's constraint centres (what a real fit would do).
+    m = _minuit(cost, None, tol, 1)
+    _migrad(m)
+    if not m.valid:
+        return None
+    m.hesse()
+    iv = _interval(cost, m, method, tol)
+    if iv is None:
+        return None
+    return iv, float(m.values[poi])

@@ -86,21 +86,33 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from itertools import pairwise
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import yaml
-
+from ._spec_yaml import Path_, _Ctx, _dotted, _Located, _unknown_param, _unknown_sample
 from .errors import PluginError, SpecError
-from .options import Option, OptionError, resolve_options
+from .options import OptionError, resolve_options
 from .parameters import Parameter, ParameterSet
 from .registry import Registry, get_registry
+from .spec_inference import (
+    InferenceSampleSpec,
+    InferenceSpec,
+    NuisanceSpec,
+    _inference,
+)
+from .spec_sections import (
+    CalibrationSpec,
+    EnsembleSpec,
+    OutputsSpec,
+    TrainingSpec,
+    UncertaintySpec,
+    _declared_section,
+)
 
 __all__ = [
     "CalibrationSpec",
+    "EnsembleSpec",
     "FitSpec",
     "InferenceSampleSpec",
     "InferenceSpec",
@@ -119,107 +131,8 @@ __all__ = [
     "scale_spec",
 ]
 
-Path_ = tuple[str | int, ...]
 
 
-# ---------------------------------------------------------------------------------------
-# YAML with line numbers
-# ---------------------------------------------------------------------------------------
-class _Located:
-    """Plain Python values from a YAML document plus the line of every node."""
-
-    def __init__(self, text: str, file: str) -> None:
-        self.file = file
-        self.lines: dict[Path_, int] = {}
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(f"malformed YAML: {problem}", file=file, line=line) from None
-        self._constructor = yaml.constructor.SafeConstructor()
-        self.value = {} if node is None else self._build(node, ())
-
-    def _build(self, node: yaml.Node, path: Path_) -> Any:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for knode, vnode in node.value:
-                key = self._constructor.construct_object(knode, deep=True)
-                if not isinstance(key, str):
-                    raise SpecError(f"mapping keys must be strings, got {key!r}", file=self.file,
-                                    line=knode.start_mark.line + 1, field=_dotted(path))
-                if key in out:
-                    raise SpecError(f"duplicate key '{key}'", file=self.file,
-                                    line=knode.start_mark.line + 1, field=_dotted((*path, key)))
-                out[key] = self._build(vnode, (*path, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._build(v, (*path, i)) for i, v in enumerate(node.value)]
-        try:
-            return self._constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError) as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise SpecError(f"bad value: {problem}", file=self.file,
-                            line=node.start_mark.line + 1, field=_dotted(path)) from None
-
-    def line(self, path: Path_) -> int:
-        while path not in self.lines and path:
-            path = path[:-1]
-        return self.lines.get(path, 1)
-
-
-def _dotted(path: Path_) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-class _Ctx:
-    def __init__(self, doc: _Located) -> None:
-        self.doc = doc
-
-    def error(self, path: Path_, message: str) -> SpecError:
-        return SpecError(message, file=self.doc.file, line=self.doc.line(path),
-                         field=_dotted(path) or None)
-
-    def get(self, mapping: Mapping[str, Any], path: Path_, key: str, kind: type | tuple[type, ...],
-            default: Any = ..., what: str = "") -> Any:
-        if key not in mapping:
-            if default is ...:
-                raise self.error(path, f"missing required field '{key}'")
-            return default
-        value = mapping[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            names = " or ".join(k.__name__ for k in kinds)
-            raise self.error((*path, key), f"expected {what or names}, got {value!r}")
-        return value
-
-    def mapping(self, value: Any, path: Path_) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.error(path, f"expected a mapping, got {value!r}")
-        return value
-
-    def no_unknown(self, mapping: Mapping[str, Any], path: Path_, allowed: list[str]) -> None:
-        for key in mapping:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else \
-                    f"; allowed: {', '.join(allowed)}"
-                raise self.error((*path, key), f"unknown field '{key}'{hint}")
-
-
-# ---------------------------------------------------------------------------------------
-# Typed spec
-# ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ThetaSpec:
     """How a sample sets one parameter: ``fixed`` at ``value`` or ``uniform`` in [low, high]."""
@@ -241,73 +154,6 @@ class SampleSpec:
     @property
     def varied(self) -> list[str]:
         return [n for n, t in self.theta.items() if t.kind == "uniform"]
-
-
-def declared(option: Option) -> Any:
-    """A field of a declared spec section: ``option`` (:class:`~ratiofit.options.Option`)
-    is its type, default, bounds and documentation at once; :func:`section_options` reads
-    it back for validation (:func:`_declared_section`), the resolved spec
-    (:func:`resolved_dict`) and the generated reference (``make docs``)."""
-    return field(default=option.default, metadata={"option": option})
-
-
-def section_options(cls: type) -> dict[str, Option]:
-    """The declared options of a spec section's dataclass, in declaration order.
-
-    >>> section_options(TrainingSpec)["epochs"].default
-    30
-    """
-    return {f.name: f.metadata["option"] for f in fields(cls) if "option" in f.metadata}
-
-
-@dataclass(frozen=True)
-class TrainingSpec:
-    """``reweighter.training``: how the classifier is trained (:mod:`ratiofit.training`)."""
-
-    epochs: int = declared(Option("int", 30, "Passes over the training sample.", minimum=1))
-    batch_size: int = declared(Option("int", 1024, "Events per gradient step.", minimum=1))
-    learning_rate: float = declared(Option("float", 2e-3, "Adam's initial learning rate.",
-                                           minimum=1e-12))
-    schedule: str = declared(Option("str", "cosine", "Learning-rate schedule over the "
-                                    "training: cosine decay to 0, or constant.",
-                                    choices=("cosine", "constant")))
-    validation_fraction: float = declared(Option(
-        "float", 0.2, "Fraction of the events held out for validation (early stopping).",
-        minimum=1e-9, maximum=1 - 1e-9))
-    patience: int = declared(Option("int", 5, "Epochs without a better validation loss "
-                                    "before training stops.", minimum=1))
-    class_balance: bool = declared(Option("bool", True, "Weight the two classes to equal "
-                                          "totals (the ratio is corrected for it)."))
-    checkpoint: bool = declared(Option("bool", True, "Checkpoint every epoch, so an "
-                                       "interrupted training resumes."))
-    resample_reference_theta: bool = declared(Option(
-        "bool", False, "Pair the reference events with fresh θ drawn from the target's θ "
-        "every epoch."))
-    mixed_precision: bool = declared(Option("bool", False, "float16 compute with float32 "
-                                            "variables (GPUs)."))
-    restore_best: bool = declared(Option("bool", True, "End with the weights of the best "
-                                         "validation epoch."))
-
-
-@dataclass(frozen=True)
-class CalibrationSpec:
-    """``reweighter.calibration``: normalisation (log w ← log w − log E_reference[w(x, θ)])
-    or moment calibration (also a tilt a(θ)·T(x) matching the target's moments), see
-    :mod:`ratiofit.calibration`. Also ``none``, ``normalisation`` or ``moments`` alone."""
-
-    method: str = declared(Option("str", "normalisation", "What is calibrated.",
-                                  choices=("normalisation", "moments")))
-    points: int = declared(Option("int", 21, "θ points at which E_reference[w] is "
-                                  "measured.", minimum=1))
-    degree: int = declared(Option("int", 6, "Polynomial degree in θ of the fitted log "
-                                  "normalisation (below points).", minimum=0))
-    events: int = declared(Option("int", 1_000_000, "Reference events used (at most).",
-                                  minimum=1))
-    moments: int = declared(Option("int", 1, "Highest feature power matched (method "
-                                   "moments only).", minimum=1))
-    moment_degree: int = declared(Option("int", 4, "Polynomial degree in θ of the target-"
-                                         "moment regression (method moments only).",
-                                         minimum=0))
 
 
 @dataclass(frozen=True)
@@ -334,90 +180,6 @@ class FitSpec:
     reference: str | None
     parameters: tuple[str, ...]
     start: dict[str, float]
-
-
-@dataclass(frozen=True)
-class OutputsSpec:
-    """``outputs``: plots and the closure check against the exact ratio."""
-
-    plots: bool = declared(Option("bool", True, "Draw the plots into RUN/plots."))
-    closure: dict[str, list[float]] = field(default_factory=dict, metadata={"option": Option(
-        "mapping", {}, "Parameter → θ values at which the reweighting is checked against the "
-        "target (and the exact ratio, where the source knows its density); the lists have "
-        "one length.")})
-    closure_events: int = declared(Option("int", 200_000, "Events per closure point.",
-                                          minimum=1))
-
-
-@dataclass(frozen=True)
-class EnsembleSpec:
-    """``ensemble``: independently trained reweighters (or a bare integer: ``members``)."""
-
-    members: int = declared(Option("int", 1, "Reweighters trained (each its own seed); "
-                                   "member 0 is the run's reweighter.", minimum=1))
-    training_samples: str = declared(Option(
-        "str", "shared", "shared: every member trains on the same samples; independent: "
-        "each on its own draw.", choices=("shared", "independent")))
-    average_fit: bool = declared(Option("bool", False, "Also fit with the members' averaged "
-                                        "log w (needs 2 members and a fit)."))
-
-
-@dataclass(frozen=True)
-class UncertaintySpec:
-    """``uncertainty``: the learned ratio's error (bootstrap replicas), the simulation at
-    θ̂ and the closure gate (docs/concepts.md, "Honest errors")."""
-
-    replicas: int = declared(Option("int", 3, "Bootstrap replicas of the reweighter, each "
-                                    "retrained and refitted (0: none; else at least 2).",
-                                    minimum=0))
-    correction: str = declared(Option(
-        "str", "simulation", "simulation: the one-step simulation correction at the fitted "
-        "θ (and, in an inference, the non-closure modifier); none: off.",
-        choices=("simulation", "none")))
-    gate: bool = declared(Option("bool", True, "Test the reweighting at the fitted θ after "
-                                 "every fit."))
-    gate_events: int | None = declared(Option(
-        "int", None, "Events simulated at the fitted θ for the correction and per side of "
-        "the gate (default: 4x the data sample, at most 10^6).", minimum=100))
-    gate_level: float = declared(Option("float", 0.01, "Family-wise significance of the "
-                                        "gate's tests.", minimum=1e-12, maximum=1 - 1e-12))
-
-
-@dataclass(frozen=True)
-class InferenceSampleSpec:
-    sample: str
-    yield_: float | None
-    signal: bool
-    nuisances: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class NuisanceSpec:
-    reweighter: str  # "this" or a directory
-    parameter: str
-    nominal: float
-    sigma: float
-    measured: float | None = None  # the auxiliary measurement (default: nominal)
-
-
-@dataclass(frozen=True)
-class InferenceSpec:
-    """A binned fit with reweighters as constrained nuisances (see the module docstring)."""
-
-    backend: str
-    mode: str
-    observable: str
-    edges: tuple[float, ...]
-    flow: str
-    poi: str
-    data: tuple[str, ...]  # observed = the sum of these samples' histograms
-    samples: dict[str, InferenceSampleSpec]
-    nuisances: dict[str, NuisanceSpec]
-    staterror: bool = True
-    hypotest_poi: float | None = 1.0
-    hypotest_calctype: str = "asymptotics"
-    upper_limit: bool = True
-    impacts: bool = True
 
 
 @dataclass(frozen=True)
@@ -516,24 +278,6 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
                 reweighter=reweighter, fit=fit, ensemble=ensemble, outputs=outputs, raw=top,
                 ensemble_independent_samples=independent, ensemble_average_fit=average_fit,
                 inference=inference, studies=studies, uncertainty=uncertainty)
-
-
-def _declared_section(ctx: _Ctx, body: dict[str, Any], path: Path_, cls: type) -> Any:
-    """A declared section (:func:`declared` fields) from ``body``: unknown keys, types,
-    choices and bounds checked by each field's :class:`~ratiofit.options.Option`, defaults
-    filled in; errors name file, line and field."""
-    declared_options = section_options(cls)
-    ctx.no_unknown(body, path, list(declared_options))
-    values = {}
-    for name, option in declared_options.items():
-        if name in body and not (option.default is None and body[name] is None):
-            try:
-                values[name] = option.check(name, body[name])
-            except OptionError as exc:
-                raise ctx.error((*path, name), exc.message) from None
-            if isinstance(values[name], float) and not math.isfinite(values[name]):
-                raise ctx.error((*path, name), f"must be a finite number, got {values[name]}")
-    return cls(**values)
 
 
 def _uncertainty(ctx: _Ctx, body: dict[str, Any]) -> UncertaintySpec:
@@ -661,18 +405,6 @@ def _sample(ctx: _Ctx, reg: Registry, params: ParameterSet, name: str, body: dic
             where = (*path, "options", field) if field in given else (*path, "options")
             raise ctx.error(where, f"{exc} (plugin '{impl.name}')") from None
     return SampleSpec(name=name, source=src_name, n_events=n_events, theta=theta, options=options)
-
-
-def _unknown_param(name: str, params: ParameterSet) -> str:
-    close = difflib.get_close_matches(name, params.names, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"undefined parameter '{name}'{hint} (defined: {', '.join(params.names) or 'none'})"
-
-
-def _unknown_sample(name: str, samples: Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(name, list(samples), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"undefined sample '{name}'{hint} (defined: {', '.join(samples)})"
 
 
 def _theta(ctx: _Ctx, p: Parameter, value: Any, path: Path_) -> ThetaSpec:
@@ -885,157 +617,6 @@ def _outputs(ctx: _Ctx, params: ParameterSet, rw: ReweighterSpec | None, body: d
         if len(lengths) > 1:
             raise ctx.error((*path, "closure"), "all closure lists must have the same length")
     return replace(declared_outputs, closure=closure)
-
-
-def _number(ctx: _Ctx, body: Mapping[str, Any], path: Path_, key: str,
-            default: float | None = None) -> float:
-    value = body.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ctx.error((*path, key) if key in body else path,
-                        f"'{key}': expected a finite number, got {value!r}")
-    return float(value)
-
-
-def _reweighter_parameters(directory: str) -> list[str] | None:
-    """θ names of a saved reweighter (``DIR`` or ``DIR/reweighter``), ``None`` if absent."""
-    import json
-
-    for d in (Path(directory), Path(directory) / "reweighter"):
-        meta = d / "metadata.json"
-        if meta.is_file():
-            try:
-                return [p["name"] for p in json.loads(meta.read_text())["parameters"]]
-            except (ValueError, KeyError, TypeError):
-                return None
-    return None
-
-
-def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
-               rw: ReweighterSpec | None, spec_path: str, body: dict[str, Any]
-               ) -> InferenceSpec:
-    path: Path_ = ("inference",)
-    ctx.no_unknown(body, path, ["backend", "mode", "observable", "bins", "flow", "poi", "data",
-                                "samples", "nuisances", "staterror", "hypotest", "upper_limit",
-                                "impacts"])
-    backend = ctx.get(body, path, "backend", str, default="pyhf")
-    if backend != "pyhf":
-        raise ctx.error((*path, "backend"), f"expected 'pyhf', got {backend!r} (the unbinned "
-                        "iminuit bridge is a Python API for now: ratiofit.inference)")
-    mode = ctx.get(body, path, "mode", str, default="exact")
-    if mode not in ("exact", "portable"):
-        raise ctx.error((*path, "mode"), f"expected 'exact' or 'portable', got {mode!r}")
-    flow = ctx.get(body, path, "flow", str, default="error")
-    if flow not in ("error", "fold", "exclude"):
-        raise ctx.error((*path, "flow"), f"expected 'error', 'fold' or 'exclude', got {flow!r}")
-    observable = ctx.get(body, path, "observable", str)
-    bins = body.get("bins")
-    bpath = (*path, "bins")
-    if isinstance(bins, list) and len(bins) >= 2 and all(
-            isinstance(b, int | float) and not isinstance(b, bool) for b in bins):
-        edges = tuple(float(b) for b in bins)
-    elif isinstance(bins, dict):
-        ctx.no_unknown(bins, bpath, ["n", "range"])
-        n = ctx.get(bins, bpath, "n", int)
-        rng = bins.get("range")
-        if n < 1 or not (isinstance(rng, list) and len(rng) == 2 and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in rng)):
-            raise ctx.error(bpath, f"expected {{n: >= 1, range: [lo, hi]}}, got {bins!r}")
-        edges = tuple(float(v) for v in np.linspace(float(rng[0]), float(rng[1]), n + 1))
-    else:
-        raise ctx.error(bpath, f"expected a list of bin edges or {{n, range}}, got {bins!r}")
-    if not all(a < b for a, b in pairwise(edges)):
-        raise ctx.error(bpath, "bin edges must increase")
-    poi = ctx.get(body, path, "poi", str, default="mu")
-    raw_data = body.get("data")
-    data_names = [raw_data] if isinstance(raw_data, str) else raw_data
-    if not (isinstance(data_names, list) and data_names
-            and all(isinstance(d, str) for d in data_names)):
-        raise ctx.error((*path, "data"), f"expected a sample name or a list of sample names, "
-                        f"got {raw_data!r}")
-    for d in data_names:
-        if d not in samples:
-            raise ctx.error((*path, "data"), _unknown_sample(d, samples))
-    if len(set(data_names)) != len(data_names):
-        raise ctx.error((*path, "data"), f"a sample is listed twice: {data_names}")
-    data = tuple(data_names)
-    # nuisances first: samples refer to them
-    nuisances: dict[str, NuisanceSpec] = {}
-    for name, nb in ctx.mapping(body.get("nuisances"), (*path, "nuisances")).items():
-        npath = (*path, "nuisances", name)
-        nb = ctx.mapping(nb, npath)
-        ctx.no_unknown(nb, npath, ["reweighter", "parameter", "nominal", "sigma", "measured"])
-        source = ctx.get(nb, npath, "reweighter", str, default="this")
-        parameter = ctx.get(nb, npath, "parameter", str)
-        if source == "this":
-            if rw is None:
-                raise ctx.error((*npath, "reweighter"), "'this' needs a reweighter section in "
-                                "the spec (or give the directory of a saved reweighter)")
-            known: list[str] | None = list(rw.parameters)
-        else:
-            where = Path(source) if Path(source).is_absolute() else \
-                Path(spec_path).parent / source
-            known = _reweighter_parameters(str(where))
-            if known is None and _reweighter_parameters(source) is not None:
-                where, known = Path(source), _reweighter_parameters(source)
-            if known is None:
-                raise ctx.error((*npath, "reweighter"), f"no saved reweighter at '{source}' "
-                                "(expected a run directory or a reweighter directory with "
-                                "metadata.json)")
-            source = str(where)
-        assert known is not None
-        if parameter not in known:
-            close = difflib.get_close_matches(parameter, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ctx.error((*npath, "parameter"), f"the reweighter has no parameter "
-                            f"'{parameter}'{hint} (it has: {', '.join(known) or 'none'})")
-        nominal = _number(ctx, nb, npath, "nominal")
-        sigma = _number(ctx, nb, npath, "sigma")
-        if not sigma > 0:
-            raise ctx.error((*npath, "sigma"), f"the constraint width must be > 0, got {sigma}")
-        measured = _number(ctx, nb, npath, "measured") if "measured" in nb else None
-        nuisances[name] = NuisanceSpec(reweighter=source, parameter=parameter, nominal=nominal,
-                                       sigma=sigma, measured=measured)
-    isamples: dict[str, InferenceSampleSpec] = {}
-    for name, sb in ctx.mapping(body.get("samples"), (*path, "samples")).items():
-        spath = (*path, "samples", name)
-        sb = ctx.mapping(sb, spath)
-        ctx.no_unknown(sb, spath, ["sample", "yield", "signal", "nuisances"])
-        sample = ctx.get(sb, spath, "sample", str, default=name)
-        if sample not in samples:
-            raise ctx.error((*spath, "sample"), _unknown_sample(sample, samples))
-        yield_ = _number(ctx, sb, spath, "yield") if "yield" in sb else None
-        if yield_ is not None and not yield_ > 0:
-            raise ctx.error((*spath, "yield"), f"must be > 0, got {yield_}")
-        names = sb.get("nuisances", [])
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ctx.error((*spath, "nuisances"), f"expected a list of names, got {names!r}")
-        for n in names:
-            if n not in nuisances:
-                close = difflib.get_close_matches(n, list(nuisances), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ctx.error((*spath, "nuisances"), f"undefined nuisance '{n}'{hint}")
-        isamples[name] = InferenceSampleSpec(
-            sample=sample, yield_=yield_, signal=ctx.get(sb, spath, "signal", bool, default=False),
-            nuisances=tuple(names))
-    if not isamples:
-        raise ctx.error((*path, "samples"), "at least one sample is required")
-    if not any(s.signal for s in isamples.values()):
-        raise ctx.error((*path, "samples"), "one sample needs 'signal: true' (scaled by the "
-                        f"parameter of interest '{poi}')")
-    hbody = ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
-    ctx.no_unknown(hbody, (*path, "hypotest"), ["poi_value", "calctype"])
-    calctype = ctx.get(hbody, (*path, "hypotest"), "calctype", str, default="asymptotics")
-    if calctype not in ("asymptotics", "toybased"):
-        raise ctx.error((*path, "hypotest", "calctype"),
-                        f"expected 'asymptotics' or 'toybased', got {calctype!r}")
-    return InferenceSpec(
-        backend=backend, mode=mode, observable=observable, edges=edges, flow=flow, poi=poi,
-        data=data, samples=isamples, nuisances=nuisances,
-        staterror=ctx.get(body, path, "staterror", bool, default=True),
-        hypotest_poi=_number(ctx, hbody, (*path, "hypotest"), "poi_value", 1.0),
-        hypotest_calctype=calctype,
-        upper_limit=ctx.get(body, path, "upper_limit", bool, default=True),
-        impacts=ctx.get(body, path, "impacts", bool, default=True))
 
 
 def scale_spec(spec: Spec, factor: float) -> Spec:

@@ -205,6 +205,7 @@ def _target(out: Path, name: str) -> float | None:
 def plugin_reference() -> None:
     """docs/plugins.md from the options each plugin declares (declaration = docs)."""
     import ratiofit.spec
+    import ratiofit.spec_sections
     from ratiofit.registry import get_registry
 
     reg = get_registry()
@@ -217,7 +218,7 @@ def plugin_reference() -> None:
                        ("ensemble", ratiofit.spec.EnsembleSpec),
                        ("outputs", ratiofit.spec.OutputsSpec)):
         lines += [f"### `{where}`", "", " ".join((cls.__doc__ or "").split()), "",
-                  *_option_table(ratiofit.spec.section_options(cls)), ""]
+                  *_option_table(ratiofit.spec_sections.section_options(cls)), ""]
     for rec in reg.all_records():
         lines += [f"## {rec.kind} `{rec.name}`", "", (type(rec.obj).__module__ and
                   (sys.modules[type(rec.obj).__module__].__doc__ or "").strip()), ""]

@@ -33,6 +33,7 @@ PUBLIC = {
     "ratiofit.events": ["EventSet", "LEVELS", "assign_theta_from"],
     "ratiofit.spec": [
         "CalibrationSpec",
+        "EnsembleSpec",
         "FitSpec",
         "InferenceSampleSpec",
         "InferenceSpec",
@@ -50,6 +51,9 @@ PUBLIC = {
         "resolved_dict",
         "scale_spec",
     ],
+    "ratiofit.spec_sections": ["CalibrationSpec", "EnsembleSpec", "OutputsSpec", "TrainingSpec",
+                               "UncertaintySpec", "declared", "section_options"],
+    "ratiofit.spec_inference": ["InferenceSampleSpec", "InferenceSpec", "NuisanceSpec"],
     "ratiofit.sampling": ["draw_theta", "make_sample", "resolve_parameter_value"],
     "ratiofit.seeding": ["derive_rng", "derive_seed"],
     "ratiofit.training": ["TrainingData", "prepare_training_data", "train_reweighter"],

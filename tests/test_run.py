@@ -16,12 +16,13 @@ from ratiofit.cli import main
 from ratiofit.reweighter import Reweighter
 from ratiofit.spec import load_spec
 
-TINY = gaussian_spec(
-    n_nominal=6000,
-    calibration={"method": "normalisation", "points": 5, "degree": 2, "events": 6000},
-    fit={"strategy": "likelihood", "data": "data", "parameters": ["mu"]},
-    ensemble={"members": 2, "average_fit": True},
-    outputs={"closure": {"mu": [0.5]}, "closure_events": 5000})
+TINY_KW = {"n_nominal": 6000,
+           "calibration": {"method": "normalisation", "points": 5, "degree": 2,
+                           "events": 6000},
+           "fit": {"strategy": "likelihood", "data": "data", "parameters": ["mu"]},
+           "ensemble": {"members": 2, "average_fit": True},
+           "outputs": {"closure": {"mu": [0.5]}, "closure_events": 5000}}
+TINY = gaussian_spec(**TINY_KW)
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +177,8 @@ def test_calibrate_recalibrates_without_training(tiny_run, tmp_path):
                          Reweighter.load(member).log_ratio(features=x, theta={"mu": 0.7}))
 
     moments = tmp_path / "moments.yaml"
-    moments.write_text(TINY.replace("calibration: {method: normalisation,",
-                                    "calibration: {method: moments,"))
+    moments.write_text(gaussian_spec(**{**TINY_KW, "calibration": {
+        **TINY_KW["calibration"], "method": "moments"}}))
     res = CliRunner().invoke(main, ["calibrate", str(moments), "--reweighter",
                                     str(out / "reweighter"), "-o", str(tmp_path / "tilt")])
     assert res.exit_code == 0, res.output

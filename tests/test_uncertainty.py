@@ -194,11 +194,11 @@ def test_gate_passes_a_well_trained_reweighter(trained_1d) -> None:
     assert g["verdict"] == "pass", g["tests"]
 
 
-UNC_SPEC = gaussian_spec(
-    seed=4, n_nominal=20000, data_mu=-0.6, hidden=(32, 32),
-    training={"epochs": 8, "batch_size": 512},
-    calibration={"method": "normalisation", "points": 9, "degree": 4, "events": 20000},
-    uncertainty={"replicas": 3, "gate_events": 5000}, outputs={"plots": False})
+UNC = {"seed": 4, "n_nominal": 20000, "data_mu": -0.6, "hidden": (32, 32),
+       "training": {"epochs": 8, "batch_size": 512},
+       "calibration": {"method": "normalisation", "points": 9, "degree": 4, "events": 20000},
+       "uncertainty": {"replicas": 3, "gate_events": 5000}, "outputs": {"plots": False}}
+UNC_SPEC = gaussian_spec(**UNC)
 
 
 def test_run_reports_the_error_budget_and_the_gate(tmp_path: Path) -> None:
@@ -261,8 +261,9 @@ def test_run_reports_the_error_budget_and_the_gate(tmp_path: Path) -> None:
     ("{replica: 3}", "uncertainty"),
 ])
 def test_bad_uncertainty_sections_are_refused(body: str, field: str) -> None:
-    text = UNC_SPEC.replace("uncertainty: {replicas: 3, gate_events: 5000}",
-                            f"uncertainty: {body}")
+    import yaml
+
+    text = gaussian_spec(**{**UNC, "uncertainty": yaml.safe_load(body)})
     with pytest.raises(SpecError, match=field):
         load_spec_text(text, path="u.yaml")
 
@@ -270,7 +271,7 @@ def test_bad_uncertainty_sections_are_refused(body: str, field: str) -> None:
 def test_uncertainty_defaults_are_on_and_survive_the_resolved_spec() -> None:
     from ratiofit.spec import resolved_dict
 
-    text = UNC_SPEC.replace("uncertainty: {replicas: 3, gate_events: 5000}\n", "")
+    text = gaussian_spec(**{k: v for k, v in UNC.items() if k != "uncertainty"})
     spec = load_spec_text(text, path="u.yaml")
     assert spec.uncertainty.replicas == 3 and spec.uncertainty.gate
     again = load_spec_text(yaml.safe_dump(resolved_dict(spec)), path="r.yaml")
@@ -349,7 +350,8 @@ def test_correction_without_common_random_numbers_converges_within_its_noise(
 
     monkeypatch.setattr(honest, "simulate_at", independent)
     spec = tmp_path / "unc.yaml"
-    spec.write_text(UNC_SPEC.replace("replicas: 3", "replicas: 0, gate: false"))
+    spec.write_text(gaussian_spec(**{**UNC, "uncertainty": {"replicas": 0, "gate": False,
+                                                            "gate_events": 5000}}))
     res = CliRunner().invoke(main, ["run", str(spec), "-o", str(tmp_path / "out"), "-q"])
     assert res.exit_code == 0, res.output
     fit = json.loads((tmp_path / "out" / "result.json").read_text())["fit"]
@@ -367,9 +369,9 @@ def test_coverage_command_repeats_the_pipeline(tmp_path: Path) -> None:
     import json
 
     spec = tmp_path / "unc.yaml"
-    spec.write_text(UNC_SPEC.replace("n_events: 20000", "n_events: 6000")
-                    .replace("epochs: 8", "epochs: 3")
-                    .replace("replicas: 3", "replicas: 2"))
+    spec.write_text(gaussian_spec(**{**UNC, "n_nominal": 6000,
+                                     "training": {"epochs": 3, "batch_size": 512},
+                                     "uncertainty": {"replicas": 2, "gate_events": 5000}}))
     out = tmp_path / "cov"
     res = CliRunner().invoke(main, ["coverage", str(spec), "--repeats", "2", "-o", str(out),
                                     "--truth-range", "mu=-1:1"])

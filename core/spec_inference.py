@@ -1,0 +1,200 @@
+"""The spec's ``inference`` section: a binned fit with reweighters as constrained nuisances
+(its dataclasses and its validator; :mod:`ratiofit.spec` documents the section)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._spec_yaml import Path_, _Ctx, _number, _unknown_sample
+
+if TYPE_CHECKING:
+    from .registry import Registry
+    from .spec import ReweighterSpec, SampleSpec
+
+__all__ = ["InferenceSampleSpec", "InferenceSpec", "NuisanceSpec"]
+
+
+@dataclass(frozen=True)
+class InferenceSampleSpec:
+    sample: str
+    yield_: float | None
+    signal: bool
+    nuisances: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NuisanceSpec:
+    reweighter: str  # "this" or a directory
+    parameter: str
+    nominal: float
+    sigma: float
+    measured: float | None = None  # the auxiliary measurement (default: nominal)
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """A binned fit with reweighters as constrained nuisances (see the module docstring)."""
+
+    backend: str
+    mode: str
+    observable: str
+    edges: tuple[float, ...]
+    flow: str
+    poi: str
+    data: tuple[str, ...]  # observed = the sum of these samples' histograms
+    samples: dict[str, InferenceSampleSpec]
+    nuisances: dict[str, NuisanceSpec]
+    staterror: bool = True
+    hypotest_poi: float | None = 1.0
+    hypotest_calctype: str = "asymptotics"
+    upper_limit: bool = True
+    impacts: bool = True
+
+
+def _reweighter_parameters(directory: str) -> list[str] | None:
+    """θ names of a saved reweighter (``DIR`` or ``DIR/reweighter``), ``None`` if absent."""
+    import json
+
+    for d in (Path(directory), Path(directory) / "reweighter"):
+        meta = d / "metadata.json"
+        if meta.is_file():
+            try:
+                return [p["name"] for p in json.loads(meta.read_text())["parameters"]]
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
+               rw: ReweighterSpec | None, spec_path: str, body: dict[str, Any]
+               ) -> InferenceSpec:
+    path: Path_ = ("inference",)
+    ctx.no_unknown(body, path, ["backend", "mode", "observable", "bins", "flow", "poi", "data",
+                                "samples", "nuisances", "staterror", "hypotest", "upper_limit",
+                                "impacts"])
+    backend = ctx.get(body, path, "backend", str, default="pyhf")
+    if backend != "pyhf":
+        raise ctx.error((*path, "backend"), f"expected 'pyhf', got {backend!r} (the unbinned "
+                        "iminuit bridge is a Python API for now: ratiofit.inference)")
+    mode = ctx.get(body, path, "mode", str, default="exact")
+    if mode not in ("exact", "portable"):
+        raise ctx.error((*path, "mode"), f"expected 'exact' or 'portable', got {mode!r}")
+    flow = ctx.get(body, path, "flow", str, default="error")
+    if flow not in ("error", "fold", "exclude"):
+        raise ctx.error((*path, "flow"), f"expected 'error', 'fold' or 'exclude', got {flow!r}")
+    observable = ctx.get(body, path, "observable", str)
+    bins = body.get("bins")
+    bpath = (*path, "bins")
+    if isinstance(bins, list) and len(bins) >= 2 and all(
+            isinstance(b, int | float) and not isinstance(b, bool) for b in bins):
+        edges = tuple(float(b) for b in bins)
+    elif isinstance(bins, dict):
+        ctx.no_unknown(bins, bpath, ["n", "range"])
+        n = ctx.get(bins, bpath, "n", int)
+        rng = bins.get("range")
+        if n < 1 or not (isinstance(rng, list) and len(rng) == 2 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in rng)):
+            raise ctx.error(bpath, f"expected {{n: >= 1, range: [lo, hi]}}, got {bins!r}")
+        edges = tuple(float(v) for v in np.linspace(float(rng[0]), float(rng[1]), n + 1))
+    else:
+        raise ctx.error(bpath, f"expected a list of bin edges or {{n, range}}, got {bins!r}")
+    if not all(a < b for a, b in pairwise(edges)):
+        raise ctx.error(bpath, "bin edges must increase")
+    poi = ctx.get(body, path, "poi", str, default="mu")
+    raw_data = body.get("data")
+    data_names = [raw_data] if isinstance(raw_data, str) else raw_data
+    if not (isinstance(data_names, list) and data_names
+            and all(isinstance(d, str) for d in data_names)):
+        raise ctx.error((*path, "data"), f"expected a sample name or a list of sample names, "
+                        f"got {raw_data!r}")
+    for d in data_names:
+        if d not in samples:
+            raise ctx.error((*path, "data"), _unknown_sample(d, samples))
+    if len(set(data_names)) != len(data_names):
+        raise ctx.error((*path, "data"), f"a sample is listed twice: {data_names}")
+    data = tuple(data_names)
+    # nuisances first: samples refer to them
+    nuisances: dict[str, NuisanceSpec] = {}
+    for name, nb in ctx.mapping(body.get("nuisances"), (*path, "nuisances")).items():
+        npath = (*path, "nuisances", name)
+        nb = ctx.mapping(nb, npath)
+        ctx.no_unknown(nb, npath, ["reweighter", "parameter", "nominal", "sigma", "measured"])
+        source = ctx.get(nb, npath, "reweighter", str, default="this")
+        parameter = ctx.get(nb, npath, "parameter", str)
+        if source == "this":
+            if rw is None:
+                raise ctx.error((*npath, "reweighter"), "'this' needs a reweighter section in "
+                                "the spec (or give the directory of a saved reweighter)")
+            known: list[str] | None = list(rw.parameters)
+        else:
+            where = Path(source) if Path(source).is_absolute() else \
+                Path(spec_path).parent / source
+            known = _reweighter_parameters(str(where))
+            if known is None and _reweighter_parameters(source) is not None:
+                where, known = Path(source), _reweighter_parameters(source)
+            if known is None:
+                raise ctx.error((*npath, "reweighter"), f"no saved reweighter at '{source}' "
+                                "(expected a run directory or a reweighter directory with "
+                                "metadata.json)")
+            source = str(where)
+        assert known is not None
+        if parameter not in known:
+            close = difflib.get_close_matches(parameter, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ctx.error((*npath, "parameter"), f"the reweighter has no parameter "
+                            f"'{parameter}'{hint} (it has: {', '.join(known) or 'none'})")
+        nominal = _number(ctx, nb, npath, "nominal")
+        sigma = _number(ctx, nb, npath, "sigma")
+        if not sigma > 0:
+            raise ctx.error((*npath, "sigma"), f"the constraint width must be > 0, got {sigma}")
+        measured = _number(ctx, nb, npath, "measured") if "measured" in nb else None
+        nuisances[name] = NuisanceSpec(reweighter=source, parameter=parameter, nominal=nominal,
+                                       sigma=sigma, measured=measured)
+    isamples: dict[str, InferenceSampleSpec] = {}
+    for name, sb in ctx.mapping(body.get("samples"), (*path, "samples")).items():
+        spath = (*path, "samples", name)
+        sb = ctx.mapping(sb, spath)
+        ctx.no_unknown(sb, spath, ["sample", "yield", "signal", "nuisances"])
+        sample = ctx.get(sb, spath, "sample", str, default=name)
+        if sample not in samples:
+            raise ctx.error((*spath, "sample"), _unknown_sample(sample, samples))
+        yield_ = _number(ctx, sb, spath, "yield") if "yield" in sb else None
+        if yield_ is not None and not yield_ > 0:
+            raise ctx.error((*spath, "yield"), f"must be > 0, got {yield_}")
+        names = sb.get("nuisances", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ctx.error((*spath, "nuisances"), f"expected a list of names, got {names!r}")
+        for n in names:
+            if n not in nuisances:
+                close = difflib.get_close_matches(n, list(nuisances), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ctx.error((*spath, "nuisances"), f"undefined nuisance '{n}'{hint}")
+        isamples[name] = InferenceSampleSpec(
+            sample=sample, yield_=yield_, signal=ctx.get(sb, spath, "signal", bool, default=False),
+            nuisances=tuple(names))
+    if not isamples:
+        raise ctx.error((*path, "samples"), "at least one sample is required")
+    if not any(s.signal for s in isamples.values()):
+        raise ctx.error((*path, "samples"), "one sample needs 'signal: true' (scaled by the "
+                        f"parameter of interest '{poi}')")
+    hbody = ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
+    ctx.no_unknown(hbody, (*path, "hypotest"), ["poi_value", "calctype"])
+    calctype = ctx.get(hbody, (*path, "hypotest"), "calctype", str, default="asymptotics")
+    if calctype not in ("asymptotics", "toybased"):
+        raise ctx.error((*path, "hypotest", "calctype"),
+                        f"expected 'asymptotics' or 'toybased', got {calctype!r}")
+    return InferenceSpec(
+        backend=backend, mode=mode, observable=observable, edges=edges, flow=flow, poi=poi,
+        data=data, samples=isamples, nuisances=nuisances,
+        staterror=ctx.get(body, path, "staterror", bool, default=True),
+        hypotest_poi=_number(ctx, hbody, (*path, "hypotest"), "poi_value", 1.0),
+        hypotest_calctype=calctype,
+        upper_limit=ctx.get(body, path, "upper_limit", bool, default=True),
+        impacts=ctx.get(body, path, "impacts", bool, default=True))

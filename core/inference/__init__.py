@@ -1,9 +1,13 @@
 """Statistical inference with trained reweighters as nuisance parameters.
 
-Binned (pyhf): :mod:`ratiofit.inference.templates` fills reweighted templates
-h_b(θ) = Σ w₀ᵢ·w(xᵢ, θ) and morphs them in θ; :mod:`ratiofit.inference.pyhf_bridge`
-exports them as a portable HistFactory workspace or builds an exact-mode pyhf model with
-a custom modifier, and fits, tests and ranks nuisances (guide-searches.md Sec. 3–4).
+Binned (pyhf), one module per concept: :mod:`ratiofit.inference.templates` fills reweighted
+templates h_b(θ) = Σ w₀ᵢ·w(xᵢ, θ) and morphs them in θ;
+:mod:`ratiofit.inference.binned_templates` holds the model's inputs (channels, samples,
+reweighter nuisances) and fills their templates; :mod:`ratiofit.inference.pyhf_model`
+builds the pyhf model from them, portable (the HistFactory workspace of
+:mod:`ratiofit.inference.pyhf_workspace`) or exact (the custom modifier of
+:mod:`ratiofit.inference.morph_modifier`); :mod:`ratiofit.inference.binned_fit` fits,
+tests and ranks nuisances on it (guide-searches.md Sec. 3–4).
 The learned ratio's own error enters as constrained ``histosys`` modifiers built from the
 reweighter's bootstrap replicas (:mod:`ratiofit.inference.learned`).
 Unbinned (iminuit): the extended likelihood of guide-searches.md Eq. 3.7–3.8 with
@@ -17,6 +21,27 @@ costs), :mod:`ratiofit.inference.unbinned_fit` (the fit driver) and
 
 from __future__ import annotations
 
+from .binned_fit import (
+    BinnedFitResult,
+    CLsResult,
+    Impact,
+    Pull,
+    UpperLimitResult,
+    fit,
+    hypotest,
+    impacts,
+    upper_limit,
+)
+from .binned_templates import (
+    BinnedTemplates,
+    Channel,
+    ChannelTemplates,
+    ReweighterNuisance,
+    Sample,
+    SampleTemplates,
+    add_learned_ratio,
+    build_templates,
+)
 from .costs import ExtendedUnbinnedNLL, ReweightedBinnedNLL, signal_log_ratio_from_classifier
 from .errors import InferenceError
 from .grid import LogRatioGrid
@@ -27,38 +52,18 @@ from .learned import (
     nonclosure_term,
     unbinned_replica_budget,
 )
+from .morph_modifier import MORPH_MODIFIER, MorphEntry, morphing_modifier_set
 from .normalisation import ReferenceNormalisation
 from .nuisances import NormFactor, Nuisance
-from .pyhf_bridge import (
-    MORPH_MODIFIER,
-    BinnedFitResult,
+from .pyhf_model import (
     BinnedModel,
-    BinnedTemplates,
-    Channel,
-    ChannelTemplates,
-    CLsResult,
-    Impact,
-    MorphEntry,
-    Pull,
-    ReweighterNuisance,
-    Sample,
-    SampleTemplates,
-    UpperLimitResult,
-    add_learned_ratio,
     asimov_data,
-    build_templates,
     exact_model,
     expected_by_sample,
-    fit,
-    hypotest,
-    impacts,
-    morphing_modifier_set,
     parameter_vector,
     portable_model,
-    portable_workspace,
-    upper_limit,
-    write_workspace,
 )
+from .pyhf_workspace import portable_workspace, write_workspace
 from .templates import (
     FlowCounts,
     FlowPolicy,

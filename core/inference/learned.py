@@ -4,7 +4,7 @@ A reweighter nuisance's templates h_b(θ) come from a learned ratio, which carri
 error (finite training samples, training noise). Bootstrap replicas of the reweighter
 (:func:`ratiofit.uncertainty.bootstrap`: retrained on Poisson(1)-weighted copies of the
 training samples) measure it. With the additive morphing B_b(θ) = n_b + h_b(θ) − h_b(θ₀)
-(:mod:`ratiofit.inference.pyhf_bridge`), replica r predicts
+(:mod:`ratiofit.inference.pyhf_model`), replica r predicts
 
     D_rb(θ) = [h_rb(θ) − h_rb(θ₀)] − [h_b(θ) − h_b(θ₀)]
 

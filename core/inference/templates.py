@@ -14,7 +14,7 @@ with a polynomial (degree chosen by leave-one-out residuals) or a cubic spline, 
 likelihood fit can evaluate h_b(θ) and ∂h_b/∂θ at any θ inside the grid without calling the
 network. Several nuisances, each with its own reweighter, get one morphing each; the fit
 model combines them (additively or multiplicatively per bin, see
-:mod:`ratiofit.inference.pyhf_bridge`).
+:mod:`ratiofit.inference.pyhf_model`).
 
 Events outside the binning
 --------------------------

@@ -1,0 +1,438 @@
+"""Statistics on a binned (pyhf) model: fit, CLs hypothesis test, upper limit, impacts.
+
+:func:`fit` maximises the likelihood of guide-searches.md Eq. 3.6 (times the constraints)
+and reports each constrained parameter's :class:`Pull`, a reweighter nuisance's also in θ
+units; :func:`hypotest` computes CLs = CL_{s+b}/CL_b (Eq. 3.4–3.5) with the profile
+likelihood ratio (Eq. 3.3), asymptotic or from pseudo-experiments; :func:`upper_limit`
+reads the POI's CLs limit from a scan; :func:`impacts` ranks the nuisances by their shift
+of μ̂. Each takes a :class:`~ratiofit.inference.BinnedModel`
+(:mod:`ratiofit.inference.pyhf_model`) or a bare pyhf model and data.
+
+Fits use pyhf's numpy backend and the minuit optimizer (:func:`fit`, :func:`hypotest`,
+:func:`upper_limit`, :func:`impacts`); each call sets them for its duration and restores
+the previous backend afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .binned_templates import ReweighterNuisance
+from .errors import InferenceError
+from .pyhf_model import BinnedModel, _indices, parameter_vector
+
+__all__ = [
+    "BinnedFitResult",
+    "CLsResult",
+    "Impact",
+    "Pull",
+    "UpperLimitResult",
+    "fit",
+    "hypotest",
+    "impacts",
+    "upper_limit",
+]
+
+
+@contextlib.contextmanager
+def _numpy_minuit() -> Iterator[None]:
+    """pyhf with the numpy backend and minuit for the duration, then the previous setting."""
+    import pyhf
+
+    before = pyhf.get_backend()
+    switch = before[0].name != "numpy" or before[1].name != "minuit"
+    if switch:
+        pyhf.set_backend("numpy", "minuit")
+    try:
+        yield
+    finally:
+        if switch:
+            pyhf.set_backend(*before)
+
+
+def _unpack(model: Any, data: Any, nuisances: Mapping[str, ReweighterNuisance] | None
+            ) -> tuple[Any, np.ndarray, dict[str, ReweighterNuisance]]:
+    if isinstance(model, BinnedModel):
+        nus = dict(model.nuisances if nuisances is None else nuisances)
+        return model.model, np.asarray(model.data if data is None else data, np.float64), nus
+    if data is None:
+        raise InferenceError("data are required with a bare pyhf model")
+    return model, np.asarray(data, dtype=np.float64), dict(nuisances or {})
+
+
+
+@dataclass(frozen=True)
+class Pull:
+    """A constrained parameter after the fit.
+
+    ``pull`` = (θ̂ − θ₀)/σ and ``constraint`` = σ̂/σ, with θ₀ and σ the prefit constraint's
+    centre and width. For a reweighter nuisance, ``theta``/``theta_error`` are in θ units.
+    """
+
+    name: str
+    value: float
+    error: float
+    prefit: float
+    prefit_error: float
+    pull: float
+    constraint: float
+    theta: float | None = None
+    theta_error: float | None = None
+
+
+@dataclass(frozen=True)
+class BinnedFitResult:
+    """A binned (pyhf) maximum-likelihood fit: best-fit values, Hesse errors, pulls,
+    correlations (ratiofit.fitting.FitResult is a fit of θ, UnbinnedFitResult an unbinned one).
+
+    Attributes
+    ----------
+    names
+        Parameter names in the model's order (vector parameters as ``name[i]``).
+    values, errors
+        Best-fit values and their Hesse uncertainties (0 for fixed parameters).
+    correlation
+        ``[p, p]`` correlation matrix from minuit's covariance.
+    twice_nll
+        −2 log L at the minimum (guide-searches.md Eq. 3.6 times the constraints).
+    poi
+        The parameter of interest's name.
+    pulls
+        Constrained parameters by name.
+    valid
+        minuit's validity flag.
+    nfev
+        Objective evaluations.
+    """
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    errors: np.ndarray
+    correlation: np.ndarray
+    twice_nll: float
+    poi: str
+    pulls: dict[str, Pull]
+    valid: bool
+    nfev: int
+
+    def value(self, name: str) -> float:
+        return float(self.values[self._index(name)])
+
+    def error(self, name: str) -> float:
+        return float(self.errors[self._index(name)])
+
+    def _index(self, name: str) -> int:
+        if name not in self.names:
+            raise InferenceError(f"'{name}' is not a fitted parameter ({list(self.names)})")
+        return self.names.index(name)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """``[p, p]`` covariance, correlation × σᵢσⱼ (zero rows for fixed parameters)."""
+        return self.correlation * np.outer(self.errors, self.errors)  # type: ignore[no-any-return]
+
+    @property
+    def poi_value(self) -> float:
+        return self.value(self.poi)
+
+    @property
+    def poi_error(self) -> float:
+        return self.error(self.poi)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "values": self.values.tolist(),
+                "errors": self.errors.tolist(), "correlation": self.correlation.tolist(),
+                "twice_nll": self.twice_nll, "poi": self.poi, "valid": self.valid,
+                "nfev": self.nfev,
+                "pulls": {k: vars(p) for k, p in self.pulls.items()}}
+
+
+def _flat_names(model: Any) -> list[str]:
+    return list(model.config.par_names)
+
+
+def _constrained(model: Any) -> list[tuple[str, int, float, float]]:
+    """(flat name, flat index, prefit centre, prefit width) of every constrained parameter."""
+    cfg = model.config
+    aux = list(cfg.auxdata)
+    out = []
+    start = 0
+    for pname in cfg.auxdata_order:
+        ps = cfg.param_set(pname)
+        widths = ps.width()
+        sl = cfg.par_slice(pname)
+        for i in range(ps.n_parameters):
+            flat = pname if ps.is_scalar else f"{pname}[{i}]"
+            centre = aux[start + i]
+            if ps.pdf_type == "poisson":
+                centre = 1.0  # shapesys: the auxdatum is a count, the parameter a factor
+            out.append((flat, sl.start + i, float(centre), float(widths[i])))
+        start += ps.n_parameters
+    return out
+
+
+def fit(model: Any, data: Any = None, *, nuisances: Mapping[str, ReweighterNuisance] | None = None,
+        init: Mapping[str, Any] | None = None, fixed: Mapping[str, Any] | None = None
+        ) -> BinnedFitResult:
+    """Maximum-likelihood fit with minuit (numpy backend), with errors and correlations.
+
+    Parameters
+    ----------
+    model
+        A :class:`BinnedModel` or a :class:`pyhf.pdf.Model`.
+    data
+        Observations + auxiliary data (default: the BinnedModel's).
+    nuisances
+        Reweighter nuisances by name, to report α̂ as θ̂ (default: the BinnedModel's).
+    init
+        Starting values by parameter name.
+    fixed
+        Parameters held constant, by name, at the given values.
+
+    Returns
+    -------
+    BinnedFitResult
+    """
+    import pyhf
+
+    pdf, d, nus = _unpack(model, data, nuisances)
+    start = parameter_vector(pdf, {**(init or {}), **(fixed or {})})
+    is_fixed = list(pdf.config.suggested_fixed())
+    for name in fixed or {}:
+        for i in _indices(pdf, name):
+            is_fixed[i] = True
+    with _numpy_minuit():
+        try:
+            pars, corr, twice_nll, res = pyhf.infer.mle.fit(
+                d, pdf, init_pars=start.tolist(), fixed_params=is_fixed,
+                return_uncertainties=True, return_correlations=True, return_fitted_val=True,
+                return_result_obj=True)
+        except pyhf.exceptions.FailedMinimization as exc:
+            raise InferenceError(f"the fit did not converge: {exc}") from exc
+    pars = np.asarray(pars, dtype=np.float64)
+    values, errors = pars[:, 0], pars[:, 1]
+    names = _flat_names(pdf)
+    pulls = {}
+    for flat, i, centre, width in _constrained(pdf):
+        nu = nus.get(flat)
+        pulls[flat] = Pull(
+            name=flat, value=float(values[i]), error=float(errors[i]), prefit=centre,
+            prefit_error=width, pull=(float(values[i]) - centre) / width,
+            constraint=float(errors[i]) / width,
+            theta=None if nu is None else float(nu.theta(values[i])),
+            theta_error=None if nu is None else float(nu.sigma * errors[i]))
+    return BinnedFitResult(names=tuple(names), values=values, errors=errors,
+                     correlation=np.asarray(corr, dtype=np.float64),
+                     twice_nll=float(np.asarray(twice_nll).reshape(-1)[0]),
+                     poi=str(pdf.config.poi_name), pulls=pulls, valid=bool(res.success),
+                     nfev=int(res.nfev))
+
+
+@dataclass(frozen=True)
+class CLsResult:
+    """CLs of guide-searches.md Eq. 3.4–3.5 at one POI value.
+
+    ``cls_expected`` is the −2σ … +2σ band under the background-only hypothesis.
+    """
+
+    poi_value: float
+    cls_observed: float
+    clsb: float
+    clb: float
+    cls_expected: tuple[float, ...]
+    calctype: str
+    test_stat: str
+    ntoys: int | None = None
+
+
+def hypotest(model: Any, data: Any = None, *, poi_value: float = 1.0,
+             calctype: Literal["asymptotics", "toybased"] = "asymptotics", ntoys: int = 1000,
+             test_stat: Literal["q", "qtilde"] = "qtilde", seed: int | None = None) -> CLsResult:
+    """CLs = CL_{s+b}/CL_b (guide-searches.md Eq. 3.4–3.5) with the profile likelihood
+    ratio (Eq. 3.3) as test statistic, asymptotic or from pseudo-experiments.
+
+    Parameters
+    ----------
+    model, data
+        A :class:`BinnedModel` (data default to its own) or a pyhf model and data.
+    poi_value
+        The tested signal strength.
+    calctype
+        ``"asymptotics"`` (asymptotic formulae) or ``"toybased"``.
+    ntoys
+        Pseudo-experiments per hypothesis (toy-based only).
+    test_stat
+        ``"qtilde"`` (default, needs a POI bounded below by 0) or ``"q"``.
+    seed
+        Toys draw from numpy's global generator; a seed makes them reproducible and the
+        global state is restored afterwards.
+    """
+    import pyhf
+
+    pdf, d, _ = _unpack(model, data, None)
+    if calctype not in ("asymptotics", "toybased"):
+        raise InferenceError(f"calctype must be 'asymptotics' or 'toybased', got {calctype!r}")
+    state = np.random.get_state() if seed is not None else None
+    try:
+        if seed is not None:
+            np.random.seed(seed)
+        with _numpy_minuit():
+            if calctype == "asymptotics":
+                obs, tails, expected = pyhf.infer.hypotest(
+                    float(poi_value), d, pdf, test_stat=test_stat, calctype=calctype,
+                    return_tail_probs=True, return_expected_set=True)
+            else:
+                obs, tails, expected = _toy_hypotest(float(poi_value), d, pdf, test_stat,
+                                                     int(ntoys))
+    except pyhf.exceptions.FailedMinimization as exc:
+        raise InferenceError(f"a fit of the hypothesis test at {poi_value:g} did not "
+                             f"converge: {str(exc).splitlines()[0]}") from exc
+    finally:
+        if state is not None:
+            np.random.set_state(state)
+    return CLsResult(poi_value=float(poi_value), cls_observed=float(obs),
+                     clsb=float(tails[0]), clb=float(tails[1]),
+                     cls_expected=tuple(float(e) for e in expected), calctype=calctype,
+                     test_stat=test_stat, ntoys=int(ntoys) if calctype == "toybased" else None)
+
+
+# percentiles of a standard normal at −2, −1, 0, +1, +2 σ
+_NORMAL_PERCENTILES = [2.27501319, 15.86552539, 50.0, 84.13447461, 97.72498681]
+
+
+def _toy_hypotest(poi_value: float, data: np.ndarray, pdf: Any, test_stat: str, ntoys: int
+                  ) -> tuple[float, tuple[float, float], list[float]]:
+    """pyhf's toy calculator, with the expected band computed here.
+
+    ``pyhf.infer.hypotest(calctype="toybased")`` in pyhf 0.7.6 calls
+    ``np.percentile(..., interpolation=...)``, a keyword numpy 2.4 removed (fixed in pyhf
+    after 0.7, scikit-hep/pyhf#2652). The observed CLs uses only the calculator's public
+    ``teststatistic``/``distributions``/``pvalues``; the expected band is the same
+    percentiles of the background-only toys' CLs, taken with ``method="linear"``.
+    """
+    import pyhf
+
+    calc = pyhf.infer.calculators.ToyCalculator(data, pdf, test_stat=test_stat, ntoys=ntoys,
+                                                track_progress=False)
+    observed = calc.teststatistic(poi_value)
+    sb, b = calc.distributions(poi_value)
+    clsb, clb, cls = (float(v) for v in calc.pvalues(observed, sb, b))
+    per_toy = np.array([[float(v) for v in calc.pvalues(t, sb, b)] for t in b.samples])
+    band = np.percentile(per_toy[:, 2], _NORMAL_PERCENTILES, method="linear")
+    return cls, (clsb, clb), [float(v) for v in band]
+
+
+@dataclass(frozen=True)
+class UpperLimitResult:
+    """The POI's CLs upper limit at ``1 − level`` and the scan it was read from."""
+
+    observed: float
+    expected: tuple[float, ...]
+    level: float
+    scan: np.ndarray
+    cls_observed: np.ndarray
+    cls_expected: np.ndarray
+
+
+def upper_limit(model: Any, data: Any = None, *, scan: Any = None, level: float = 0.05,
+                ) -> UpperLimitResult:
+    """CLs upper limit on the POI (asymptotic), interpolated on a scan of POI values.
+
+    Parameters
+    ----------
+    model, data
+        A :class:`BinnedModel` or a pyhf model and data.
+    scan
+        POI values (default: 41 points from the lower POI bound to 5 postfit σ above μ̂).
+    level
+        1 − confidence level (0.05 → 95% CL).
+    """
+    import pyhf
+
+    pdf, d, _ = _unpack(model, data, None)
+    if scan is None:
+        best = fit(pdf, d)
+        lo, hi = pdf.config.suggested_bounds()[pdf.config.poi_index]
+        top = min(hi, max(best.poi_value, lo) + 5 * best.poi_error + 1e-3)
+        scan = np.linspace(lo, top, 41)
+    grid = np.asarray(scan, dtype=np.float64)
+    with _numpy_minuit():
+        try:
+            obs, exp, (points, results) = pyhf.infer.intervals.upper_limits.upper_limit(
+                d, pdf, grid, level=level, return_results=True)
+        except pyhf.exceptions.FailedMinimization as exc:
+            raise InferenceError(f"a fit of the upper-limit scan did not converge: "
+                                 f"{str(exc).splitlines()[0]}") from exc
+    cls_obs = np.array([float(r[0]) for r in results])
+    cls_exp = np.array([[float(e) for e in r[1]] for r in results])
+    return UpperLimitResult(observed=float(obs), expected=tuple(float(e) for e in exp),
+                            level=float(level), scan=np.asarray(points, dtype=np.float64),
+                            cls_observed=cls_obs, cls_expected=cls_exp)
+
+
+@dataclass(frozen=True)
+class Impact:
+    """Shift of the POI when one nuisance is fixed at θ̂ ± its postfit and prefit σ."""
+
+    name: str
+    value: float
+    postfit_error: float
+    prefit_error: float
+    postfit_up: float
+    postfit_down: float
+    prefit_up: float
+    prefit_down: float
+
+    @property
+    def size(self) -> float:
+        """The ranking key: the larger |Δμ| of the postfit variations."""
+        return max(abs(self.postfit_up), abs(self.postfit_down))
+
+
+def impacts(model: Any, data: Any = None, *, parameters: Sequence[str] | None = None,
+            nominal: BinnedFitResult | None = None) -> list[Impact]:
+    """Impact ranking: for each constrained nuisance, refit with it fixed at θ̂ ± σ̂
+    (postfit) and θ̂ ± σ (prefit) and record Δμ̂; sorted by the postfit |Δμ̂|, largest first.
+
+    Parameters
+    ----------
+    model, data
+        A :class:`BinnedModel` or a pyhf model and data.
+    parameters
+        Scalar parameter names to rank (default: every scalar constrained parameter; vector
+        ones such as ``staterror`` gammas are skipped unless named).
+    nominal
+        The unconstrained-nuisance fit, when already done.
+    """
+    pdf, d, nus = _unpack(model, data, None)
+    best = nominal or fit(pdf, d, nuisances=nus)
+    bounds = {n: b for n, b in zip(_flat_names(pdf), pdf.config.suggested_bounds(), strict=True)}
+    constrained = {flat: (centre, width) for flat, _, centre, width in _constrained(pdf)}
+    if parameters is None:
+        names = [n for n in constrained if "[" not in n]
+    else:
+        names = list(parameters)
+        unknown = [n for n in names if n not in constrained]
+        if unknown:
+            raise InferenceError(f"impacts: {unknown} are not constrained parameters "
+                                 f"({sorted(constrained)})")
+    mu0 = best.poi_value
+    out = []
+    for name in names:
+        value, post = best.value(name), best.error(name)
+        pre = constrained[name][1]
+        lo, hi = bounds[name]
+        shifts = []
+        for target in (value + post, value - post, value + pre, value - pre):
+            refit = fit(pdf, d, init=dict(zip(best.names, best.values, strict=True)),
+                        fixed={name: float(np.clip(target, lo, hi))})
+            shifts.append(refit.poi_value - mu0)
+        out.append(Impact(name=name, value=value, postfit_error=post, prefit_error=pre,
+                          postfit_up=shifts[0], postfit_down=shifts[1], prefit_up=shifts[2],
+                          prefit_down=shifts[3]))
+    return sorted(out, key=lambda i: i.size, reverse=True)

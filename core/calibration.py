@@ -54,6 +54,7 @@ import numpy as np
 
 from .errors import DataError
 from .events import EventSet
+from .log_normalisation import log_mean_ratio
 
 if TYPE_CHECKING:
     from .reweighter import Reweighter, _Inputs
@@ -224,7 +225,6 @@ def calibrate(rw: Reweighter, *, reference_features: Any, points: int, degree: i
     Returns the measured table (θ points, c, and with moments the reweighted reference's
     moment error before and after calibration).
     """
-    from scipy.special import logsumexp
 
     if reference_weights is None and isinstance(reference_features, EventSet):
         reference_weights = reference_features.weights
@@ -282,7 +282,8 @@ def calibrate(rw: Reweighter, *, reference_features: Any, points: int, degree: i
             lw = lw + t_ref @ (Calibration.design(zt, exps) @ tilt.coefficients)[0]
             q = np.exp(lw - lw.max())
             after.append((q @ t_ref) / q.sum())
-        c.append(logsumexp(lw) - np.log(n_ref))
+        # log E_reference[w] (the reference's weights are already in lw: log_w0)
+        c.append(log_mean_ratio(lw)[0])
     c_arr = np.array(c)
     if tilt is not None:
         moments_measured = measured["moments"]

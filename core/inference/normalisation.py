@@ -20,15 +20,16 @@ reference events: :mod:`ratiofit.inference.caches`.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
+from ..log_normalisation import log_mean_ratio
 from ..log_ratio import LogRatioModel
-from .caches import CacheMode, _make_source, _weighted_sum
+from .caches import CacheMode, _make_source
 from .errors import InferenceError
 from .grid import LogRatioGrid
 from .nuisances import Nuisance, _as_events, _resolve_nuisances
@@ -93,13 +94,10 @@ class ReferenceNormalisation:
             if hit is not None and (hit[1] is not None or not gradient):
                 return hit
         lw, g = self._source.evaluate(key, gradient)
-        m = float(np.max(lw))
-        e = self._w0 * np.exp(lw - m)
-        s = float(e.sum())
-        if not s > 0:
-            raise InferenceError(f"reference: Σ w0·w is not positive at θ = {key}")
-        logz = m + math.log(s) - self._log_sum_w0
-        dz = None if g is None else _weighted_sum(e, g) / s
+        try:
+            logz, dz = log_mean_ratio(lw, weights=self._w0, gradient=g)
+        except DataError:
+            raise InferenceError(f"reference: Σ w0·w is not positive at θ = {key}") from None
         if self.cache != "none":
             self._store[key] = (logz, dz)
             while len(self._store) > _Z_CACHE_SIZE:

@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp, softmax
 
 from ratiofit.fitting import FitProblem, FitResult, Objective, landscape, minimise
 from ratiofit.hookspecs import hookimpl
+from ratiofit.log_normalisation import log_mean_ratio
 from ratiofit.options import Option
 
 
@@ -61,8 +61,6 @@ class Likelihood:
         cols = [rw.theta_names.index(n) for n in problem.parameters.names]
         w = data.event_weights
         by_reference = self._by_reference(problem, options)
-        log_wr = np.log(ref.event_weights / ref.event_weights.sum()) \
-            if by_reference and ref is not None else None
 
         def nll(values: np.ndarray) -> tuple[float, np.ndarray]:
             theta = problem.theta(values)
@@ -71,10 +69,13 @@ class Likelihood:
             lw, grad = rw.log_ratio_and_gradient(features=data, theta=theta)
             value, gradient = float(-np.dot(w, lw)), -(w @ grad[:, cols])
             if by_reference:
-                assert ref is not None and log_wr is not None
+                assert ref is not None
                 lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta)
-                value += float(w.sum() * logsumexp(lw_r + log_wr))
-                gradient = gradient + w.sum() * (softmax(lw_r + log_wr) @ g_r[:, cols])
+                log_z, d_log_z = log_mean_ratio(lw_r, weights=ref.event_weights,
+                                                gradient=g_r[:, cols])
+                assert d_log_z is not None
+                value += float(w.sum() * log_z)
+                gradient = gradient + w.sum() * d_log_z
             return value, gradient
 
         return Objective(nll, problem.parameters.names)

@@ -198,7 +198,8 @@ def test_ensemble_mapping_form() -> None:
     spec = load_spec_text(base + "ensemble: {members: 3, training_samples: independent}\n")
     assert spec.ensemble == 3 and spec.ensemble_independent_samples
     assert load_spec_text(base + "ensemble: 2\n").ensemble_independent_samples is False
-    with pytest.raises(SpecError, match=r"ensemble.training_samples: expected 'shared'"):
+    with pytest.raises(SpecError, match=r"ensemble.training_samples: must be one of \['shared', "
+                                        r"'independent'\], got 'fresh'"):
         load_spec_text(base + "ensemble: {members: 3, training_samples: fresh}\n")
     with pytest.raises(SpecError, match=r"ensemble.members: must be >= 1"):
         load_spec_text(base + "ensemble: {members: 0}\n")

@@ -30,9 +30,11 @@ from .plugin_api import InputSignature
 
 __all__ = ["AveragedReweighter", "Calibration", "Reweighter", "Tilt", "load_reweighters"]
 
-FORMAT_VERSION = 1
+#: 2: ``metadata_sha256`` covers the metadata itself (format 1, without it, still loads).
+FORMAT_VERSION = 2
+_READABLE_FORMATS = (1, 2)
 _COMPUTED_KEYS = ("format_version", "loss", "parameters", "signature", "calibration",
-                  "model_sha256")
+                  "model_sha256", "metadata_sha256")
 _BATCH = 65536
 _PARTICLE_BATCH = 2048
 
@@ -323,6 +325,7 @@ class Reweighter(_WeightMethods):
                 "calibration": self.calibration.to_dict() if self.calibration else None,
                 "model_sha256": _sha256(model_path),
             }
+            meta["metadata_sha256"] = _metadata_sha256(meta)
             (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=json_default))
             old = None
             if target.exists():
@@ -361,10 +364,14 @@ class Reweighter(_WeightMethods):
         for key in ("format_version", "loss", "parameters", "signature", "model_sha256"):
             if key not in meta:
                 raise ReweighterLoadError(f"{meta_path}: corrupt metadata, missing '{key}'")
-        if meta["format_version"] != FORMAT_VERSION:
+        if meta["format_version"] not in _READABLE_FORMATS:
             raise ReweighterLoadError(f"{meta_path}: unsupported format_version "
                                       f"{meta['format_version']} (this ratiofit reads "
-                                      f"{FORMAT_VERSION})")
+                                      f"{', '.join(map(str, _READABLE_FORMATS))})")
+        if meta["format_version"] >= 2 and meta.get("metadata_sha256") != _metadata_sha256(meta):
+            # an edited calibration coefficient, loss or parameter range would change fits
+            raise ReweighterLoadError(f"{meta_path}: checksum mismatch; the metadata is "
+                                      "corrupt or was edited (metadata_sha256)")
         if _sha256(model_path) != meta["model_sha256"]:
             raise ReweighterLoadError(f"{model_path}: checksum mismatch; the model file is "
                                       "corrupt or was modified")
@@ -518,6 +525,13 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
     if len(a) == size:
         return a
     return np.concatenate([a, np.zeros((size - len(a), *a.shape[1:]), dtype=a.dtype)])
+
+
+def _metadata_sha256(meta: Mapping[str, Any]) -> str:
+    """SHA-256 of the metadata's canonical JSON, without the checksum itself."""
+    body = {k: v for k, v in meta.items() if k != "metadata_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _sha256(path: Path) -> str:

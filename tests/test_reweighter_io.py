@@ -173,9 +173,16 @@ def _flip_a_byte(d: Path) -> None:
 
 
 def _garbage_model_with_matching_checksum(d: Path) -> None:
+    from ratiofit.reweighter import _metadata_sha256
+
     (d / "model.keras").write_bytes(b"this is not a keras zip file")
     digest = hashlib.sha256(b"this is not a keras zip file").hexdigest()
-    _rewrite_meta(d, lambda m: m.update(model_sha256=digest))
+
+    def resign(m: dict[str, Any]) -> None:  # both checksums consistent: only the model is bad
+        m.update(model_sha256=digest)
+        m.update(metadata_sha256=_metadata_sha256(m))
+
+    _rewrite_meta(d, resign)
 
 
 CORRUPTIONS: dict[str, tuple[Callable[[Path], Any], str]] = {
@@ -194,6 +201,13 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], Any], str]] = {
     "appended-model": (lambda d: (d / "model.keras").open("ab").write(b"\0"),
                        "checksum mismatch"),
     "unloadable-model": (_garbage_model_with_matching_checksum, "cannot load model"),
+    # metadata that a fit reads: covered by metadata_sha256
+    "edited-nominal": (lambda d: _rewrite_meta(d, lambda m: m["parameters"][0].update(
+        nominal=0.3)), "the metadata is corrupt or was edited"),
+    "edited-loss": (lambda d: _rewrite_meta(d, lambda m: m.update(loss="mse")),
+                    "the metadata is corrupt or was edited"),
+    "edited-range": (lambda d: _rewrite_meta(d, lambda m: m["parameters"][0].update(high=9.0)),
+                     "the metadata is corrupt or was edited"),
 }
 
 

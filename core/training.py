@@ -10,7 +10,18 @@ set one class).
 
 Interrupted trainings resume: with a checkpoint directory, model, optimizer and epoch are
 backed up after every epoch (``keras.callbacks.BackupAndRestore``) together with the
-early-stopping state, and a rerun continues from there.
+early-stopping state, and a rerun continues from there. A checkpoint is bound to what it
+belongs to: ``state.json``, written atomically after each complete epoch, records a
+fingerprint of the training (architecture and its options, loss, training settings, seed,
+parameters, input signature and a digest of the training arrays), the epoch, the history
+so far and the SHA-256 of each backup file. A rerun resumes only where all of them agree;
+a checkpoint of another training (a changed spec or seed) or a torn one (killed while it
+was written) is discarded with a warning and the training starts afresh. The history and
+``epochs_run`` count every epoch, before and after a resume.
+
+A training whose loss or outputs become NaN or infinite (it diverged, e.g. at too large a
+learning rate) stops at once and raises a one-line :class:`~ratiofit.errors.DataError`;
+nothing is saved.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .console import log
 from .errors import DataError
 from .events import EventSet, assign_theta_from
 from .parameters import ParameterSet
@@ -257,7 +269,8 @@ def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progr
             self.bar.close()
 
     es = EarlyStopping()
-    cbs: list[Any] = []
+    # a diverged step ends the training at once (train_reweighter then refuses the result)
+    cbs: list[Any] = [keras.callbacks.TerminateOnNaN()]
     if checkpoint_dir is not None:
         cbs.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup"),
                                                     delete_checkpoint=False))
@@ -265,6 +278,144 @@ def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progr
     if progress:
         cbs.append(Progress())
     return cbs, es
+
+
+def _recorder(ckpt: Path | None, fingerprint: str, earlier: list[dict[str, float]]) -> Any:
+    """A callback keeping every epoch's logs (those before a resume included) and, with a
+    checkpoint, writing ``state.json`` atomically after each complete epoch (it runs
+    after the backup and the early-stopping state are written)."""
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epochs: list[dict[str, float]] = list(earlier)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.epochs.append({k: float(v) for k, v in (logs or {}).items()})
+            if ckpt is None:
+                return
+            files = {str(p.relative_to(ckpt)): _file_sha256(p) for p in _checkpoint_files(ckpt)}
+            state = {"fingerprint": fingerprint, "epoch": epoch + 1, "history": self.epochs,
+                     "files": files}
+            tmp = ckpt / "state.json.tmp"
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, ckpt / "state.json")
+
+    return Recorder()
+
+
+def _divergence(history: Mapping[str, list[float]], model: Any, data: TrainingData
+                ) -> str | None:
+    """Why the training diverged (a non-finite loss, or non-finite outputs on validation
+    events), or ``None``."""
+    for key in ("loss", "val_loss"):
+        values = history.get(key, [])
+        bad = [i for i, v in enumerate(values) if not np.isfinite(v)]
+        if bad:
+            return f"{key} is {values[bad[0]]} at epoch {bad[0] + 1}"
+    if not history.get("loss"):
+        return "loss is nan in the first epoch"  # TerminateOnNaN stopped before its end
+    probe: Any = None
+    if data.particles is None and len(data.y_val):
+        probe = {k: v[:1024] for k, v in data.x_val.items()}
+    if probe is not None:
+        out = np.asarray(model(probe, training=False))
+        if not np.all(np.isfinite(out)):
+            return "the network's outputs are not finite"
+    else:
+        weights = model.get_weights()
+        if not all(np.all(np.isfinite(w)) for w in weights):
+            return "the network's weights are not finite"
+    return None
+
+
+def _digest(*arrays: Any) -> str:
+    """SHA-256 over the bytes of numpy arrays (and of dicts of them, by sorted key)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+        elif isinstance(a, dict):
+            for k in sorted(a):
+                h.update(k.encode())
+                h.update(np.ascontiguousarray(a[k]).tobytes())
+        else:
+            h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+    return h.hexdigest()
+
+
+def _training_fingerprint(*, data: TrainingData, architecture: Any,
+                          architecture_options: Mapping[str, Any], loss: Any,
+                          training: TrainingSpec, seed: int, parameters: ParameterSet) -> str:
+    """What a checkpoint belongs to: every input that changes the trained weights."""
+    import hashlib
+
+    from ._atomic import json_default
+
+    particles = None
+    if data.particles is not None:  # a ragged tensor: its row lengths and values
+        particles = {"lengths": data.particles.row_lengths().numpy(),
+                     "values": data.particles.flat_values.numpy()}
+    body = {"architecture": getattr(architecture, "name", type(architecture).__name__),
+            "architecture_options": dict(architecture_options),
+            "loss": getattr(loss, "name", type(loss).__name__),
+            "training": dict(training.__dict__), "seed": int(seed),
+            "parameters": parameters.to_list(), "signature": data.signature.to_dict(),
+            "data": _digest(data.x, data.y, data.w, data.x_val, data.y_val, data.w_val,
+                            data.flat_all or None, data.y_all, data.w_all, particles)}
+    text = json.dumps(body, sort_keys=True, default=json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _checkpoint_files(ckpt: Path) -> list[Path]:
+    """The files a resume reads (Keras' backup and the early-stopping state)."""
+    return sorted(p for p in ckpt.rglob("*") if p.is_file() and p.name != "state.json"
+                  and ".tmp" not in p.name)
+
+
+def _open_checkpoint(ckpt: Path, fingerprint: str) -> list[dict[str, float]]:
+    """Resume ``ckpt`` if it belongs to this training and is whole: return the history
+    of its complete epochs; otherwise discard it (saying why) and return ``[]``."""
+    if not ckpt.exists() or not any(ckpt.iterdir()):
+        ckpt.mkdir(parents=True, exist_ok=True)
+        return []
+    why = None
+    try:
+        state = json.loads((ckpt / "state.json").read_text())
+    except (OSError, ValueError):
+        state, why = None, "no complete epoch is recorded in it (state.json missing or torn)"
+    if state is not None:
+        if state.get("fingerprint") != fingerprint:
+            why = ("it belongs to another training (the spec, seed, architecture or data "
+                   "differ)")
+        else:
+            recorded = state.get("files", {})
+            present = {str(p.relative_to(ckpt)): p for p in _checkpoint_files(ckpt)}
+            if set(recorded) - set(present) or any(
+                    _file_sha256(present[name]) != digest for name, digest in recorded.items()):
+                why = "it is torn (a file differs from what its last complete epoch wrote)"
+    if why is None:
+        assert state is not None
+        log.info("training: resuming %s after epoch %d", ckpt, state["epoch"])
+        return list(state["history"])
+    log.warning("training: discarding the checkpoint in %s: %s; training from the start",
+                ckpt, why)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    return []
 
 
 @contextlib.contextmanager
@@ -350,12 +501,15 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
                       loss=loss.keras_loss())
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and training.checkpoint else None
-    if ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
+    fingerprint = _training_fingerprint(data=data, architecture=architecture,
+                                        architecture_options=architecture_options, loss=loss,
+                                        training=training, seed=seed, parameters=parameters)
+    earlier = _open_checkpoint(ckpt, fingerprint) if ckpt is not None else []
     callbacks, es = _callbacks(checkpoint_dir=ckpt, patience=training.patience,
                                epochs=training.epochs, progress=progress,
                                restore_best=training.restore_best)
-    callbacks += list(extra_callbacks or [])
+    recorder = _recorder(ckpt, fingerprint, earlier)
+    callbacks += [recorder, *list(extra_callbacks or [])]
     t0 = time.perf_counter()
     fit_args: dict[str, Any] = {"x": data.x, "y": data.y, "sample_weight": data.w,
                                 "batch_size": training.batch_size, "shuffle": True}
@@ -381,9 +535,16 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
     hist = model.fit(**fit_args, epochs=training.epochs, verbose=0, callbacks=callbacks,
                      validation_data=validation)
     seconds = time.perf_counter() - t0
+    del hist  # its history holds only the epochs since a resume: the recorder has them all
+    keys = sorted({k for epoch in recorder.epochs for k in epoch})
+    history = {k: [float(epoch.get(k, np.nan)) for epoch in recorder.epochs] for k in keys}
+    diverged = _divergence(history, model, data)
     if ckpt is not None:
         shutil.rmtree(ckpt, ignore_errors=True)
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    if diverged is not None:
+        raise DataError(f"training diverged: {diverged} (learning_rate "
+                        f"{training.learning_rate:g}); nothing was saved; lower "
+                        "reweighter.training.learning_rate or check the inputs")
     metadata = {
         "architecture": getattr(architecture, "name", "?"),
         "architecture_options": dict(architecture_options),

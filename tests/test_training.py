@@ -55,12 +55,72 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _train(ref, tgt, epochs=6, checkpoint_dir=ckpt, callbacks=[_Interrupt(after_epoch=2)])
     assert (ckpt / "early_stopping.json").exists()
+    assert (ckpt / "state.json").exists()
     rw = _train(ref, tgt, epochs=6, checkpoint_dir=ckpt)
-    # Epochs 0-2 were done before the kill; the rerun only runs epochs 3-5.
-    assert rw.metadata["epochs_run"] == 3
+    # Epochs 0-2 were done before the kill, the rerun ran epochs 3-5: the history and
+    # epochs_run count all six.
+    assert rw.metadata["epochs_run"] == 6
+    assert len(rw.metadata["history"]["loss"]) == 6
     assert not ckpt.exists()  # the checkpoint is removed after a completed training
     lw = rw.log_ratio(features=np.array([[1.0]]), theta={"mu": 1.0})
     assert abs(lw[0] - 0.5) < 0.5  # trained, not re-initialised (exact value 0.5)
+
+
+X_PROBE = np.linspace(-2, 2, 9)[:, None]
+
+
+def _killed(tmp_path, ref, tgt):
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        _train(ref, tgt, epochs=4, checkpoint_dir=ckpt, callbacks=[_Interrupt(after_epoch=1)])
+    return ckpt
+
+
+def test_a_checkpoint_of_another_training_is_discarded(tmp_path, caplog):
+    """Killed, then rerun with another seed: the old checkpoint is not continued (it was,
+    labelled with the new seed); the result is the clean run's with the new seed."""
+    ref, tgt = _samples()
+    ckpt = _killed(tmp_path, ref, tgt)
+    with caplog.at_level("WARNING", logger="ratiofit"):
+        rerun = _train(ref, tgt, epochs=4, checkpoint_dir=ckpt, seed=4)
+    assert "belongs to another training" in caplog.text
+    clean = _train(ref, tgt, epochs=4, seed=4)
+    np.testing.assert_array_equal(rerun.log_ratio(features=X_PROBE, theta={"mu": 0.7}),
+                                  clean.log_ratio(features=X_PROBE, theta={"mu": 0.7}))
+    assert rerun.metadata["epochs_run"] == clean.metadata["epochs_run"] == 4
+
+
+def test_a_torn_checkpoint_is_discarded(tmp_path, caplog):
+    """A backup file cut short (killed while it was written) is detected by its checksum;
+    the rerun starts afresh instead of failing with a traceback at every rerun."""
+    ref, tgt = _samples()
+    ckpt = _killed(tmp_path, ref, tgt)
+    weights = ckpt / "backup" / "latest.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with caplog.at_level("WARNING", logger="ratiofit"):
+        rerun = _train(ref, tgt, epochs=4, checkpoint_dir=ckpt)
+    assert "it is torn" in caplog.text
+    clean = _train(ref, tgt, epochs=4)
+    np.testing.assert_array_equal(rerun.log_ratio(features=X_PROBE, theta={"mu": 0.7}),
+                                  clean.log_ratio(features=X_PROBE, theta={"mu": 0.7}))
+
+
+def test_a_diverged_training_is_an_error_and_saves_nothing(tmp_path):
+    from ratiofit.errors import DataError
+
+    ref, tgt = _samples(2000)
+    reg = get_registry()
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(DataError, match=r"^training diverged: .* \(learning_rate 1e\+30\)"):
+        train_reweighter(
+            reference=ref, target=tgt, parameters=MU,
+            architecture=reg.get("architecture", "mlp"),
+            architecture_options={"hidden": [16, 16], "activation": "swish", "theta_input": True},
+            loss=reg.get("loss", "bce"),
+            training=TrainingSpec(epochs=3, batch_size=256, learning_rate=1e30,
+                                  schedule="constant"),
+            seed=3, checkpoint_dir=ckpt)
+    assert not ckpt.exists()
 
 
 def test_validation_split_is_shuffled_and_classes_balanced():

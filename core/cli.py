@@ -113,6 +113,7 @@ def run(spec_path: str, output: str | None, no_plots: bool, scale: float,
                                     results_dir=jobs_dir, fingerprint=fingerprint)
         with executor:
             result = run_spec(spec, out, progress=_progress(quiet, verbose),
+                              fingerprint=fingerprint,
                               plots=False if no_plots else None, executor=executor)
         if executor.skipped:
             click.echo(f"reused finished job(s) {', '.join(executor.skipped)} from {jobs_dir} "

@@ -39,6 +39,18 @@ __all__ = ["analytic_fit", "calibrate_from_spec", "closure", "fit_problem", "fit
            "write_json"]
 
 
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary sibling renamed into place)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
     """Write JSON atomically (temporary file renamed into place)."""
     path = Path(path)
@@ -584,15 +596,32 @@ def _remove_empty_tree(path: Path) -> None:
 
 def run_spec(spec: Spec, outdir: str | Path, *, progress: bool = False,
              executor: Executor | None = None, registry: Registry | None = None,
-             plots: bool | None = None) -> dict[str, Any]:
-    """Run everything the spec declares and write ``outdir/result.json`` (returned too)."""
+             plots: bool | None = None, fingerprint: str | None = None) -> dict[str, Any]:
+    """Run everything the spec declares and write ``outdir/result.json`` (returned too).
+
+    ``outdir`` is a :class:`~ratiofit.run_directory.RunDirectory`: locked for the run,
+    cleared of a previous run with another ``fingerprint`` (default: a digest of the
+    resolved spec; the CLI adds ratiofit's code), marked ``FAILED`` where the run raises.
+    """
+    from .run_directory import RunDirectory
+
+    text = yaml.safe_dump(resolved_dict(spec), sort_keys=False, allow_unicode=True)
+    if fingerprint is None:
+        import hashlib
+
+        fingerprint = hashlib.sha256(text.encode()).hexdigest()[:20]
+    with RunDirectory(outdir, fingerprint=fingerprint):
+        return _run_spec(spec, Path(outdir), text, progress=progress, executor=executor,
+                         registry=registry, plots=plots)
+
+
+def _run_spec(spec: Spec, out: Path, spec_text: str, *, progress: bool,
+              executor: Executor | None, registry: Registry | None, plots: bool | None
+              ) -> dict[str, Any]:
     t0 = time.perf_counter()
     reg = registry or get_registry()
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
     # The resolved spec (every default filled in) — rerunnable as it stands.
-    (out / "spec.yaml").write_text(yaml.safe_dump(resolved_dict(spec), sort_keys=False,
-                                                  allow_unicode=True))
+    _write_text(out / "spec.yaml", spec_text)
     samples = Samples(spec, reg)
     with stage(f"samples ({', '.join(spec.samples)})"):
         for name in spec.samples:  # generate/read every sample first: bad data fail fast

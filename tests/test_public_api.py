@@ -138,6 +138,7 @@ PUBLIC = {
     "ratiofit.uncertainty": ["ErrorBudget", "bootstrap", "objective_hessian", "refit"],
     "ratiofit.closure_gate": ["chi2_between", "closure_gate", "reweighted_histograms"],
     "ratiofit.auc": ["weighted_auc"],
+    "ratiofit.run_directory": ["MANIFEST", "RunDirectory", "read_manifest"],
     "ratiofit.log_normalisation": ["log_mean_ratio"],
     "ratiofit.coverage": ["COMPARISONS", "POI_TRUTHS", "plot_pulls", "repeat_inference_spec",
                           "repeat_spec", "run_coverage", "summarise", "summarise_runs",

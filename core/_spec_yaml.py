@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 Path_ = tuple[str | int, ...]
 
+#: The most values (mapping entries, list items, scalars) a spec may expand to: generous
+#: for any spec (the largest shipped one has ~300), small against an alias bomb.
+MAX_VALUES = 100_000
+#: The deepest nesting a spec may have.
+MAX_DEPTH = 50
+_PLAIN = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
 
 class _Located:
     """Plain Python values from a YAML document plus the line of every node."""
@@ -36,9 +43,36 @@ class _Located:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise SpecError(f"malformed YAML: {problem}", file=file, line=line) from None
         self._constructor = yaml.constructor.SafeConstructor()
+        self._count = 0
+        self._open: set[int] = set()  # the nodes being built: a node met again is recursive
         self.value = {} if node is None else self._build(node, ())
 
+    def _error(self, node: yaml.Node, path: Path_, message: str) -> SpecError:
+        return SpecError(message, file=self.file, line=node.start_mark.line + 1,
+                         field=_dotted(path) or None)
+
     def _build(self, node: yaml.Node, path: Path_) -> Any:
+        # Aliases share nodes: each use is built again (the values must be independent),
+        # so nested aliases grow exponentially ("billion laughs"). Bounded here, before
+        # memory is.
+        self._count += 1
+        if self._count > MAX_VALUES:
+            raise self._error(node, path, f"the spec expands to more than {MAX_VALUES} values "
+                              "(YAML aliases that nest into each other?)")
+        if len(path) > MAX_DEPTH:
+            raise self._error(node, path, f"nested deeper than {MAX_DEPTH} levels")
+        if id(node) in self._open:
+            raise self._error(node, path, "recursive YAML alias (a value contains itself)")
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN:
+            raise self._error(node, path, f"unknown YAML tag '{node.tag}' (a spec takes plain "
+                              "mappings, lists and scalars)")
+        self._open.add(id(node))
+        try:
+            return self._build_node(node, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _build_node(self, node: yaml.Node, path: Path_) -> Any:
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
@@ -96,6 +130,8 @@ class _Ctx:
         if not ok:
             names = " or ".join(k.__name__ for k in kinds)
             raise self.error((*path, key), f"expected {what or names}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error((*path, key), f"must be a finite number, got {value}")
         return value
 
     def mapping(self, value: Any, path: Path_) -> dict[str, Any]:

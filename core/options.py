@@ -13,11 +13,12 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Option", "OptionError", "resolve_options"]
+__all__ = ["Option", "OptionError", "check_positive", "resolve_options"]
 
 _KINDS = ("int", "float", "bool", "str", "int_list", "float_list", "str_list", "any",
           "number_or_name", "number_or_name_list", "mapping")
@@ -90,6 +91,9 @@ class Option:
             raise OptionError(name, f"expected {k.replace('_', ' ')}, got {value!r}")
         if k == "float":
             value = float(value)
+        for v in (value if isinstance(value, list) else [value]):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise OptionError(name, f"must be a finite number, got {v}")
         if self.choices is not None and value not in self.choices:
             raise OptionError(name, f"must be one of {list(self.choices)}, got {value!r}")
         for v in (value if isinstance(value, list) else [value]):
@@ -127,3 +131,30 @@ def resolve_options(
         else:
             out[key] = opt.default
     return out
+
+
+def check_positive(options: Mapping[str, Any], theta: Mapping[str, tuple[float, float]],
+                   key: str, *, length: int | None = None) -> None:
+    """For a source's ``check``: option ``key`` (a number or parameter name, or a list of
+    them of ``length`` entries) is > 0 for every value it can take: a number itself, a
+    parameter name over its whole range in ``theta`` (name → (low, high)). Raises
+    :class:`OptionError` naming the option.
+
+    >>> try:
+    ...     check_positive({"width": "sigma"}, {"sigma": (-0.5, 2.0)}, "width")
+    ... except OptionError as exc:
+    ...     print(exc.field, "|", exc)
+    width | follows parameter 'sigma', whose range reaches -0.5: it must be > 0
+    """
+    value = options[key]
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and length is not None and len(value) != length:
+        raise OptionError(key, f"has {len(value)} entries; expected {length}")
+    for v in values:
+        if isinstance(v, str):
+            low = theta.get(v, (None, None))[0]
+            if low is not None and not low > 0:
+                raise OptionError(key, f"follows parameter '{v}', whose range reaches {low}: "
+                                  "it must be > 0")
+        elif not v > 0:
+            raise OptionError(key, f"must be > 0, got {v}")

@@ -65,7 +65,8 @@ class Registry:
                 continue
             try:
                 module = ep.load()
-            except Exception as exc:  # a broken plugin must not hide the others
+            except (Exception, SystemExit) as exc:  # a broken plugin must not hide the
+                # others, nor end the CLI (sys.exit or argparse at import time)
                 self.load_errors.append(
                     f"plugin '{ep.name}' from distribution '{dist}' failed to import: "
                     f"{type(exc).__name__}: {exc}")
@@ -81,6 +82,13 @@ class Registry:
             if self.pm.get_plugin(pname) is plugin:
                 return
             pname = f"{pname}@{distribution}"
+        unknown = _unknown_hooks(plugin)
+        if unknown:
+            self.load_errors.append(
+                f"plugin '{pname}' from distribution '{distribution}' implements unknown "
+                f"hook(s) {', '.join(unknown)} (ratiofit's hooks: "
+                f"{', '.join(sorted(KINDS.values()))}); not registered")
+            return
         try:
             self.pm.register(plugin, name=pname)
         except Exception as exc:
@@ -93,14 +101,20 @@ class Registry:
             for impl in impls:
                 try:
                     provided = impl.function() or []
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     self.load_errors.append(
                         f"plugin '{pname}' from distribution '{distribution}' raised in "
                         f"{hook}: {type(exc).__name__}: {exc}")
                     continue
                 for obj in provided:
-                    self._add(PluginRecord(kind=kind, name=str(getattr(obj, "name", "?")),
-                                           obj=obj, plugin=pname, distribution=distribution))
+                    name = getattr(obj, "name", None)
+                    if not (isinstance(name, str) and name):
+                        self.load_errors.append(
+                            f"plugin '{pname}' from distribution '{distribution}': a {kind} "
+                            f"from {hook} has no name (a {type(obj).__name__}); ignored")
+                        continue
+                    self._add(PluginRecord(kind=kind, name=name, obj=obj, plugin=pname,
+                                           distribution=distribution))
 
     def _add(self, rec: PluginRecord) -> None:
         existing = self.records[rec.kind].get(rec.name)
@@ -115,10 +129,25 @@ class Registry:
         return sorted(self.records[kind])
 
     def record(self, kind: str, name: str) -> PluginRecord:
+        """The record of ``name``, or of ``distribution:name`` (a name two distributions
+        provide: ``ratiofit:bce`` is the built-in)."""
         self._check_kind(kind)
+        if ":" in name:
+            dist, bare = name.split(":", 1)
+            candidates = self.duplicates.get((kind, bare)) or (
+                [self.records[kind][bare]] if bare in self.records[kind] else [])
+            for rec in candidates:
+                if rec.distribution == dist:
+                    return rec
+            have = ", ".join(f"'{r.distribution}:{bare}'" for r in candidates) or "none"
+            raise PluginError(f"no {kind} '{bare}' from distribution '{dist}' (there is: "
+                              f"{have})")
         if (kind, name) in self.duplicates:
-            who = ", ".join(f"'{r.plugin}' ({r.distribution})" for r in self.duplicates[kind, name])
-            raise PluginError(f"{kind} '{name}' is provided by more than one plugin: {who}")
+            recs = self.duplicates[kind, name]
+            who = ", ".join(f"'{r.plugin}' ({r.distribution})" for r in recs)
+            choose = " or ".join(f"'{r.distribution}:{name}'" for r in recs)
+            raise PluginError(f"{kind} '{name}' is provided by more than one plugin: {who}; "
+                              f"name the one you mean: {choose}")
         if name not in self.records[kind]:
             close = difflib.get_close_matches(name, self.names(kind), n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -177,3 +206,20 @@ def reset_registry() -> None:
     """Forget the process-wide registry (tests; after installing a plugin)."""
     global _REGISTRY
     _REGISTRY = None
+
+
+def _unknown_hooks(plugin: Any) -> list[str]:
+    """Names of ``plugin``'s hook implementations that match no hookspec (a misspelled
+    hook would otherwise be ignored in silence)."""
+    marker = f"{hookspecs.PROJECT}_impl"
+    known = set(KINDS.values())
+    out = []
+    for attr in dir(plugin):
+        try:
+            value = getattr(plugin, attr)
+        except Exception:
+            continue
+        if hasattr(value, marker) and attr not in known:
+            close = difflib.get_close_matches(attr, sorted(known), n=1)
+            out.append(f"'{attr}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    return out

@@ -91,7 +91,7 @@ from pathlib import Path
 from typing import Any
 
 from ._spec_yaml import Path_, _Ctx, _dotted, _Located, _unknown_param, _unknown_sample
-from .errors import PluginError, SpecError
+from .errors import PluginError, RatiofitError, SpecError
 from .options import OptionError, resolve_options
 from .parameters import Parameter, ParameterSet
 from .registry import Registry, get_registry
@@ -238,11 +238,16 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
     ctx.no_unknown(top, (), _TOP)
 
     seed = ctx.get(top, (), "seed", int, default=0)
+    if not 0 <= seed < 2**63:
+        raise ctx.error(("seed",), f"must be an integer in [0, 2^63), got {seed}")
     parameters = _parameters(ctx, ctx.mapping(top.get("parameters"), ("parameters",)))
     samples = {
         name: _sample(ctx, reg, parameters, name, ctx.mapping(s, ("samples", name)))
         for name, s in ctx.mapping(top.get("samples"), ("samples",)).items()
     }
+    oversized = _oversized_sample(samples, len(parameters), reg)
+    if oversized is not None:
+        raise ctx.error(("samples", oversized[0], "n_events"), oversized[1])
     if not samples:
         raise ctx.error(("samples",), "at least one sample is required")
     reweighter = None
@@ -619,6 +624,37 @@ def _outputs(ctx: _Ctx, params: ParameterSet, rw: ReweighterSpec | None, body: d
     return replace(declared_outputs, closure=closure)
 
 
+def _machine_memory() -> int:
+    """This machine's physical memory in bytes (0 where unknown)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _oversized_sample(samples: Mapping[str, SampleSpec], n_parameters: int,
+                      reg: Registry) -> tuple[str, str] | None:
+    """The first sample whose events could not fit in memory, and why: its features and θ
+    as float64 alone (a lower bound: particles, copies for training come on top) take
+    more than half of this machine's memory. Refused before anything is allocated."""
+    memory = _machine_memory()
+    if not memory:
+        return None
+    for name, s in samples.items():
+        try:
+            d = len(reg.get("source", s.source).feature_names(s.options))
+        except Exception:  # a source that cannot say: count one feature
+            d = 1
+        need = s.n_events * (d + n_parameters + 1) * 8
+        if need > memory / 2:
+            return name, (f"{s.n_events} events of {d} features need at least "
+                          f"{need / 2**30:.3g} GiB, more than half of this machine's "
+                          f"{memory / 2**30:.3g} GiB")
+    return None
+
+
 def scale_spec(spec: Spec, factor: float) -> Spec:
     """The spec with every sample's ``n_events`` (and ``closure_events``, calibration and
     gate events, and an inference's expected yields) times ``factor``.
@@ -628,8 +664,9 @@ def scale_spec(spec: Spec, factor: float) -> Spec:
     """
     from dataclasses import replace
 
-    if not factor > 0:
-        raise SpecError(f"{spec.path}: --scale must be positive, got {factor}")
+    if not (factor > 0 and math.isfinite(factor)):
+        raise RatiofitError(f"{spec.path}: --scale must be a positive finite number, got "
+                            f"{factor}")
 
     def n(value: int) -> int:
         return max(1, round(value * factor))
@@ -648,6 +685,10 @@ def scale_spec(spec: Spec, factor: float) -> Spec:
         inference = replace(inference, samples={
             k: replace(v, yield_=None if v.yield_ is None else v.yield_ * factor)
             for k, v in inference.samples.items()})
+    oversized = _oversized_sample(samples, len(spec.parameters), get_registry())
+    if oversized is not None:
+        raise RatiofitError(f"{spec.path}: --scale {factor:g}: samples.{oversized[0]}."
+                            f"n_events: {oversized[1]}")
     return replace(spec, samples=samples, outputs=outputs, reweighter=reweighter,
                    uncertainty=unc, inference=inference)
 

@@ -184,6 +184,22 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     if not any(s.signal for s in isamples.values()):
         raise ctx.error((*path, "samples"), "one sample needs 'signal: true' (scaled by the "
                         f"parameter of interest '{poi}')")
+    if poi in nuisances:
+        raise ctx.error((*path, "poi"), f"the parameter of interest '{poi}' is also a "
+                        "nuisance's name; name them apart")
+    # The observable is binned in every sample the fit reads: a feature of each (checked
+    # here, not after the training).
+    for sname in sorted({*(s.sample for s in isamples.values()), *data}):
+        sspec = samples[sname]
+        try:
+            features = list(reg.get("source", sspec.source).feature_names(sspec.options))
+        except Exception:  # a source that cannot say before generating: checked at run time
+            continue
+        if observable not in features:
+            close = difflib.get_close_matches(observable, features, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ctx.error((*path, "observable"), f"sample '{sname}' has no feature "
+                            f"'{observable}'{hint} (it has: {', '.join(features)})")
     hbody = ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
     ctx.no_unknown(hbody, (*path, "hypotest"), ["poi_value", "calctype"])
     calctype = ctx.get(hbody, (*path, "hypotest"), "calctype", str, default="asymptotics")

@@ -16,7 +16,7 @@ PUBLIC = {
         "SpecError",
     ],
     "ratiofit.parameters": ["Parameter", "ParameterSet"],
-    "ratiofit.options": ["Option", "OptionError", "resolve_options"],
+    "ratiofit.options": ["Option", "OptionError", "check_positive", "resolve_options"],
     "ratiofit.hookspecs": ["PROJECT", "hookimpl", "hookspec"],
     "ratiofit.plugin_api": [
         "Architecture",

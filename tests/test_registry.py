@@ -174,6 +174,63 @@ def test_duplicate_name_is_an_error_on_lookup_only() -> None:
     assert rec.distribution == "thirdparty-dist" and rec.plugin == "thirdparty_losses"
 
 
+def test_a_duplicate_is_chosen_by_its_distribution() -> None:
+    """A third party's 'bce' no longer disables the built-in for every spec: the error says
+    how to choose, and 'ratiofit:bce' / 'thirdparty-dist:bce' pick one."""
+    reg = _own_registry()
+    reg.register(_DuplicatingPlugin(), name="thirdparty_losses", distribution="thirdparty-dist")
+    with pytest.raises(PluginError, match="name the one you mean: 'ratiofit:bce' or "
+                                          "'thirdparty-dist:bce'"):
+        reg.get("loss", "bce")
+    assert reg.record("loss", "ratiofit:bce").distribution == "ratiofit"
+    assert reg.record("loss", "thirdparty-dist:bce").plugin == "thirdparty_losses"
+    assert reg.record("loss", "ratiofit:mse").name == "mse"  # qualified, not duplicated
+    with pytest.raises(PluginError, match="no loss 'bce' from distribution 'nope'"):
+        reg.record("loss", "nope:bce")
+
+
+class _NamelessPlugin:
+    @hookimpl
+    def ratiofit_losses(self) -> list[Any]:
+        nameless = _Loss("x")
+        del nameless.name
+        return [nameless, _Loss("named_loss")]
+
+
+class _MisspelledHook:
+    @hookimpl
+    def ratiofit_lossess(self) -> list[Any]:  # one 's' too many
+        return [_Loss("never_seen")]
+
+
+def test_a_nameless_object_and_a_misspelled_hook_are_named_problems() -> None:
+    reg = _own_registry()
+    reg.register(_NamelessPlugin(), name="nameless", distribution="nd")
+    reg.register(_MisspelledHook(), name="misspelled", distribution="md")
+    problems = "\n".join(reg.problems())
+    assert "plugin 'nameless' from distribution 'nd': a loss from ratiofit_losses has no " \
+           "name" in problems
+    assert "plugin 'misspelled' from distribution 'md' implements unknown hook(s) " \
+           "'ratiofit_lossess' (did you mean 'ratiofit_losses'?)" in problems
+    assert reg.get("loss", "named_loss").name == "named_loss"
+    assert "never_seen" not in reg.names("loss") and "?" not in reg.names("loss")
+
+
+def test_a_plugin_that_exits_at_import_is_named_not_fatal(
+        fresh_registry: pytest.MonkeyPatch) -> None:
+    """sys.exit() or argparse in a plugin's import used to end the CLI unnamed."""
+    fakes = [_FakeEntryPoint("tp_exit", "exitdist", error=SystemExit(2))]
+
+    def entry_points(*, group: str) -> list[Any]:
+        return [*importlib.metadata.entry_points(group=group), *fakes]
+
+    fresh_registry.setattr(registry_module, "md", SimpleNamespace(entry_points=entry_points))
+    reg = get_registry()
+    assert any("plugin 'tp_exit' from distribution 'exitdist' failed to import: "
+               "SystemExit: 2" in e for e in reg.load_errors)
+    assert reg.get("loss", "bce").name == "bce"
+
+
 def test_registering_the_same_object_twice_is_not_a_duplicate() -> None:
     reg = Registry()
     plugin = SimpleNamespace(ratiofit_losses=hookimpl(lambda: [_Loss("only_once")]))

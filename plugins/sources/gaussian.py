@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ratiofit.hookspecs import hookimpl
-from ratiofit.options import Option
+from ratiofit.options import Option, OptionError, check_positive
 from ratiofit.sampling import resolve_parameter_value
 
 
@@ -30,6 +30,16 @@ class Gaussian:
 
     def feature_names(self, options: Mapping[str, Any]) -> Sequence[str]:
         return [f"x{i}" for i in range(options["dim"])]
+
+    def check(self, *, options: Mapping[str, Any],
+              theta: Mapping[str, tuple[float, float]]) -> None:
+        """At validation: one mean and width per dimension (or one for all), and a width
+        > 0 over the range of any parameter it follows."""
+        mean = options["mean"]
+        if isinstance(mean, list) and len(mean) != options["dim"]:
+            raise OptionError("mean", f"has {len(mean)} entries; expected dim = "
+                                      f"{options['dim']}")
+        check_positive(options, theta, "width", length=options["dim"])
 
     def _moments(self, theta: Mapping[str, np.ndarray], options: Mapping[str, Any], n: int
                  ) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ratiofit.hookspecs import hookimpl
-from ratiofit.options import Option
+from ratiofit.options import Option, check_positive
 from ratiofit.sampling import resolve_parameter_value
 
 
@@ -37,6 +37,12 @@ class GaussianParticles:
 
     def feature_names(self, options: Mapping[str, Any]) -> Sequence[str]:
         return ["n_particles", "x_sum"]
+
+    def check(self, *, options: Mapping[str, Any],
+              theta: Mapping[str, tuple[float, float]]) -> None:
+        """At validation: a multiplicity and a width > 0 over their parameters' ranges."""
+        check_positive(options, theta, "multiplicity")
+        check_positive(options, theta, "width")
 
     def particle_fields(self, options: Mapping[str, Any]) -> Sequence[str]:
         return ["x", "y"]

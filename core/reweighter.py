@@ -57,7 +57,8 @@ class _WeightMethods:
                     ) -> dict[str, float]:
         """Kish effective sample size, max and mean weight, non-finite and clipped counts."""
         lw = self.log_ratio(features=features, theta=theta)
-        w = np.exp(lw)
+        with np.errstate(over="ignore"):  # an overflow is counted below, as n_nonfinite
+            w = np.exp(lw)
         n_inf = int(np.count_nonzero(~np.isfinite(w)))
         clipped = int(np.count_nonzero(w > clip)) if clip is not None else 0
         if clip is not None:
@@ -66,11 +67,21 @@ class _WeightMethods:
             w = w * event_weights
         finite = w[np.isfinite(w)]
         ess = float(finite.sum() ** 2 / np.sum(finite ** 2)) if finite.size else 0.0
-        return {"n_events": len(w), "ess": ess, "ess_fraction": ess / max(len(w), 1),
-                "max_weight": float(finite.max()) if finite.size else float("nan"),
-                "mean_weight": float(finite.mean()) if finite.size else float("nan"),
-                "n_nonfinite": n_inf, "n_clipped": clipped,
-                "fraction_clipped": clipped / max(len(w), 1)}
+        out: dict[str, Any] = {
+            "n_events": len(w), "ess": ess, "ess_fraction": ess / max(len(w), 1),
+            "max_weight": float(finite.max()) if finite.size else float("nan"),
+            "mean_weight": float(finite.mean()) if finite.size else float("nan"),
+            "n_nonfinite": n_inf, "n_clipped": clipped,
+            "fraction_clipped": clipped / max(len(w), 1)}
+        outside = getattr(self, "outside_training_range", None)
+        if outside is not None:
+            far = int(outside(features))
+            out["n_outside_training_range"] = far
+            if far:
+                out["warning"] = (f"{far} of {len(w)} events lie more than one training span "
+                                  "outside the features' training range: their weights are "
+                                  "extrapolations")
+        return out
 
 
 class Reweighter(_WeightMethods):
@@ -127,7 +138,24 @@ class Reweighter(_WeightMethods):
                             f"({', '.join(self.signature.feature_names)})")
         if not np.all(np.isfinite(x)):
             raise DataError("features contain NaN/inf values; ratiofit refuses non-finite inputs")
+        _check_float32(x, self.signature.feature_names)
         return x
+
+    def outside_training_range(self, features: Any) -> int:
+        """Events with a feature more than one training span beyond the training events'
+        [min, max] (metadata ``feature_ranges``): the network extrapolates there, and its
+        ratio means nothing (at x = 1e30 it may even change sign)."""
+        ranges = self.metadata.get("feature_ranges") or {}
+        names = list(self.signature.feature_names)
+        if not ranges or not names or not all(n in ranges for n in names):
+            return 0
+        x = features.feature_columns(names) if isinstance(features, EventSet) else \
+            self._features(features)
+        lo = np.array([ranges[n][0] for n in names])
+        hi = np.array([ranges[n][1] for n in names])
+        span = np.maximum(hi - lo, 1e-12)
+        far = (x < lo - span) | (x > hi + span)
+        return int(np.count_nonzero(far.any(axis=1)))
 
     def _prepare(self, features: Any) -> _Inputs:
         """An EventSet (columns picked by name) or an ``[n, d]`` array → network inputs."""
@@ -139,6 +167,7 @@ class Reweighter(_WeightMethods):
                     return prepared
             x = features.feature_columns(sig.feature_names) if sig.feature_names else \
                 np.zeros((len(features), 0))
+            _check_float32(x, sig.feature_names)
             parts = features.particle_arrays(sig.particle_names) if sig.particle_names else None
             prepared = _Inputs(x, parts, flat=x)
             if self._split is not None and self.parameters.names:
@@ -525,6 +554,17 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
     if len(a) == size:
         return a
     return np.concatenate([a, np.zeros((size - len(a), *a.shape[1:]), dtype=a.dtype)])
+
+
+def _check_float32(x: np.ndarray, names: Any) -> None:
+    """The network computes in float32: a feature beyond its range would become inf (and
+    the error would surface far away, as non-finite weights)."""
+    big = np.abs(x) > np.finfo(np.float32).max
+    if big.any():
+        col = int(np.argmax(big.any(axis=0)))
+        name = list(names)[col] if len(list(names)) > col else str(col)
+        raise DataError(f"feature '{name}' has values beyond float32's range "
+                        f"(|x| > 3.4e38): the network computes in float32; rescale it")
 
 
 def _metadata_sha256(meta: Mapping[str, Any]) -> str:

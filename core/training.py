@@ -43,7 +43,7 @@ from .errors import DataError
 from .events import EventSet, assign_theta_from
 from .parameters import ParameterSet
 from .plugin_api import InputSignature
-from .reweighter import Reweighter
+from .reweighter import Reweighter, _check_float32
 from .spec import TrainingSpec
 
 __all__ = ["TrainingData", "prepare_training_data", "train_reweighter"]
@@ -115,6 +115,7 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
     perm = rng.permutation(len(y))
     n_val = round(validation_fraction * len(y))
     tr, va = perm[n_val:], perm[:n_val]
+    _check_float32(feats, features)
     mean = feats[tr].mean(axis=0)
     std = feats[tr].std(axis=0)
     std = np.where(std > 0, std, 1.0)
@@ -278,6 +279,17 @@ def _callbacks(*, checkpoint_dir: Path | None, patience: int, epochs: int, progr
     if progress:
         cbs.append(Progress())
     return cbs, es
+
+
+def _feature_ranges(data: TrainingData) -> dict[str, list[float]]:
+    """Per flat feature, [min, max] over the training events (for the diagnostics'
+    count of events evaluated outside them)."""
+    parts = [a["features"] for a in (data.x, data.x_val, data.flat_all) if "features" in a]
+    if not parts or not data.signature.feature_names:
+        return {}
+    x = np.concatenate(parts)
+    return {n: [float(x[:, i].min()), float(x[:, i].max())]
+            for i, n in enumerate(data.signature.feature_names)}
 
 
 def _recorder(ckpt: Path | None, fingerprint: str, earlier: list[dict[str, float]]) -> Any:
@@ -553,6 +565,7 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
         "epochs_run": len(history.get("loss", [])), "train_seconds": seconds,
         "n_train": len(data.y), "n_validation": len(data.y_val),
         "class_factor_reference_over_target": data.class_factor,
+        "feature_ranges": _feature_ranges(data),
     }
     return Reweighter(model=model, loss=loss, parameters=parameters, signature=data.signature,
                       metadata=metadata, architecture=architecture)

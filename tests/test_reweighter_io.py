@@ -413,3 +413,24 @@ def test_averaged_reweighter_is_the_mean_of_its_members(trained_1d, tmp_path):
         AveragedReweighter(members=[exact, other])
     with pytest.raises(ReweighterLoadError, match="no reweighter directory"):
         load_reweighters([])
+
+
+def test_a_feature_beyond_float32_is_named_not_blamed_on_theta(reweighter: Reweighter) -> None:
+    """float64 1e39 would become inf in the network's float32: one line naming the feature."""
+    with pytest.raises(DataError, match=r"feature 'x0' has values beyond float32's range"):
+        reweighter.log_ratio(features=np.array([[1e39]]), theta={"mu": 0.5})
+
+
+def test_events_far_outside_the_training_range_are_counted_and_warned(
+        reweighter: Reweighter) -> None:
+    """The diagnostics count events more than one training span outside the features'
+    training range (there the network extrapolates: at x = 1e30 its ratio can flip sign)."""
+    lo, hi = reweighter.metadata["feature_ranges"]["x0"]
+    span = hi - lo
+    x = np.array([[0.0], [hi + 0.5 * span], [hi + 2 * span], [1e30]])
+    assert reweighter.outside_training_range(x) == 2
+    diag = reweighter.diagnostics(features=x, theta={"mu": 0.5})
+    assert diag["n_outside_training_range"] == 2
+    assert "2 of 4 events lie more than one training span outside" in diag["warning"]
+    inside = reweighter.diagnostics(features=x[:2], theta={"mu": 0.5})
+    assert inside["n_outside_training_range"] == 0 and "warning" not in inside

@@ -183,3 +183,19 @@ def test_an_alias_bomb_stays_within_a_memory_limit(tmp_path: Path) -> None:
                          timeout=120)
     assert res.returncode == 2, res.stderr[-2000:]
     assert "expands to more than" in res.stderr
+
+
+@pytest.mark.parametrize("what", ["directory", "missing", "not-parquet"])
+def test_a_bad_parquet_path_is_one_line_at_validation(what: str, tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    if what == "directory":
+        path.mkdir()
+    elif what == "not-parquet":
+        path.write_text("a,b\n1,2\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "seed": 1, "parameters": {"mu": {"nominal": 0.0, "range": [-1.0, 1.0]}},
+        "samples": {"data": {"source": "parquet", "n_events": 10,
+                             "options": {"path": str(path)}}}}))
+    line = _clean_rejection(_validate(spec), spec)
+    assert "samples.data.options.path" in line

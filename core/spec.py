@@ -735,7 +735,8 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
             "bins": list(inf.edges), "flow": inf.flow, "poi": inf.poi, "data": list(inf.data),
             "samples": {n: {"sample": s.sample, **({"yield": s.yield_} if s.yield_ is not None
                                                    else {}),
-                            "signal": s.signal, "nuisances": list(s.nuisances)}
+                            "signal": s.signal, "nuisances": list(s.nuisances),
+                            "modifiers": [{k: {"name": m, **d}} for k, m, d in s.modifiers]}
                         for n, s in inf.samples.items()},
             # a saved reweighter by absolute path: the copy sits in another directory
             "nuisances": {n: {"reweighter": ns.reweighter if ns.reweighter == "this"

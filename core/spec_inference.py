@@ -27,6 +27,8 @@ class InferenceSampleSpec:
     yield_: float | None
     signal: bool
     nuisances: tuple[str, ...]
+    #: standard HistFactory modifiers: (kind, name, data) (ratiofit.inference.StandardModifier)
+    modifiers: tuple[tuple[str, str, dict[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     for name, sb in ctx.mapping(body.get("samples"), (*path, "samples")).items():
         spath = (*path, "samples", name)
         sb = ctx.mapping(sb, spath)
-        ctx.no_unknown(sb, spath, ["sample", "yield", "signal", "nuisances"])
+        ctx.no_unknown(sb, spath, ["sample", "yield", "signal", "nuisances", "modifiers"])
         sample = ctx.get(sb, spath, "sample", str, default=name)
         if sample not in samples:
             raise ctx.error((*spath, "sample"), _unknown_sample(sample, samples))
@@ -178,12 +180,28 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                 raise ctx.error((*spath, "nuisances"), f"undefined nuisance '{n}'{hint}")
         isamples[name] = InferenceSampleSpec(
             sample=sample, yield_=yield_, signal=ctx.get(sb, spath, "signal", bool, default=False),
-            nuisances=tuple(names))
+            nuisances=tuple(names),
+            modifiers=tuple(_modifier(ctx, m, (*spath, "modifiers", i), nuisances)
+                            for i, m in enumerate(_list(ctx, sb, spath, "modifiers"))))
+        for i, (kind, _, mdata) in enumerate(isamples[name].modifiers):
+            rel = mdata.get("relative")
+            if kind == "shapesys" and isinstance(rel, list) and len(rel) != len(edges) - 1:
+                raise ctx.error((*spath, "modifiers", i, kind, "relative"),
+                                f"{len(rel)} values for {len(edges) - 1} bins")
     if not isamples:
         raise ctx.error((*path, "samples"), "at least one sample is required")
     if not any(s.signal for s in isamples.values()):
         raise ctx.error((*path, "samples"), "one sample needs 'signal: true' (scaled by the "
                         f"parameter of interest '{poi}')")
+    lumis = {float(d["sigma"]) for s in isamples.values() for k, _, d in s.modifiers
+             if k == "lumi"}
+    if len(lumis) > 1:
+        raise ctx.error((*path, "samples"), f"the lumi modifiers disagree on sigma: "
+                        f"{sorted(lumis)}")
+    modifier_names = {n for s in isamples.values() for _, n, _ in s.modifiers}
+    if poi in modifier_names:
+        raise ctx.error((*path, "poi"), f"the parameter of interest '{poi}' is also a "
+                        "modifier's name; name them apart")
     if poi in nuisances:
         raise ctx.error((*path, "poi"), f"the parameter of interest '{poi}' is also a "
                         "nuisance's name; name them apart")
@@ -214,3 +232,66 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         hypotest_calctype=calctype,
         upper_limit=ctx.get(body, path, "upper_limit", bool, default=True),
         impacts=ctx.get(body, path, "impacts", bool, default=True))
+
+
+def _list(ctx: _Ctx, body: Mapping[str, Any], path: Path_, key: str) -> list[Any]:
+    value = body.get(key, [])
+    if not isinstance(value, list):
+        raise ctx.error((*path, key), f"expected a list, got {value!r}")
+    return value
+
+
+#: A modifier entry's kinds and their fields: (required, optional).
+_MODIFIERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "normsys": (("name", "lo", "hi"), ()),
+    "lumi": (("sigma",), ("name",)),
+    "normfactor": (("name",), ()),
+    "shapesys": (("name", "relative"), ()),
+}
+
+
+def _modifier(ctx: _Ctx, entry: Any, path: Path_, nuisances: Mapping[str, Any]
+              ) -> tuple[str, str, dict[str, Any]]:
+    """One ``modifiers`` entry: ``{normsys: {name, lo, hi}}``, ``{lumi: {sigma}}``,
+    ``{normfactor: {name}}`` (or ``{normfactor: NAME}``), ``{shapesys: {name, relative}}``."""
+    if not (isinstance(entry, dict) and len(entry) == 1):
+        raise ctx.error(path, f"expected one of {{{', '.join(_MODIFIERS)}: ...}}, got {entry!r}")
+    kind, body = next(iter(entry.items()))
+    if kind not in _MODIFIERS:
+        close = difflib.get_close_matches(str(kind), list(_MODIFIERS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ctx.error(path, f"unknown modifier '{kind}'{hint} (known: "
+                        f"{', '.join(_MODIFIERS)})")
+    mpath = (*path, kind)
+    if kind == "normfactor" and isinstance(body, str):
+        body = {"name": body}
+    body = ctx.mapping(body, mpath)
+    required, optional = _MODIFIERS[kind]
+    ctx.no_unknown(body, mpath, [*required, *optional])
+    for key in required:
+        if key not in body:
+            raise ctx.error(mpath, f"missing required field '{key}'")
+    name = ctx.get(body, mpath, "name", str, default="lumi")
+    if not name.isidentifier():
+        raise ctx.error((*mpath, "name"), f"must be an identifier, got {name!r}")
+    if name in nuisances:
+        raise ctx.error((*mpath, "name"), f"'{name}' is also a reweighter nuisance's name")
+    data: dict[str, Any] = {}
+    if kind == "normsys":
+        for key in ("lo", "hi"):
+            data[key] = _number(ctx, body, mpath, key)
+            if not data[key] > 0:
+                raise ctx.error((*mpath, key), f"must be > 0 (a yield factor), got {data[key]}")
+    elif kind == "lumi":
+        data["sigma"] = _number(ctx, body, mpath, "sigma")
+        if not 0 < data["sigma"] < 1:
+            raise ctx.error((*mpath, "sigma"), f"must be in (0, 1), got {data['sigma']}")
+    elif kind == "shapesys":
+        rel = body["relative"]
+        values = rel if isinstance(rel, list) else [rel]
+        if not values or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                 and np.isfinite(v) and v >= 0 for v in values):
+            raise ctx.error((*mpath, "relative"), f"expected a number >= 0 or a list of them "
+                            f"(one per bin), got {rel!r}")
+        data["relative"] = [float(v) for v in values] if isinstance(rel, list) else float(rel)
+    return kind, name, data

@@ -453,8 +453,11 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
         w = events.event_weights
         if ss.yield_ is not None:
             w = w * (ss.yield_ / w.sum())
-        chan_samples.append(inf.Sample(name=name, events=events, weights=w, signal=ss.signal,
-                                       nuisances=ss.nuisances, staterror=ispec.staterror))
+        chan_samples.append(inf.Sample(
+            name=name, events=events, weights=w, signal=ss.signal, nuisances=ss.nuisances,
+            staterror=ispec.staterror,
+            modifiers=tuple(inf.StandardModifier(kind=k, name=n, data=d)  # type: ignore[arg-type]
+                            for k, n, d in ss.modifiers)))
     observed = np.sum([inf.histogram_template(
         events=samples[d], observable=ispec.observable, edges=list(ispec.edges),
         flow=ispec.flow).values for d in ispec.data], axis=0)  # type: ignore[arg-type]

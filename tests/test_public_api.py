@@ -90,6 +90,7 @@ PUBLIC = {
         "ReweighterNuisance",
         "Sample",
         "SampleTemplates",
+        "StandardModifier",
         "Template",
         "TemplateMorphing",
         "Toy",

@@ -39,6 +39,7 @@ from .binned_templates import (
     ReweighterNuisance,
     Sample,
     SampleTemplates,
+    StandardModifier,
     add_learned_ratio,
     build_templates,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "ReweighterNuisance",
     "Sample",
     "SampleTemplates",
+    "StandardModifier",
     "Template",
     "TemplateMorphing",
     "Toy",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,6 +42,7 @@ __all__ = [
     "ReweighterNuisance",
     "Sample",
     "SampleTemplates",
+    "StandardModifier",
     "add_learned_ratio",
     "build_templates",
 ]
@@ -156,6 +157,45 @@ class ReweighterNuisance:
 
 
 @dataclass(frozen=True)
+class StandardModifier:
+    """A standard HistFactory modifier on a sample (pyhf's JSON schema), beside the
+    reweighter nuisances.
+
+    ``kind`` and ``data``:
+
+    ``normsys``
+        ``{"lo": f, "hi": f}``: the yield times f at α = ∓1 (exponential interpolation);
+    ``lumi``
+        ``{"sigma": s}``: the luminosity, one parameter (named ``lumi``) for every sample
+        that carries it, constrained to 1 ± s;
+    ``normfactor``
+        no data: a free scale factor (a normalisation fitted from data);
+    ``shapesys``
+        ``{"relative": r}``: uncorrelated per-bin uncertainties of r times the nominal
+        count (a number, or one per bin), Poisson-constrained (Barlow–Beeston).
+
+    Samples that carry a modifier of the same name share its parameter (correlated).
+    """
+
+    kind: Literal["normsys", "lumi", "normfactor", "shapesys"]
+    name: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_pyhf(self, nominal: np.ndarray) -> dict[str, Any]:
+        """The pyhf modifier dict for a sample of ``nominal`` counts."""
+        if self.kind == "normsys":
+            return {"name": self.name, "type": "normsys",
+                    "data": {"lo": float(self.data["lo"]), "hi": float(self.data["hi"])}}
+        if self.kind in ("lumi", "normfactor"):
+            return {"name": self.name, "type": self.kind, "data": None}
+        if self.kind == "shapesys":
+            rel = np.broadcast_to(np.asarray(self.data["relative"], dtype=np.float64),
+                                  nominal.shape)
+            return {"name": self.name, "type": "shapesys", "data": (rel * nominal).tolist()}
+        raise InferenceError(f"unknown modifier kind '{self.kind}'")
+
+
+@dataclass(frozen=True)
 class Sample:
     """One simulated process in a channel.
 
@@ -173,6 +213,8 @@ class Sample:
         Names of the :class:`ReweighterNuisance` acting on it.
     staterror
         Include its Σw² in the channel's Barlow–Beeston-lite ``staterror``.
+    modifiers
+        Standard HistFactory modifiers (:class:`StandardModifier`).
     """
 
     name: str
@@ -181,6 +223,7 @@ class Sample:
     signal: bool = False
     nuisances: tuple[str, ...] = ()
     staterror: bool = True
+    modifiers: tuple[StandardModifier, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -209,6 +252,8 @@ class SampleTemplates:
     up: dict[str, Template] = field(default_factory=dict)
     reference: dict[str, Template] = field(default_factory=dict)
     morphing: dict[str, TemplateMorphing] = field(default_factory=dict)
+    #: standard HistFactory modifiers, as pyhf dicts (:class:`StandardModifier`)
+    standard: list[dict[str, Any]] = field(default_factory=list)
     #: learned-ratio modifier name → ±1σ shift per bin (:mod:`ratiofit.inference.learned`)
     learned: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -229,6 +274,8 @@ class BinnedTemplates:
 
     channels: list[ChannelTemplates]
     nuisances: dict[str, ReweighterNuisance]
+    #: the luminosity's relative uncertainty, where a sample carries a ``lumi`` modifier
+    lumi_sigma: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """Morphing residuals per channel/sample/nuisance (JSON-ready)."""
@@ -280,6 +327,7 @@ def build_templates(*, channels: Sequence[Channel], nuisances: Sequence[Reweight
         raise InferenceError("at least one channel is needed")
     seen: set[str] = set()
     out = []
+    lumi_sigma: float | None = None
     for ch in channels:
         if ch.name in seen:
             raise InferenceError(f"channel name '{ch.name}' is used twice")
@@ -298,7 +346,18 @@ def build_templates(*, channels: Sequence[Channel], nuisances: Sequence[Reweight
             nominal = histogram_template(events=s.events, observable=ch.observable, edges=edges,
                                          weights=s.weights, flow=flow)
             st = SampleTemplates(name=s.name, signal=s.signal, staterror=s.staterror,
-                                 nominal=nominal)
+                                 nominal=nominal,
+                                 standard=[m.to_pyhf(nominal.values) for m in s.modifiers])
+            for m in s.modifiers:
+                if m.kind == "lumi":
+                    sigma = float(m.data["sigma"])
+                    if lumi_sigma is not None and lumi_sigma != sigma:
+                        raise InferenceError(f"the lumi modifiers disagree on sigma "
+                                             f"({lumi_sigma} and {sigma})")
+                    lumi_sigma = sigma
+                if m.name in by_name:
+                    raise InferenceError(f"channel '{ch.name}', sample '{s.name}': modifier "
+                                         f"'{m.name}' is also a reweighter nuisance's name")
             for n in s.nuisances:
                 nu = by_name[n]
                 for target, value in ((st.reference, nu.nominal),
@@ -317,7 +376,7 @@ def build_templates(*, channels: Sequence[Channel], nuisances: Sequence[Reweight
             samples.append(st)
         out.append(ChannelTemplates(name=ch.name, edges=edges,
                                     observed=_observed_counts(ch, edges, flow), samples=samples))
-    return BinnedTemplates(channels=out, nuisances=by_name)
+    return BinnedTemplates(channels=out, nuisances=by_name, lumi_sigma=lumi_sigma)
 
 
 def add_learned_ratio(templates: BinnedTemplates,

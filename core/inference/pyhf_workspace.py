@@ -43,9 +43,18 @@ def _poi_parameter(poi: str, bounds: tuple[float, float], init: float) -> dict[s
 
 
 def _measured_parameters(templates: BinnedTemplates) -> list[dict[str, Any]]:
-    """Measurement parameters that set a nuisance's auxiliary datum (``measured``)."""
-    return [{"name": n, "auxdata": [nu.auxdata]} for n, nu in templates.nuisances.items()
-            if nu.measured is not None]
+    """Measurement parameters: a nuisance's auxiliary datum (``measured``), and the
+    luminosity's constraint where a sample carries a ``lumi`` modifier."""
+    out = [{"name": n, "auxdata": [nu.auxdata]} for n, nu in templates.nuisances.items()
+           if nu.measured is not None]
+    if templates.lumi_sigma is not None:
+        lumi = {m["name"] for ch in templates.channels for st in ch.samples
+                for m in st.standard if m["type"] == "lumi"}
+        out += [{"name": n, "auxdata": [1.0], "sigmas": [templates.lumi_sigma],
+                 "bounds": [[max(1e-6, 1.0 - 10 * templates.lumi_sigma),
+                             1.0 + 10 * templates.lumi_sigma]], "inits": [1.0]}
+                for n in sorted(lumi)]
+    return out
 
 
 def _channel_specs(templates: BinnedTemplates, poi: str, staterror: bool,
@@ -59,6 +68,7 @@ def _channel_specs(templates: BinnedTemplates, poi: str, staterror: bool,
                 mods.append({"name": poi, "type": "normfactor", "data": None})
             for n in st.reference:
                 mods.extend(nuisance_modifiers(ch, st, n))
+            mods.extend(st.standard)
             for name, shift in st.learned.items():
                 mods.append({"name": name, "type": "histosys", "data": {
                     "lo_data": (st.nominal.values - shift).tolist(),

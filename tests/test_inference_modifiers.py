@@ -1,0 +1,164 @@
+"""Standard HistFactory modifiers beside the learned nuisances (issue: analysis-grade
+inference): normsys, lumi, normfactor and shapesys on inference samples, from the spec to
+both pyhf modes and the portable workspace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ratiofit.errors import SpecError
+from ratiofit.events import EventSet
+from ratiofit.inference import (
+    Channel,
+    ReweighterNuisance,
+    Sample,
+    StandardModifier,
+    build_templates,
+    exact_model,
+    fit,
+    portable_model,
+    portable_workspace,
+)
+from ratiofit.spec import load_spec_text, resolved_dict
+from ratiofit.testing import analytic_gaussian_reweighter
+
+EDGES = np.linspace(-8.0, 8.0, 9)
+
+
+def _events(x: np.ndarray, total: float) -> EventSet:
+    return EventSet(features=x[:, None], feature_names=("x0",),
+                    weights=np.full(len(x), total / len(x)))
+
+
+@pytest.fixture(scope="module")
+def templates():
+    rng = np.random.default_rng(3)
+    bkg = _events(rng.normal(0.0, 1.0, 20_000), 2000.0)
+    other = _events(rng.normal(-1.0, 1.0, 10_000), 500.0)
+    sig = _events(rng.normal(1.0, 0.4, 5_000), 100.0)
+    nu = ReweighterNuisance(name="shape", reweighter=analytic_gaussian_reweighter(),
+                            parameter="mu", nominal=0.0, sigma=0.2)
+    observed = np.round(np.histogram(rng.normal(0.0, 1.0, 2000), EDGES)[0]
+                        + np.histogram(rng.normal(-1.0, 1.0, 550), EDGES)[0]
+                        + np.histogram(rng.normal(1.0, 0.4, 100), EDGES)[0])
+    ch = Channel(name="SR", observable="x0", edges=EDGES, observed=observed, samples=(
+        Sample(name="signal", events=sig, signal=True,
+               modifiers=(StandardModifier("lumi", "lumi", {"sigma": 0.02}),)),
+        Sample(name="bkg", events=bkg, nuisances=("shape",),
+               modifiers=(StandardModifier("normsys", "bkg_xsec", {"lo": 0.9, "hi": 1.1}),
+                          StandardModifier("lumi", "lumi", {"sigma": 0.02}))),
+        Sample(name="other", events=other,
+               modifiers=(StandardModifier("normfactor", "k_other"),
+                          StandardModifier("shapesys", "other_shape", {"relative": 0.05})))))
+    return build_templates(channels=[ch], nuisances=[nu])
+
+
+def test_the_modifiers_reach_the_workspace_and_pyhf_fits_it(templates):
+    import pyhf
+
+    spec = portable_workspace(templates, poi="mu_sig")
+    mods = {m["name"]: m for s in spec["channels"][0]["samples"] for m in s["modifiers"]}
+    assert mods["bkg_xsec"] == {"name": "bkg_xsec", "type": "normsys",
+                                "data": {"lo": 0.9, "hi": 1.1}}
+    assert mods["k_other"]["type"] == "normfactor" and mods["lumi"]["type"] == "lumi"
+    other = next(s for s in spec["channels"][0]["samples"] if s["name"] == "other")
+    np.testing.assert_allclose(mods["other_shape"]["data"], 0.05 * np.asarray(other["data"]))
+    lumi = next(p for p in spec["measurements"][0]["config"]["parameters"]
+                if p["name"] == "lumi")
+    assert lumi["auxdata"] == [1.0] and lumi["sigmas"] == [0.02]
+    # pyhf's own fit of the written workspace and ratiofit's agree (same model, same data)
+    ws = pyhf.Workspace(json.loads(json.dumps(spec)))
+    model, data = ws.model(), ws.data(ws.model())
+    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0))
+    best = pyhf.infer.mle.fit(data, model)
+    ours = fit(portable_model(templates, poi="mu_sig"))
+    assert ours.poi_value == pytest.approx(float(best[model.config.poi_index]), abs=1e-3)
+    assert {"bkg_xsec", "k_other", "lumi", "other_shape"} <= set(model.config.parameters)
+
+
+def test_the_exact_model_carries_them_too(templates):
+    exact = exact_model(templates, poi="mu_sig")
+    names = set(exact.model.config.parameters)
+    assert {"bkg_xsec", "k_other", "lumi", "other_shape", "shape"} <= names
+    assert np.isfinite(fit(exact).poi_value)
+
+
+SPEC = """\
+seed: 5
+parameters:
+  mu: {nominal: 0.0, range: [-1.0, 1.0]}
+samples:
+  nominal: {source: gaussian, n_events: 4000, options: {mean: mu}}
+  varied: {source: gaussian, n_events: 4000, theta: {mu: uniform}, options: {mean: mu}}
+  signal: {source: gaussian, n_events: 2000, options: {mean: 2.0, width: 0.3}}
+  data: {source: gaussian, n_events: 2000, theta: {mu: 0.1}, options: {mean: mu}}
+reweighter:
+  architecture: mlp
+  reference: nominal
+  target: varied
+  training: {epochs: 1, batch_size: 512, checkpoint: false}
+inference:
+  observable: x0
+  bins: {n: 8, range: [-6, 6]}
+  poi: mu_sig
+  data: data
+  samples:
+    sig: {sample: signal, yield: 30, signal: true, modifiers: [{lumi: {sigma: 0.02}}]}
+    bkg: {sample: nominal, yield: 2000, nuisances: [shape],
+          modifiers: [{normsys: {name: bkg_xsec, lo: 0.9, hi: 1.1}}, {lumi: {sigma: 0.02}},
+                      {shapesys: {name: bkg_mc, relative: 0.02}}]}
+  nuisances:
+    shape: {reweighter: this, parameter: mu, nominal: 0.0, sigma: 0.1}
+"""
+
+
+def test_the_spec_declares_them_and_the_resolved_spec_keeps_them() -> None:
+    spec = load_spec_text(SPEC, path="m.yaml")
+    assert spec.inference is not None
+    mods = spec.inference.samples["bkg"].modifiers
+    assert [m[:2] for m in mods] == [("normsys", "bkg_xsec"), ("lumi", "lumi"),
+                                     ("shapesys", "bkg_mc")]
+    again = load_spec_text(json.dumps(resolved_dict(spec)), path="again.yaml")
+    assert again.inference == spec.inference
+
+
+@pytest.mark.parametrize(("old", "new", "match"), [
+    ("{normsys: {name: bkg_xsec, lo: 0.9, hi: 1.1}}", "{normsys: {name: bkg_xsec, lo: 0.9}}",
+     r"modifiers\[0\]\.normsys: missing required field 'hi'"),
+    ("lo: 0.9, hi: 1.1", "lo: -0.9, hi: 1.1", r"modifiers\[0\]\.normsys\.lo: must be > 0"),
+    ("{normsys:", "{normsis:", r"modifiers\[0\]: unknown modifier 'normsis'; did you mean "
+                               r"'normsys'"),
+    ("{name: bkg_xsec,", "{name: shape,", r"normsys\.name: 'shape' is also a reweighter "
+                                          r"nuisance's name"),
+    ("modifiers: [{lumi: {sigma: 0.02}}]}", "modifiers: [{lumi: {sigma: 0.05}}]}",
+     "the lumi modifiers disagree on sigma"),
+    ("relative: 0.02", "relative: [0.02, 0.02]", r"shapesys\.relative: 2 values for 8 bins"),
+    ("poi: mu_sig", "poi: bkg_xsec", "inference.poi: the parameter of interest 'bkg_xsec' is "
+                                     "also a modifier's name"),
+])
+def test_bad_modifiers_are_one_line_errors(old: str, new: str, match: str) -> None:
+    assert old in SPEC
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec_text(SPEC.replace(old, new, 1), path="m.yaml")
+    assert "\n" not in str(info.value) and str(info.value).startswith("m.yaml:")
+
+
+def test_a_run_fits_them(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ratiofit.cli import main
+
+    path = tmp_path / "m.yaml"
+    path.write_text(SPEC + "uncertainty: {replicas: 0, correction: none}\n")
+    res = CliRunner().invoke(main, ["run", str(path), "-o", str(tmp_path / "out"), "-q",
+                                    "--no-plots"])
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
+    assert {"bkg_xsec", "lumi", "bkg_mc[0]"} <= set(out["fit"]["names"])
+    ws = json.loads((tmp_path / "out" / "workspace.json").read_text())
+    types = {m["type"] for s in ws["channels"][0]["samples"] for m in s["modifiers"]}
+    assert {"normsys", "lumi", "shapesys", "histosys", "staterror", "normfactor"} <= types

@@ -29,7 +29,8 @@ Top-level sections
     A trained reweighter as a constrained nuisance in a binned pyhf fit:
     ``{backend: pyhf, mode: exact | portable, observable: <feature>, bins: [edges] |
     {n, range: [lo, hi]}, flow: error | fold | exclude, poi, data: <sample> | [<sample>,
-    ...], samples: {name: {sample, yield, signal: bool, nuisances: [...]}}, nuisances:
+    ...], samples: {name: {sample, yield, signal: bool, nuisances: [...], modifiers:
+    [...]}}, nuisances:
     {name: {reweighter: this | <run dir or reweighter dir>, parameter, nominal, sigma,
     measured}}, staterror: bool, hypotest: {poi_value, calctype}, upper_limit: bool,
     impacts: bool}``. ``this`` is the reweighter the spec trains; a path names a saved
@@ -38,6 +39,10 @@ Top-level sections
     constraint is centred on (default ``nominal``, where the templates stay anchored).
     The learned ratio's own error enters as constrained modifiers built from
     ``uncertainty.replicas`` bootstrap replicas (:mod:`ratiofit.inference.learned`).
+    A sample's ``modifiers`` are standard HistFactory ones beside the learned nuisances:
+    ``{normsys: {name, lo, hi}}``, ``{lumi: {sigma}}``, ``{normfactor: NAME}``,
+    ``{shapesys: {name, relative: r | [r per bin]}}``; samples sharing a name share the
+    parameter (:class:`ratiofit.inference.StandardModifier`).
 ``ensemble``
     Number of independent trainings + fits with different seeds (default 1), or
     ``{members: N, training_samples: shared | independent, average_fit: bool}``: with

@@ -473,6 +473,18 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
                                                             staterror=ispec.staterror)
 
     result: dict[str, Any] = {"mode": ispec.mode, "workspace": "workspace.json",
+                              # what `pyhf fit workspace.json` computes: never the exact
+                              # mode's morphing, which is Python code in this process
+                              "workspace_model": (
+                                  "portable: each reweighter nuisance as a histosys of its "
+                                  "templates at theta0 +- sigma (pyhf's interpolation "
+                                  "between and beyond them), the learned-ratio and "
+                                  "non-closure modifiers and the standard modifiers as "
+                                  "written" + ("; the fit reported here is the exact "
+                                               "mode's, which follows the reweighter's own "
+                                               "theta dependence" if ispec.mode == "exact"
+                                               else "; the fit reported here is this "
+                                               "model's")),
                               "observable": ispec.observable, "edges": list(ispec.edges)}
     replicas, replica_info = _inference_replicas(spec, samples, registry, outdir=outdir,
                                                  this=this, executor=executor,

@@ -159,6 +159,9 @@ def test_a_run_fits_them(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
     assert {"bkg_xsec", "lumi", "bkg_mc[0]"} <= set(out["fit"]["names"])
+    # the exact mode (the default) says its fit is not what pyhf computes from the file
+    assert out["workspace_model"].startswith("portable:")
+    assert "the fit reported here is the exact mode's" in out["workspace_model"]
     ws = json.loads((tmp_path / "out" / "workspace.json").read_text())
     types = {m["type"] for s in ws["channels"][0]["samples"] for m in s["modifiers"]}
     assert {"normsys", "lumi", "shapesys", "histosys", "staterror", "normfactor"} <= types

@@ -102,23 +102,31 @@ def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) ->
     nuisances = {}
     for name, ns in ispec.nuisances.items():
         nuisances[name] = replace(ns, measured=float(truth[name] + ns.sigma * rng.normal()))
-    data_names = list(ispec.data)
-    for d in data_names:
-        sd = samples[d]
-        theta = dict(sd.theta)
-        for name, ns in ispec.nuisances.items():
-            theta[ns.parameter] = ThetaSpec(kind="fixed", value=float(truth[name]))
-        samples[d] = replace(sd, theta=theta, n_events=int(rng.poisson(sd.n_events)))
-    signal = [s for s in ispec.samples.values() if s.signal]
-    for j, ss in enumerate(signal):
-        src = samples[ss.sample]
-        expected = truth[ispec.poi] * (ss.yield_ if ss.yield_ is not None else src.n_events)
-        n = int(rng.poisson(expected))
-        if n > 0:
-            name = f"coverage-signal-{j}"
-            samples[name] = replace(src, name=name, n_events=n)
-            data_names.append(name)
-    inference = replace(ispec, data=tuple(data_names), nuisances=nuisances)
+    channels = {}
+    drawn: set[str] = set()
+    j = 0
+    for cname, ch in ispec.channels.items():
+        data_names = list(ch.data)
+        for d in data_names:
+            if d in drawn:  # a data sample two channels bin: drawn once
+                continue
+            drawn.add(d)
+            sd = samples[d]
+            theta = dict(sd.theta)
+            for name, ns in ispec.nuisances.items():
+                theta[ns.parameter] = ThetaSpec(kind="fixed", value=float(truth[name]))
+            samples[d] = replace(sd, theta=theta, n_events=int(rng.poisson(sd.n_events)))
+        for ss in (s for s in ch.samples.values() if s.signal):
+            src = samples[ss.sample]
+            expected = truth[ispec.poi] * (ss.yield_ if ss.yield_ is not None else src.n_events)
+            n = int(rng.poisson(expected))
+            if n > 0:
+                name = f"coverage-signal-{j}"
+                samples[name] = replace(src, name=name, n_events=n)
+                data_names.append(name)
+            j += 1
+        channels[cname] = replace(ch, data=tuple(data_names))
+    inference = replace(ispec, channels=channels, nuisances=nuisances)
     return replace(spec, seed=seed, samples=samples, inference=inference,
                    outputs=replace(spec.outputs, plots=False, closure={}))
 

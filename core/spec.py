@@ -26,7 +26,10 @@ Top-level sections
 ``fit``
     ``{strategy: name | {name, options}, data, reference, parameters: [...], start: {...}}``.
 ``inference``
-    A trained reweighter as a constrained nuisance in a binned pyhf fit:
+    A trained reweighter as a constrained nuisance in a binned pyhf fit. One channel's
+    ``observable``, ``bins``, ``data`` and ``samples`` sit in the section itself, or several
+    channels under ``channels: {NAME: {observable, bins, data, samples}}`` (samples that
+    share a modifier's or nuisance's name share its parameter across channels):
     ``{backend: pyhf, mode: exact | portable, observable: <feature>, bins: [edges] |
     {n, range: [lo, hi]}, flow: error | fold | exclude, poi, data: <sample> | [<sample>,
     ...], samples: {name: {sample, yield, signal: bool, nuisances: [...], modifiers:
@@ -687,9 +690,11 @@ def scale_spec(spec: Spec, factor: float) -> Spec:
         reweighter = replace(reweighter, calibration=replace(cal, events=n(cal.events)))
     inference = spec.inference
     if inference is not None:  # expected yields scale with the data
-        inference = replace(inference, samples={
-            k: replace(v, yield_=None if v.yield_ is None else v.yield_ * factor)
-            for k, v in inference.samples.items()})
+        inference = replace(inference, channels={
+            name: replace(ch, samples={
+                k: replace(v, yield_=None if v.yield_ is None else v.yield_ * factor)
+                for k, v in ch.samples.items()})
+            for name, ch in inference.channels.items()})
     oversized = _oversized_sample(samples, len(spec.parameters), get_registry())
     if oversized is not None:
         raise RatiofitError(f"{spec.path}: --scale {factor:g}: samples.{oversized[0]}."
@@ -735,14 +740,21 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
                       "closure_events": spec.outputs.closure_events}
     inf = spec.inference
     if inf is not None:
+        def channel(ch: Any) -> dict[str, Any]:
+            return {
+                "observable": ch.observable, "bins": list(ch.edges), "data": list(ch.data),
+                "samples": {n: {"sample": s.sample,
+                                **({"yield": s.yield_} if s.yield_ is not None else {}),
+                                "signal": s.signal, "nuisances": list(s.nuisances),
+                                "modifiers": [{k: {"name": m, **d}} for k, m, d in s.modifiers]}
+                            for n, s in ch.samples.items()}}
+
+        # one channel named "channel" is the section's own form; otherwise ``channels``
+        channels = list(inf.channels.values())
+        body = channel(channels[0]) if len(channels) == 1 and channels[0].name == "channel" \
+            else {"channels": {ch.name: channel(ch) for ch in channels}}
         out["inference"] = {
-            "backend": inf.backend, "mode": inf.mode, "observable": inf.observable,
-            "bins": list(inf.edges), "flow": inf.flow, "poi": inf.poi, "data": list(inf.data),
-            "samples": {n: {"sample": s.sample, **({"yield": s.yield_} if s.yield_ is not None
-                                                   else {}),
-                            "signal": s.signal, "nuisances": list(s.nuisances),
-                            "modifiers": [{k: {"name": m, **d}} for k, m, d in s.modifiers]}
-                        for n, s in inf.samples.items()},
+            "backend": inf.backend, "mode": inf.mode, "flow": inf.flow, "poi": inf.poi, **body,
             # a saved reweighter by absolute path: the copy sits in another directory
             "nuisances": {n: {"reweighter": ns.reweighter if ns.reweighter == "this"
                               else str(Path(ns.reweighter).resolve()),

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .registry import Registry
     from .spec import ReweighterSpec, SampleSpec
 
-__all__ = ["InferenceSampleSpec", "InferenceSpec", "NuisanceSpec"]
+__all__ = ["ChannelSpec", "InferenceSampleSpec", "InferenceSpec", "NuisanceSpec"]
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,58 @@ class NuisanceSpec:
 
 
 @dataclass(frozen=True)
+class ChannelSpec:
+    """One channel of the ``inference`` section: a binned observable, its data and the
+    samples that model them."""
+
+    name: str
+    observable: str
+    edges: tuple[float, ...]
+    data: tuple[str, ...]  # observed = the sum of these samples' histograms
+    samples: dict[str, InferenceSampleSpec]
+
+
+@dataclass(frozen=True)
 class InferenceSpec:
-    """A binned fit with reweighters as constrained nuisances (see the module docstring)."""
+    """A binned fit with reweighters as constrained nuisances (see the module docstring).
+
+    ``observable``, ``edges``, ``data`` and ``samples`` are the single channel's, where
+    there is one (the section's own form); a spec with several ``channels`` names them.
+    """
 
     backend: str
     mode: str
-    observable: str
-    edges: tuple[float, ...]
     flow: str
     poi: str
-    data: tuple[str, ...]  # observed = the sum of these samples' histograms
-    samples: dict[str, InferenceSampleSpec]
+    channels: dict[str, ChannelSpec]
     nuisances: dict[str, NuisanceSpec]
     staterror: bool = True
     hypotest_poi: float | None = 1.0
     hypotest_calctype: str = "asymptotics"
     upper_limit: bool = True
     impacts: bool = True
+
+    def _single(self) -> ChannelSpec:
+        if len(self.channels) != 1:
+            raise ValueError(f"this inference has {len(self.channels)} channels "
+                             f"({', '.join(self.channels)}); name the channel")
+        return next(iter(self.channels.values()))
+
+    @property
+    def observable(self) -> str:
+        return self._single().observable
+
+    @property
+    def edges(self) -> tuple[float, ...]:
+        return self._single().edges
+
+    @property
+    def data(self) -> tuple[str, ...]:
+        return self._single().data
+
+    @property
+    def samples(self) -> dict[str, InferenceSampleSpec]:
+        return self._single().samples
 
 
 def _reweighter_parameters(directory: str) -> list[str] | None:
@@ -74,23 +109,10 @@ def _reweighter_parameters(directory: str) -> list[str] | None:
     return None
 
 
-def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
-               rw: ReweighterSpec | None, spec_path: str, body: dict[str, Any]
-               ) -> InferenceSpec:
-    path: Path_ = ("inference",)
-    ctx.no_unknown(body, path, ["backend", "mode", "observable", "bins", "flow", "poi", "data",
-                                "samples", "nuisances", "staterror", "hypotest", "upper_limit",
-                                "impacts"])
-    backend = ctx.get(body, path, "backend", str, default="pyhf")
-    if backend != "pyhf":
-        raise ctx.error((*path, "backend"), f"expected 'pyhf', got {backend!r} (the unbinned "
-                        "iminuit bridge is a Python API for now: ratiofit.inference)")
-    mode = ctx.get(body, path, "mode", str, default="exact")
-    if mode not in ("exact", "portable"):
-        raise ctx.error((*path, "mode"), f"expected 'exact' or 'portable', got {mode!r}")
-    flow = ctx.get(body, path, "flow", str, default="error")
-    if flow not in ("error", "fold", "exclude"):
-        raise ctx.error((*path, "flow"), f"expected 'error', 'fold' or 'exclude', got {flow!r}")
+def _channel(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
+             nuisances: Mapping[str, NuisanceSpec], channel_name: str, path: Path_,
+             body: dict[str, Any]) -> ChannelSpec:
+    """One channel: ``{observable, bins, data, samples}`` at ``path``."""
     observable = ctx.get(body, path, "observable", str)
     bins = body.get("bins")
     bpath = (*path, "bins")
@@ -109,7 +131,6 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         raise ctx.error(bpath, f"expected a list of bin edges or {{n, range}}, got {bins!r}")
     if not all(a < b for a, b in pairwise(edges)):
         raise ctx.error(bpath, "bin edges must increase")
-    poi = ctx.get(body, path, "poi", str, default="mu")
     raw_data = body.get("data")
     data_names = [raw_data] if isinstance(raw_data, str) else raw_data
     if not (isinstance(data_names, list) and data_names
@@ -122,6 +143,72 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     if len(set(data_names)) != len(data_names):
         raise ctx.error((*path, "data"), f"a sample is listed twice: {data_names}")
     data = tuple(data_names)
+    isamples: dict[str, InferenceSampleSpec] = {}
+    for name, sb in ctx.mapping(body.get("samples"), (*path, "samples")).items():
+        spath = (*path, "samples", name)
+        sb = ctx.mapping(sb, spath)
+        ctx.no_unknown(sb, spath, ["sample", "yield", "signal", "nuisances", "modifiers"])
+        sample = ctx.get(sb, spath, "sample", str, default=name)
+        if sample not in samples:
+            raise ctx.error((*spath, "sample"), _unknown_sample(sample, samples))
+        yield_ = _number(ctx, sb, spath, "yield") if "yield" in sb else None
+        if yield_ is not None and not yield_ > 0:
+            raise ctx.error((*spath, "yield"), f"must be > 0, got {yield_}")
+        names = sb.get("nuisances", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ctx.error((*spath, "nuisances"), f"expected a list of names, got {names!r}")
+        for n in names:
+            if n not in nuisances:
+                close = difflib.get_close_matches(n, list(nuisances), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ctx.error((*spath, "nuisances"), f"undefined nuisance '{n}'{hint}")
+        isamples[name] = InferenceSampleSpec(
+            sample=sample, yield_=yield_, signal=ctx.get(sb, spath, "signal", bool, default=False),
+            nuisances=tuple(names),
+            modifiers=tuple(_modifier(ctx, m, (*spath, "modifiers", i), nuisances)
+                            for i, m in enumerate(_list(ctx, sb, spath, "modifiers"))))
+        for i, (kind, _, mdata) in enumerate(isamples[name].modifiers):
+            rel = mdata.get("relative")
+            if kind == "shapesys" and isinstance(rel, list) and len(rel) != len(edges) - 1:
+                raise ctx.error((*spath, "modifiers", i, kind, "relative"),
+                                f"{len(rel)} values for {len(edges) - 1} bins")
+    # The observable is binned in every sample the fit reads: a feature of each (checked
+    # here, not after the training).
+    for sname in sorted({*(s.sample for s in isamples.values()), *data}):
+        sspec = samples[sname]
+        try:
+            features = list(reg.get("source", sspec.source).feature_names(sspec.options))
+        except Exception:  # a source that cannot say before generating: checked at run time
+            continue
+        if observable not in features:
+            close = difflib.get_close_matches(observable, features, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ctx.error((*path, "observable"), f"sample '{sname}' has no feature "
+                            f"'{observable}'{hint} (it has: {', '.join(features)})")
+    if not isamples:
+        raise ctx.error((*path, "samples"), "at least one sample is required")
+    return ChannelSpec(name=channel_name, observable=observable, edges=edges, data=data,
+                       samples=isamples)
+
+
+def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
+               rw: ReweighterSpec | None, spec_path: str, body: dict[str, Any]
+               ) -> InferenceSpec:
+    path: Path_ = ("inference",)
+    ctx.no_unknown(body, path, ["backend", "mode", "observable", "bins", "flow", "poi", "data",
+                                "samples", "channels", "nuisances", "staterror", "hypotest",
+                                "upper_limit", "impacts"])
+    backend = ctx.get(body, path, "backend", str, default="pyhf")
+    if backend != "pyhf":
+        raise ctx.error((*path, "backend"), f"expected 'pyhf', got {backend!r} (the unbinned "
+                        "iminuit bridge is a Python API for now: ratiofit.inference)")
+    mode = ctx.get(body, path, "mode", str, default="exact")
+    if mode not in ("exact", "portable"):
+        raise ctx.error((*path, "mode"), f"expected 'exact' or 'portable', got {mode!r}")
+    flow = ctx.get(body, path, "flow", str, default="error")
+    if flow not in ("error", "fold", "exclude"):
+        raise ctx.error((*path, "flow"), f"expected 'error', 'fold' or 'exclude', got {flow!r}")
+    poi = ctx.get(body, path, "poi", str, default="mu")
     # nuisances first: samples refer to them
     nuisances: dict[str, NuisanceSpec] = {}
     for name, nb in ctx.mapping(body.get("nuisances"), (*path, "nuisances")).items():
@@ -159,65 +246,42 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         measured = _number(ctx, nb, npath, "measured") if "measured" in nb else None
         nuisances[name] = NuisanceSpec(reweighter=source, parameter=parameter, nominal=nominal,
                                        sigma=sigma, measured=measured)
-    isamples: dict[str, InferenceSampleSpec] = {}
-    for name, sb in ctx.mapping(body.get("samples"), (*path, "samples")).items():
-        spath = (*path, "samples", name)
-        sb = ctx.mapping(sb, spath)
-        ctx.no_unknown(sb, spath, ["sample", "yield", "signal", "nuisances", "modifiers"])
-        sample = ctx.get(sb, spath, "sample", str, default=name)
-        if sample not in samples:
-            raise ctx.error((*spath, "sample"), _unknown_sample(sample, samples))
-        yield_ = _number(ctx, sb, spath, "yield") if "yield" in sb else None
-        if yield_ is not None and not yield_ > 0:
-            raise ctx.error((*spath, "yield"), f"must be > 0, got {yield_}")
-        names = sb.get("nuisances", [])
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ctx.error((*spath, "nuisances"), f"expected a list of names, got {names!r}")
-        for n in names:
-            if n not in nuisances:
-                close = difflib.get_close_matches(n, list(nuisances), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ctx.error((*spath, "nuisances"), f"undefined nuisance '{n}'{hint}")
-        isamples[name] = InferenceSampleSpec(
-            sample=sample, yield_=yield_, signal=ctx.get(sb, spath, "signal", bool, default=False),
-            nuisances=tuple(names),
-            modifiers=tuple(_modifier(ctx, m, (*spath, "modifiers", i), nuisances)
-                            for i, m in enumerate(_list(ctx, sb, spath, "modifiers"))))
-        for i, (kind, _, mdata) in enumerate(isamples[name].modifiers):
-            rel = mdata.get("relative")
-            if kind == "shapesys" and isinstance(rel, list) and len(rel) != len(edges) - 1:
-                raise ctx.error((*spath, "modifiers", i, kind, "relative"),
-                                f"{len(rel)} values for {len(edges) - 1} bins")
-    if not isamples:
-        raise ctx.error((*path, "samples"), "at least one sample is required")
-    if not any(s.signal for s in isamples.values()):
-        raise ctx.error((*path, "samples"), "one sample needs 'signal: true' (scaled by the "
-                        f"parameter of interest '{poi}')")
-    lumis = {float(d["sigma"]) for s in isamples.values() for k, _, d in s.modifiers
+    # channels: ``channels: {NAME: {observable, bins, data, samples}}``, or one channel
+    # (named "channel") whose fields sit in the section itself
+    single = [k for k in ("observable", "bins", "data", "samples") if k in body]
+    channels: dict[str, ChannelSpec] = {}
+    if "channels" in body:
+        if single:
+            raise ctx.error((*path, single[0]), "with 'channels', a channel's observable, "
+                            "bins, data and samples go under its name")
+        for cname, cb in ctx.mapping(body["channels"], (*path, "channels")).items():
+            cpath = (*path, "channels", cname)
+            if not str(cname).isidentifier():
+                raise ctx.error(cpath, f"channel names must be identifiers, got {cname!r}")
+            cb = ctx.mapping(cb, cpath)
+            ctx.no_unknown(cb, cpath, ["observable", "bins", "data", "samples"])
+            channels[cname] = _channel(ctx, reg, samples, nuisances, cname, cpath, cb)
+        if not channels:
+            raise ctx.error((*path, "channels"), "at least one channel is required")
+    else:
+        channels["channel"] = _channel(ctx, reg, samples, nuisances, "channel", path, body)
+    all_samples = [s for ch in channels.values() for s in ch.samples.values()]
+    if not any(s.signal for s in all_samples):
+        raise ctx.error((*path, "samples") if "channels" not in body else (*path, "channels"),
+                        "one sample needs 'signal: true' (scaled by the parameter of "
+                        f"interest '{poi}')")
+    lumis = {float(d["sigma"]) for s in all_samples for k, _, d in s.modifiers
              if k == "lumi"}
     if len(lumis) > 1:
         raise ctx.error((*path, "samples"), f"the lumi modifiers disagree on sigma: "
                         f"{sorted(lumis)}")
-    modifier_names = {n for s in isamples.values() for _, n, _ in s.modifiers}
+    modifier_names = {n for s in all_samples for _, n, _ in s.modifiers}
     if poi in modifier_names:
         raise ctx.error((*path, "poi"), f"the parameter of interest '{poi}' is also a "
                         "modifier's name; name them apart")
     if poi in nuisances:
         raise ctx.error((*path, "poi"), f"the parameter of interest '{poi}' is also a "
                         "nuisance's name; name them apart")
-    # The observable is binned in every sample the fit reads: a feature of each (checked
-    # here, not after the training).
-    for sname in sorted({*(s.sample for s in isamples.values()), *data}):
-        sspec = samples[sname]
-        try:
-            features = list(reg.get("source", sspec.source).feature_names(sspec.options))
-        except Exception:  # a source that cannot say before generating: checked at run time
-            continue
-        if observable not in features:
-            close = difflib.get_close_matches(observable, features, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ctx.error((*path, "observable"), f"sample '{sname}' has no feature "
-                            f"'{observable}'{hint} (it has: {', '.join(features)})")
     hbody = ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
     ctx.no_unknown(hbody, (*path, "hypotest"), ["poi_value", "calctype"])
     calctype = ctx.get(hbody, (*path, "hypotest"), "calctype", str, default="asymptotics")
@@ -225,8 +289,7 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         raise ctx.error((*path, "hypotest", "calctype"),
                         f"expected 'asymptotics' or 'toybased', got {calctype!r}")
     return InferenceSpec(
-        backend=backend, mode=mode, observable=observable, edges=edges, flow=flow, poi=poi,
-        data=data, samples=isamples, nuisances=nuisances,
+        backend=backend, mode=mode, flow=flow, poi=poi, channels=channels, nuisances=nuisances,
         staterror=ctx.get(body, path, "staterror", bool, default=True),
         hypotest_poi=_number(ctx, hbody, (*path, "hypotest"), "poi_value", 1.0),
         hypotest_calctype=calctype,

@@ -370,7 +370,7 @@ def _inference_replicas(spec: Spec, samples: Samples, registry: Registry, *, out
 
 
 def _nonclosure_samples(spec: Spec, registry: Registry, nuisances: Sequence[Any]
-                        ) -> dict[str, list[str]]:
+                        ) -> dict[str, list[tuple[str, str]]]:
     """Nuisance → the inference samples whose non-closure at θ̂ can be simulated: those of
     the reweighter trained here (``this``) that are its reference sample, when
     ``uncertainty.correction`` is ``simulation`` and the target's source generates (a
@@ -382,19 +382,19 @@ def _nonclosure_samples(spec: Spec, registry: Registry, nuisances: Sequence[Any]
     if spec.uncertainty.correction != "simulation" or rws is None \
             or not _can_simulate(spec, registry):
         return {}
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[tuple[str, str]]] = {}
     for nu in nuisances:
         if ispec.nuisances[nu.name].reweighter != "this":
             continue
-        names = [n for n, ss in ispec.samples.items()
+        pairs = [(c, n) for c, ch in ispec.channels.items() for n, ss in ch.samples.items()
                  if nu.name in ss.nuisances and ss.sample == rws.reference]
-        if names:
-            out[nu.name] = names
+        if pairs:
+            out[nu.name] = pairs
     return out
 
 
-def _nonclosure(spec: Spec, registry: Registry, samples: Samples, channel: Any, nu: Any,
-                theta_hat: float, names: Sequence[str]) -> Any:
+def _nonclosure(spec: Spec, registry: Registry, samples: Samples, channels: Sequence[Any],
+                nu: Any, theta_hat: float, pairs: Sequence[tuple[str, str]]) -> Any:
     """The non-closure term of ``nu`` at θ̂ (:func:`ratiofit.inference.nonclosure_term`):
     the reweighter's target simulated at θ̂ with as many events as each sample it
     reweighs, on that sample's scale (the same yield per event)."""
@@ -404,14 +404,16 @@ def _nonclosure(spec: Spec, registry: Registry, samples: Samples, channel: Any, 
     ispec = spec.inference
     assert ispec is not None
     simulated = {}
-    for name in names:
-        ss = ispec.samples[name]
+    for cname, name in pairs:
+        ss = ispec.channels[cname].samples[name]
         ref = samples[ss.sample]
-        sim = simulate_at(spec, registry, nu.theta_point(theta_hat),
-                          key=f"nonclosure-{nu.name}-{name}", n=len(ref))
+        # (the single channel's key is the one it had before channels existed)
+        key = f"nonclosure-{nu.name}-{name}" if cname == "channel" else \
+            f"nonclosure-{nu.name}-{cname}-{name}"
+        sim = simulate_at(spec, registry, nu.theta_point(theta_hat), key=key, n=len(ref))
         scale = (ss.yield_ / float(ref.event_weights.sum())) if ss.yield_ is not None else 1.0
-        simulated[(channel.name, name)] = (sim, sim.event_weights * scale)
-    return inf.nonclosure_term(channels=[channel], nuisance=nu, theta=theta_hat,
+        simulated[(cname, name)] = (sim, sim.event_weights * scale)
+    return inf.nonclosure_term(channels=channels, nuisance=nu, theta=theta_hat,
                                simulated=simulated, flow=ispec.flow)  # type: ignore[arg-type]
 
 
@@ -447,23 +449,25 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
         nuisances.append(inf.ReweighterNuisance(name=name, reweighter=rw, parameter=ns.parameter,
                                                 nominal=ns.nominal, sigma=ns.sigma,
                                                 fixed_theta=fixed, measured=ns.measured))
-    chan_samples = []
-    for name, ss in ispec.samples.items():
-        events = samples[ss.sample]
-        w = events.event_weights
-        if ss.yield_ is not None:
-            w = w * (ss.yield_ / w.sum())
-        chan_samples.append(inf.Sample(
-            name=name, events=events, weights=w, signal=ss.signal, nuisances=ss.nuisances,
-            staterror=ispec.staterror,
-            modifiers=tuple(inf.StandardModifier(kind=k, name=n, data=d)  # type: ignore[arg-type]
-                            for k, n, d in ss.modifiers)))
-    observed = np.sum([inf.histogram_template(
-        events=samples[d], observable=ispec.observable, edges=list(ispec.edges),
-        flow=ispec.flow).values for d in ispec.data], axis=0)  # type: ignore[arg-type]
-    channel = inf.Channel(name="channel", observable=ispec.observable, edges=list(ispec.edges),
-                          samples=tuple(chan_samples), observed=observed)
-    templates = inf.build_templates(channels=[channel], nuisances=nuisances,
+    channels = []
+    for cname, cs in ispec.channels.items():
+        chan_samples = []
+        for name, ss in cs.samples.items():
+            events = samples[ss.sample]
+            w = events.event_weights
+            if ss.yield_ is not None:
+                w = w * (ss.yield_ / w.sum())
+            chan_samples.append(inf.Sample(
+                name=name, events=events, weights=w, signal=ss.signal, nuisances=ss.nuisances,
+                staterror=ispec.staterror,
+                modifiers=tuple(inf.StandardModifier(kind=k, name=n, data=d)  # type: ignore[arg-type]
+                                for k, n, d in ss.modifiers)))
+        observed = np.sum([inf.histogram_template(
+            events=samples[d], observable=cs.observable, edges=list(cs.edges),
+            flow=ispec.flow).values for d in cs.data], axis=0)  # type: ignore[arg-type]
+        channels.append(inf.Channel(name=cname, observable=cs.observable, edges=list(cs.edges),
+                                    samples=tuple(chan_samples), observed=observed))
+    templates = inf.build_templates(channels=channels, nuisances=nuisances,
                                     flow=ispec.flow,  # type: ignore[arg-type]
                                     morph=ispec.mode == "exact")
 
@@ -485,7 +489,11 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
                                                "theta dependence" if ispec.mode == "exact"
                                                else "; the fit reported here is this "
                                                "model's")),
-                              "observable": ispec.observable, "edges": list(ispec.edges)}
+                              "channels": {c: {"observable": cs.observable,
+                                               "edges": list(cs.edges)}
+                                           for c, cs in ispec.channels.items()}}
+    if len(ispec.channels) == 1:
+        result.update(observable=ispec.observable, edges=list(ispec.edges))
     replicas, replica_info = _inference_replicas(spec, samples, registry, outdir=outdir,
                                                  this=this, executor=executor,
                                                  progress=progress)
@@ -502,10 +510,10 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
             assert theta_hat is not None
             if len(replicas[nu.name]) >= 2:
                 terms.append(inf.learned_ratio_term(
-                    channels=[channel], nuisance=nu, replicas=replicas[nu.name],
+                    channels=channels, nuisance=nu, replicas=replicas[nu.name],
                     theta=theta_hat, flow=ispec.flow))  # type: ignore[arg-type]
             if nu.name in nonclosure:
-                terms.append(_nonclosure(spec, registry, samples, channel, nu, theta_hat,
+                terms.append(_nonclosure(spec, registry, samples, channels, nu, theta_hat,
                                          nonclosure[nu.name]))
         inf.add_learned_ratio(templates, terms)
     for nu in nuisances:

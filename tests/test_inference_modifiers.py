@@ -165,3 +165,86 @@ def test_a_run_fits_them(tmp_path: Path) -> None:
     ws = json.loads((tmp_path / "out" / "workspace.json").read_text())
     types = {m["type"] for s in ws["channels"][0]["samples"] for m in s["modifiers"]}
     assert {"normsys", "lumi", "shapesys", "histosys", "staterror", "normfactor"} <= types
+
+
+TWO_CHANNELS = """\
+seed: 6
+parameters:
+  mu: {nominal: 0.0, range: [-1.0, 1.0]}
+samples:
+  nominal: {source: gaussian, n_events: 4000, options: {mean: mu}}
+  varied: {source: gaussian, n_events: 4000, theta: {mu: uniform}, options: {mean: mu}}
+  signal: {source: gaussian, n_events: 2000, options: {mean: 2.0, width: 0.3}}
+  data: {source: gaussian, n_events: 2000, theta: {mu: 0.1}, options: {mean: mu}}
+  control: {source: gaussian, n_events: 4000, theta: {mu: 0.1}, options: {mean: mu}}
+reweighter:
+  architecture: mlp
+  reference: nominal
+  target: varied
+  training: {epochs: 1, batch_size: 512, checkpoint: false}
+inference:
+  poi: mu_sig
+  channels:
+    SR:
+      observable: x0
+      bins: {n: 6, range: [-6, 6]}
+      data: data
+      samples:
+        sig: {sample: signal, yield: 30, signal: true}
+        bkg: {sample: nominal, yield: 2000, nuisances: [shape],
+              modifiers: [{normfactor: k_bkg}]}
+    CR:
+      observable: x0
+      bins: {n: 4, range: [-6, 6]}
+      data: control
+      samples:
+        bkg: {sample: nominal, yield: 4000, nuisances: [shape],
+              modifiers: [{normfactor: k_bkg}]}
+  nuisances:
+    shape: {reweighter: this, parameter: mu, nominal: 0.0, sigma: 0.1}
+uncertainty: {replicas: 0, correction: none}
+"""
+
+
+def test_two_channels_share_the_learned_nuisance_and_a_normfactor(tmp_path: Path) -> None:
+    """A signal region and a control region: one reweighter nuisance and one free
+    background normalisation across both; the workspace has both channels, the resolved
+    spec keeps them, and the control region constrains k_bkg (its error is below the
+    signal region's alone: the CR has twice the background)."""
+    from click.testing import CliRunner
+
+    from ratiofit.cli import main
+
+    spec = load_spec_text(TWO_CHANNELS, path="two.yaml")
+    assert spec.inference is not None and list(spec.inference.channels) == ["SR", "CR"]
+    assert load_spec_text(json.dumps(resolved_dict(spec)), path="r.yaml").inference == \
+        spec.inference
+    with pytest.raises(ValueError, match="2 channels"):
+        _ = spec.inference.samples
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_CHANNELS)
+    res = CliRunner().invoke(main, ["run", str(path), "-o", str(tmp_path / "out"), "-q",
+                                    "--no-plots"])
+    assert res.exit_code == 0, res.output
+    ws = json.loads((tmp_path / "out" / "workspace.json").read_text())
+    assert [c["name"] for c in ws["channels"]] == ["SR", "CR"]
+    assert [len(o["data"]) for o in ws["observations"]] == [6, 4]
+    out = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
+    assert set(out["channels"]) == {"SR", "CR"} and "observable" not in out
+    fit_ = out["fit"]
+    k = fit_["names"].index("k_bkg")
+    assert abs(fit_["values"][k] - 1.0) < 5 * fit_["errors"][k]
+
+
+@pytest.mark.parametrize(("old", "new", "match"), [
+    ("  channels:\n    SR:", "  observable: x0\n  channels:\n    SR:",
+     "inference.observable: with 'channels', a channel's observable"),
+    ("    CR:\n      observable: x0", "    CR:\n      observable: x9",
+     r"inference.channels.CR.observable: sample 'control' has no feature 'x9'"),
+    ("      data: control", "      data: contrl",
+     r"inference.channels.CR.data: undefined sample 'contrl'"),
+])
+def test_bad_channels_are_one_line_errors(old: str, new: str, match: str) -> None:
+    assert old in TWO_CHANNELS
+    with pytest.raises(SpecError, match=match):
+        load_spec_text(TWO_CHANNELS.replace(old, new, 1), path="two.yaml")

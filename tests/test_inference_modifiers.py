@@ -248,3 +248,34 @@ def test_bad_channels_are_one_line_errors(old: str, new: str, match: str) -> Non
     assert old in TWO_CHANNELS
     with pytest.raises(SpecError, match=match):
         load_spec_text(TWO_CHANNELS.replace(old, new, 1), path="two.yaml")
+
+
+def test_a_failed_fit_names_the_parameters_where_it_stopped(templates, monkeypatch):
+    """pyhf's FailedMinimization becomes one line that names the parameters its last point
+    left at a bound or non-finite."""
+    from types import SimpleNamespace
+
+    import pyhf
+
+    from ratiofit.inference import InferenceError
+
+    model = portable_model(templates, poi="mu_sig")
+    names = list(model.model.config.par_order)
+    start = np.asarray(model.model.config.suggested_init(), dtype=np.float64)
+    bounds = model.model.config.suggested_bounds()
+    slices = {n: model.model.config.par_slice(n) for n in names}
+    last = start.copy()
+    last[slices["mu_sig"].start] = bounds[slices["mu_sig"].start][1]  # at its upper bound
+    last[slices["k_other"].start] = np.nan
+
+    def failing(*args, **kwargs):
+        raise pyhf.exceptions.FailedMinimization(SimpleNamespace(
+            message="Optimization failed.\nEstimated distance to minimum too large.",
+            x=last))
+
+    monkeypatch.setattr(pyhf.infer.mle, "fit", failing)
+    with pytest.raises(InferenceError) as info:
+        fit(model)
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith("the fit did not converge: Optimization failed.")
+    assert "mu_sig = 10 at its bound [0, 10]" in msg and "k_other = nan" in msg

@@ -176,6 +176,26 @@ def _constrained(model: Any) -> list[tuple[str, int, float, float]]:
     return out
 
 
+def _where_it_stopped(pdf: Any, exc: Any) -> str:
+    """Which parameters a failed fit left at a bound or non-finite (its last point), as a
+    clause for the one-line error; empty where none did or the point is unknown."""
+    x = getattr(getattr(exc, "result", None), "x", None)
+    if x is None:
+        return ""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    names = _flat_names(pdf)
+    bounds = pdf.config.suggested_bounds()
+    if len(x) != len(names) or len(bounds) != len(names):
+        return ""
+    notes = []
+    for name, v, (lo, hi) in zip(names, x, bounds, strict=True):
+        if not np.isfinite(v):
+            notes.append(f"{name} = {v}")
+        elif v <= lo + 1e-6 * (hi - lo) or v >= hi - 1e-6 * (hi - lo):
+            notes.append(f"{name} = {v:.4g} at its bound [{lo:g}, {hi:g}]")
+    return f"; at its last point {', '.join(notes)}" if notes else ""
+
+
 def fit(model: Any, data: Any = None, *, nuisances: Mapping[str, ReweighterNuisance] | None = None,
         init: Mapping[str, Any] | None = None, fixed: Mapping[str, Any] | None = None
         ) -> BinnedFitResult:
@@ -213,7 +233,8 @@ def fit(model: Any, data: Any = None, *, nuisances: Mapping[str, ReweighterNuisa
                 return_uncertainties=True, return_correlations=True, return_fitted_val=True,
                 return_result_obj=True)
         except pyhf.exceptions.FailedMinimization as exc:
-            raise InferenceError(f"the fit did not converge: {exc}") from exc
+            raise InferenceError(f"the fit did not converge: {' '.join(str(exc).split())}"
+                                 f"{_where_it_stopped(pdf, exc)}") from exc
     pars = np.asarray(pars, dtype=np.float64)
     values, errors = pars[:, 0], pars[:, 1]
     names = _flat_names(pdf)

@@ -20,6 +20,23 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
     os.replace(tmp, path)
 
 
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary sibling (``.NAME.*.tmp``),
+    :func:`publish`-ed into place; a reader sees the old file or the new one, never half."""
+    import tempfile
+
+    target = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target) or ".",
+                               prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        publish(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def json_default(o: Any) -> Any:
     """``json.dump(default=...)`` for numpy scalars and arrays."""
     if isinstance(o, np.generic):

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ._atomic import write_text_atomic
 from .errors import RatiofitError
 
 __all__ = ["MANIFEST", "RunDirectory", "read_manifest"]
@@ -64,9 +65,7 @@ class RunDirectory:
     def _write_manifest(self, state: str, **extra: Any) -> None:
         body = {"fingerprint": self.fingerprint, "state": state, "pid": os.getpid(),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
-        tmp = self.path / f"{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(body))
-        os.replace(tmp, self.path / MANIFEST)
+        write_text_atomic(self.path / MANIFEST, json.dumps(body))
 
     def __enter__(self) -> RunDirectory:
         import fcntl

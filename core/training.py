@@ -38,12 +38,13 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import write_text_atomic
 from .console import log
 from .errors import DataError
 from .events import EventSet, assign_theta_from
 from .parameters import ParameterSet
 from .plugin_api import InputSignature
-from .reweighter import Reweighter, _check_float32
+from .reweighter import Reweighter, _check_float32, _sha256
 from .spec import TrainingSpec
 
 __all__ = ["TrainingData", "prepare_training_data", "train_reweighter"]
@@ -307,12 +308,10 @@ def _recorder(ckpt: Path | None, fingerprint: str, earlier: list[dict[str, float
             self.epochs.append({k: float(v) for k, v in (logs or {}).items()})
             if ckpt is None:
                 return
-            files = {str(p.relative_to(ckpt)): _file_sha256(p) for p in _checkpoint_files(ckpt)}
+            files = {str(p.relative_to(ckpt)): _sha256(p) for p in _checkpoint_files(ckpt)}
             state = {"fingerprint": fingerprint, "epoch": epoch + 1, "history": self.epochs,
                      "files": files}
-            tmp = ckpt / "state.json.tmp"
-            tmp.write_text(json.dumps(state))
-            os.replace(tmp, ckpt / "state.json")
+            write_text_atomic(ckpt / "state.json", json.dumps(state))
 
     return Recorder()
 
@@ -382,16 +381,6 @@ def _training_fingerprint(*, data: TrainingData, architecture: Any,
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _checkpoint_files(ckpt: Path) -> list[Path]:
     """The files a resume reads (Keras' backup and the early-stopping state)."""
     return sorted(p for p in ckpt.rglob("*") if p.is_file() and p.name != "state.json"
@@ -417,7 +406,7 @@ def _open_checkpoint(ckpt: Path, fingerprint: str) -> list[dict[str, float]]:
             recorded = state.get("files", {})
             present = {str(p.relative_to(ckpt)): p for p in _checkpoint_files(ckpt)}
             if set(recorded) - set(present) or any(
-                    _file_sha256(present[name]) != digest for name, digest in recorded.items()):
+                    _sha256(present[name]) != digest for name, digest in recorded.items()):
                 why = "it is torn (a file differs from what its last complete epoch wrote)"
     if why is None:
         assert state is not None
@@ -513,9 +502,10 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
                       loss=loss.keras_loss())
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and training.checkpoint else None
-    fingerprint = _training_fingerprint(data=data, architecture=architecture,
-                                        architecture_options=architecture_options, loss=loss,
-                                        training=training, seed=seed, parameters=parameters)
+    # what a checkpoint belongs to (it hashes the training arrays: only with a checkpoint)
+    fingerprint = "" if ckpt is None else _training_fingerprint(
+        data=data, architecture=architecture, architecture_options=architecture_options,
+        loss=loss, training=training, seed=seed, parameters=parameters)
     earlier = _open_checkpoint(ckpt, fingerprint) if ckpt is not None else []
     callbacks, es = _callbacks(checkpoint_dir=ckpt, patience=training.patience,
                                epochs=training.epochs, progress=progress,

@@ -9,8 +9,6 @@ the same numbers.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ._atomic import json_default, publish
+from ._atomic import json_default, write_text_atomic
 from .closure_gate import reweighted_histograms
 from .console import stage
 from .errors import DataError
@@ -39,30 +37,11 @@ __all__ = ["analytic_fit", "calibrate_from_spec", "closure", "fit_problem", "fit
            "write_json"]
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary sibling renamed into place)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
     """Write JSON atomically (temporary file renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, default=json_default, allow_nan=True)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text_atomic(path, json.dumps(payload, indent=2, default=json_default, allow_nan=True))
 
 
 
@@ -644,7 +623,7 @@ def _run_spec(spec: Spec, out: Path, spec_text: str, *, progress: bool,
     t0 = time.perf_counter()
     reg = registry or get_registry()
     # The resolved spec (every default filled in) — rerunnable as it stands.
-    _write_text(out / "spec.yaml", spec_text)
+    write_text_atomic(out / "spec.yaml", spec_text)
     samples = Samples(spec, reg)
     with stage(f"samples ({', '.join(spec.samples)})"):
         for name in spec.samples:  # generate/read every sample first: bad data fail fast

@@ -87,8 +87,7 @@ def test_the_exact_model_carries_them_too(templates):
     assert np.isfinite(fit(exact).poi_value)
 
 
-SPEC = """\
-seed: 5
+_HEAD = """\
 parameters:
   mu: {nominal: 0.0, range: [-1.0, 1.0]}
 samples:
@@ -96,11 +95,23 @@ samples:
   varied: {source: gaussian, n_events: 4000, theta: {mu: uniform}, options: {mean: mu}}
   signal: {source: gaussian, n_events: 2000, options: {mean: 2.0, width: 0.3}}
   data: {source: gaussian, n_events: 2000, theta: {mu: 0.1}, options: {mean: mu}}
+"""
+_REWEIGHTER = """\
 reweighter:
   architecture: mlp
   reference: nominal
   target: varied
   training: {epochs: 1, batch_size: 512, checkpoint: false}
+"""
+
+
+def _header(seed: int, extra_samples: str = "") -> str:
+    """The specs' common part: a 1-D Gaussian background, a signal, data and a quick
+    reweighter (the inference section follows)."""
+    return f"seed: {seed}\n" + _HEAD + extra_samples + _REWEIGHTER
+
+
+SPEC = _header(5) + """\
 inference:
   observable: x0
   bins: {n: 8, range: [-6, 6]}
@@ -167,21 +178,8 @@ def test_a_run_fits_them(tmp_path: Path) -> None:
     assert {"normsys", "lumi", "shapesys", "histosys", "staterror", "normfactor"} <= types
 
 
-TWO_CHANNELS = """\
-seed: 6
-parameters:
-  mu: {nominal: 0.0, range: [-1.0, 1.0]}
-samples:
-  nominal: {source: gaussian, n_events: 4000, options: {mean: mu}}
-  varied: {source: gaussian, n_events: 4000, theta: {mu: uniform}, options: {mean: mu}}
-  signal: {source: gaussian, n_events: 2000, options: {mean: 2.0, width: 0.3}}
-  data: {source: gaussian, n_events: 2000, theta: {mu: 0.1}, options: {mean: mu}}
-  control: {source: gaussian, n_events: 4000, theta: {mu: 0.1}, options: {mean: mu}}
-reweighter:
-  architecture: mlp
-  reference: nominal
-  target: varied
-  training: {epochs: 1, batch_size: 512, checkpoint: false}
+TWO_CHANNELS = _header(6, "  control: {source: gaussian, n_events: 4000, theta: {mu: 0.1}, "
+                           "options: {mean: mu}}\n") + """\
 inference:
   poi: mu_sig
   channels:

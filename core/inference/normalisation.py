@@ -74,7 +74,6 @@ class ReferenceNormalisation:
             raise InferenceError("reference: the event weights must have a positive sum")
         self.n_events = len(events)
         self._w0 = w0
-        self._log_sum_w0 = float(np.log(w0.sum()))
         self.cache = cache
         self._source = _make_source(reweighter, events, self.nuisances, self.fixed, cache,
                                     lru_size, grid_points, grid, "reference")

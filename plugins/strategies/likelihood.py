@@ -61,6 +61,7 @@ class Likelihood:
         cols = [rw.theta_names.index(n) for n in problem.parameters.names]
         w = data.event_weights
         by_reference = self._by_reference(problem, options)
+        w_ref = ref.event_weights if by_reference and ref is not None else None  # once
 
         def nll(values: np.ndarray) -> tuple[float, np.ndarray]:
             theta = problem.theta(values)
@@ -71,7 +72,7 @@ class Likelihood:
             if by_reference:
                 assert ref is not None
                 lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta)
-                log_z, d_log_z = log_mean_ratio(lw_r, weights=ref.event_weights,
+                log_z, d_log_z = log_mean_ratio(lw_r, weights=w_ref,
                                                 gradient=g_r[:, cols])
                 assert d_log_z is not None
                 value += float(w.sum() * log_z)

@@ -7,7 +7,8 @@ reweighter nuisances) and fills their templates; :mod:`ratiofit.inference.pyhf_m
 builds the pyhf model from them, portable (the HistFactory workspace of
 :mod:`ratiofit.inference.pyhf_workspace`) or exact (the custom modifier of
 :mod:`ratiofit.inference.morph_modifier`); :mod:`ratiofit.inference.binned_fit` fits,
-tests and ranks nuisances on it (guide-searches.md Sec. 3–4).
+tests and ranks nuisances on it (guide-searches.md Sec. 3–4);
+:mod:`ratiofit.inference.binned_cost` writes the same likelihood as an iminuit cost.
 The learned ratio's own error enters as constrained ``histosys`` modifiers built from the
 reweighter's bootstrap replicas (:mod:`ratiofit.inference.learned`).
 Unbinned (iminuit): the extended likelihood of guide-searches.md Eq. 3.7–3.8 with
@@ -21,6 +22,7 @@ costs), :mod:`ratiofit.inference.unbinned_fit` (the fit driver) and
 
 from __future__ import annotations
 
+from .binned_cost import HistFactoryNLL, fit_binned_iminuit
 from .binned_fit import (
     BinnedFitResult,
     CLsResult,
@@ -88,6 +90,7 @@ __all__ = [
     "ExtendedUnbinnedNLL",
     "FlowCounts",
     "FlowPolicy",
+    "HistFactoryNLL",
     "Impact",
     "InferenceError",
     "LearnedRatioTerm",
@@ -116,6 +119,7 @@ __all__ = [
     "exact_model",
     "expected_by_sample",
     "fit",
+    "fit_binned_iminuit",
     "fit_unbinned",
     "generate_toy",
     "histogram_template",

@@ -5,7 +5,10 @@
 * ``closure_<k>_<feature>.png`` — nominal, reweighted nominal and target with a ratio
   panel and χ²/ndf (dctr.md Fig. 1 style);
 * ``logw_<k>.png`` — learned vs analytic log w;
-* ``landscape.png`` — the fit objective around the fitted point.
+* ``landscape.png`` — the fit objective around the fitted point;
+* of an inference run (``result["inference"]`` with ``plot_data``): pre-/post-fit
+  channels, pulls, correlations, the CLs scan and impacts, and the summary's inference
+  section (drawn by :mod:`ratiofit.inference_report`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .inference_report import inference_markdown, make_inference_plots
 
 __all__ = ["draw_chi2_vs_theta", "make_plots", "report_directory", "summary_markdown"]
 
@@ -131,8 +136,9 @@ def draw_chi2_vs_theta(points: list[Mapping[str, Any]], path: Path) -> None:
 
 
 def summary_markdown(result: Mapping[str, Any]) -> str:
-    """Closure χ²/ndf before/after reweighting, weight diagnostics and fit values as
-    markdown tables (all numbers from ``result.json``)."""
+    """Closure χ²/ndf before/after reweighting, weight diagnostics, fit values and the
+    inference section (:func:`ratiofit.inference_report.inference_markdown`) as markdown
+    (all numbers from ``result.json``)."""
     lines = []
     points = result.get("closure", {}).get("points", [])
     if points:
@@ -164,6 +170,9 @@ def summary_markdown(result: Mapping[str, Any]) -> str:
                   "| parameter | mean | std |", "|---|---|---|"]
         for n in ens["mean"]:
             lines.append(f"| {n} | {ens['mean'][n]:.6g} | {ens['std'][n]:.2g} |")
+    inference = result.get("inference")
+    if inference:
+        lines += [*([""] if lines else []), *inference_markdown(inference).splitlines()]
     return "\n".join(lines) + "\n"
 
 
@@ -187,6 +196,9 @@ def make_plots(result: Mapping[str, Any], outdir: str | Path) -> list[Path]:
         p = out / "chi2_vs_theta.png"
         draw_chi2_vs_theta(points, p)
         written.append(p)
+    inference = result.get("inference")
+    if inference and inference.get("plot_data"):
+        written += make_inference_plots(inference, out)
     p = out / "summary.md"
     p.write_text(summary_markdown(result))
     written.append(p)

@@ -115,6 +115,7 @@ PUBLIC = {
         "morphing_modifier_set",
         "nonclosure_term",
         "parameter_vector",
+        "plot_data",
         "portable_model",
         "portable_workspace",
         "reweighted_template",
@@ -149,6 +150,9 @@ PUBLIC = {
                           "truth_ranges"],
     "ratiofit.report": ["draw_chi2_vs_theta", "make_plots", "report_directory",
                         "summary_markdown"],
+    "ratiofit.inference_report": ["draw_channel", "draw_cls_scan", "draw_correlation",
+                                  "draw_impacts", "draw_pulls", "inference_markdown",
+                                  "make_inference_plots"],
     "ratiofit.cli": ["main"],
     "ratiofit.testing": ["analytic_gaussian_reweighter", "check_plugin"],
 }

@@ -11,6 +11,7 @@ tests and ranks nuisances on it (guide-searches.md Sec. 3–4);
 :mod:`ratiofit.inference.binned_cost` writes the same likelihood as an iminuit cost.
 The learned ratio's own error enters as constrained ``histosys`` modifiers built from the
 reweighter's bootstrap replicas (:mod:`ratiofit.inference.learned`).
+:mod:`ratiofit.inference.plot_data` turns a binned fit into the numbers its plots draw.
 Unbinned (iminuit): the extended likelihood of guide-searches.md Eq. 3.7–3.8 with
 per-event log-ratios, one module per concept: :mod:`ratiofit.inference.nuisances` (what
 is profiled), :mod:`ratiofit.inference.grid` (θ-grid interpolation of log w),
@@ -58,6 +59,7 @@ from .learned import (
 from .morph_modifier import MORPH_MODIFIER, MorphEntry, morphing_modifier_set
 from .normalisation import ReferenceNormalisation
 from .nuisances import NormFactor, Nuisance
+from .plot_data import plot_data
 from .pyhf_model import (
     BinnedModel,
     asimov_data,
@@ -129,6 +131,7 @@ __all__ = [
     "morphing_modifier_set",
     "nonclosure_term",
     "parameter_vector",
+    "plot_data",
     "portable_model",
     "portable_workspace",
     "reweighted_template",

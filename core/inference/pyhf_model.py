@@ -39,7 +39,7 @@ model by parameter name. Fits and tests on it: :mod:`ratiofit.inference.binned_f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,9 @@ class BinnedModel:
         Reweighter nuisances by name (to report α as θ).
     mode
         ``"portable"`` or ``"exact"``.
+    edges
+        Bin edges by channel name (the pyhf model itself knows only bin counts; plots of
+        the model need the observable's axis). Empty for a model built by hand.
     """
 
     model: Any
@@ -88,6 +91,7 @@ class BinnedModel:
     spec: dict[str, Any]
     nuisances: dict[str, ReweighterNuisance]
     mode: str
+    edges: dict[str, list[float]] = field(default_factory=dict)
 
 
 def portable_model(templates: BinnedTemplates, **options: Any) -> BinnedModel:
@@ -98,7 +102,8 @@ def portable_model(templates: BinnedTemplates, **options: Any) -> BinnedModel:
     ws = pyhf.Workspace(spec)
     model = ws.model()
     return BinnedModel(model=model, data=np.asarray(ws.data(model), dtype=np.float64), spec=spec,
-                       nuisances=dict(templates.nuisances), mode="portable")
+                       nuisances=dict(templates.nuisances), mode="portable",
+                       edges=_edges(templates))
 
 
 
@@ -152,10 +157,14 @@ def exact_model(templates: BinnedTemplates, *, poi: str = "mu", op: Op = "additi
     data = np.concatenate([*(observed[c] for c in model.config.channels),
                            np.asarray(model.config.auxdata, dtype=np.float64)])
     return BinnedModel(model=model, data=data, spec=spec, nuisances=dict(templates.nuisances),
-                       mode="exact")
+                       mode="exact", edges=_edges(templates))
 
 
 # -- model helpers --------------------------------------------------------------------------
+def _edges(templates: BinnedTemplates) -> dict[str, list[float]]:
+    return {ch.name: [float(e) for e in ch.edges] for ch in templates.channels}
+
+
 def _indices(model: Any, name: str) -> list[int]:
     """Flat indices of a parameter (``name``) or of one component (``name[i]``)."""
     cfg = model.config

@@ -740,21 +740,31 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
                       "closure_events": spec.outputs.closure_events}
     inf = spec.inference
     if inf is not None:
+        def sample(s: Any) -> dict[str, Any]:
+            if inf.workspace is not None:  # a workspace sample: its own yield and modifiers
+                return {"sample": s.sample, "nuisances": list(s.nuisances)}
+            return {"sample": s.sample, **({"yield": s.yield_} if s.yield_ is not None else {}),
+                    "signal": s.signal if s.poi in (None, inf.poi) else s.poi,
+                    "nuisances": list(s.nuisances),
+                    "modifiers": [{k: {"name": m, **d}} for k, m, d in s.modifiers],
+                    **({"ratio": str(Path(s.ratio).resolve())} if s.ratio else {})}
+
         def channel(ch: Any) -> dict[str, Any]:
             return {
-                "observable": ch.observable, "bins": list(ch.edges), "data": list(ch.data),
-                "samples": {n: {"sample": s.sample,
-                                **({"yield": s.yield_} if s.yield_ is not None else {}),
-                                "signal": s.signal, "nuisances": list(s.nuisances),
-                                "modifiers": [{k: {"name": m, **d}} for k, m, d in s.modifiers]}
-                            for n, s in ch.samples.items()}}
+                **({"observable": ch.observable, "bins": list(ch.edges)} if ch.edges else {}),
+                **({"data": list(ch.data)} if inf.workspace is None else {}),
+                "samples": {n: sample(s) for n, s in ch.samples.items()}}
 
         # one channel named "channel" is the section's own form; otherwise ``channels``
         channels = list(inf.channels.values())
         body = channel(channels[0]) if len(channels) == 1 and channels[0].name == "channel" \
             else {"channels": {ch.name: channel(ch) for ch in channels}}
         out["inference"] = {
-            "backend": inf.backend, "mode": inf.mode, "flow": inf.flow, "poi": inf.poi, **body,
+            "backend": inf.backend, "mode": inf.mode, "flow": inf.flow,
+            "poi": inf.poi if len(inf.pois) <= 1 else list(inf.pois),
+            **({"workspace": {"file": inf.workspace.file,
+                              "measurement": inf.workspace.measurement}}
+               if inf.workspace is not None else {}), **body,
             # a saved reweighter by absolute path: the copy sits in another directory
             "nuisances": {n: {"reweighter": ns.reweighter if ns.reweighter == "this"
                               else str(Path(ns.reweighter).resolve()),

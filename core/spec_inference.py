@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from .registry import Registry
     from .spec import ReweighterSpec, SampleSpec
 
-__all__ = ["ChannelSpec", "InferenceSampleSpec", "InferenceSpec", "NuisanceSpec"]
+__all__ = ["ChannelSpec", "InferenceSampleSpec", "InferenceSpec", "NuisanceSpec",
+           "WorkspaceStart"]
+
+#: The fit backends an ``inference`` section runs on.
+BACKENDS = ("pyhf", "unbinned")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,11 @@ class InferenceSampleSpec:
     nuisances: tuple[str, ...]
     #: standard HistFactory modifiers: (kind, name, data) (ratiofit.inference.StandardModifier)
     modifiers: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+    #: the parameter of interest that scales this sample (a signal's; ``None`` otherwise)
+    poi: str | None = None
+    #: unbinned backend: a saved θ-free reweighter giving this sample's density relative to
+    #: the channel's background (``None``: trained in the run)
+    ratio: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,8 +57,24 @@ class ChannelSpec:
     name: str
     observable: str
     edges: tuple[float, ...]
-    data: tuple[str, ...]  # observed = the sum of these samples' histograms
+    data: tuple[str, ...]  # observed = the sum of these samples' histograms (or events)
     samples: dict[str, InferenceSampleSpec]
+
+    @property
+    def background(self) -> str | None:
+        """Unbinned backend: the sample whose density the reweighter models (the one that
+        lists nuisances); the other samples' densities are taken relative to it."""
+        names = [n for n, s in self.samples.items() if s.nuisances]
+        return names[0] if len(names) == 1 else None
+
+
+@dataclass(frozen=True)
+class WorkspaceStart:
+    """An analysis's existing pyhf workspace that the section adds learned nuisances to."""
+
+    file: str  # absolute path
+    measurement: str | None
+    spec: dict[str, Any]  # the workspace JSON as read (validated against pyhf's schema)
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,10 @@ class InferenceSpec:
     hypotest_calctype: str = "asymptotics"
     upper_limit: bool = True
     impacts: bool = True
+    #: every parameter of interest; ``poi`` is the first (tests and limits are on it, the
+    #: others are profiled like free normalisation factors)
+    pois: tuple[str, ...] = ()
+    workspace: WorkspaceStart | None = None
 
     def _single(self) -> ChannelSpec:
         if len(self.channels) != 1:
@@ -111,12 +140,18 @@ def _reweighter_parameters(directory: str) -> list[str] | None:
 
 def _channel(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
              nuisances: Mapping[str, NuisanceSpec], channel_name: str, path: Path_,
-             body: dict[str, Any]) -> ChannelSpec:
-    """One channel: ``{observable, bins, data, samples}`` at ``path``."""
-    observable = ctx.get(body, path, "observable", str)
+             body: dict[str, Any], *, backend: str, pois: tuple[str, ...],
+             workspace: WorkspaceStart | None, spec_dir: Path) -> ChannelSpec:
+    """One channel: ``{observable, bins, data, samples}`` at ``path`` (the unbinned backend
+    needs neither observable nor bins; with a workspace, data and yields are its own)."""
+    unbinned = backend == "unbinned"
+    binned_fields = unbinned and "observable" not in body and "bins" not in body
+    observable = "" if binned_fields else ctx.get(body, path, "observable", str)
     bins = body.get("bins")
     bpath = (*path, "bins")
-    if isinstance(bins, list) and len(bins) >= 2 and all(
+    if binned_fields:
+        edges: tuple[float, ...] = ()
+    elif isinstance(bins, list) and len(bins) >= 2 and all(
             isinstance(b, int | float) and not isinstance(b, bool) for b in bins):
         edges = tuple(float(b) for b in bins)
     elif isinstance(bins, dict):
@@ -131,9 +166,14 @@ def _channel(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         raise ctx.error(bpath, f"expected a list of bin edges or {{n, range}}, got {bins!r}")
     if not all(a < b for a, b in pairwise(edges)):
         raise ctx.error(bpath, "bin edges must increase")
+    ws_channel = None
+    if workspace is not None:
+        ws_channel = _workspace_channel(ctx, workspace, channel_name, path, len(edges))
     raw_data = body.get("data")
+    if ws_channel is not None and raw_data is None:
+        raw_data = []  # the workspace's observations
     data_names = [raw_data] if isinstance(raw_data, str) else raw_data
-    if not (isinstance(data_names, list) and data_names
+    if not (isinstance(data_names, list) and (data_names or ws_channel is not None)
             and all(isinstance(d, str) for d in data_names)):
         raise ctx.error((*path, "data"), f"expected a sample name or a list of sample names, "
                         f"got {raw_data!r}")
@@ -142,18 +182,48 @@ def _channel(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
             raise ctx.error((*path, "data"), _unknown_sample(d, samples))
     if len(set(data_names)) != len(data_names):
         raise ctx.error((*path, "data"), f"a sample is listed twice: {data_names}")
+    if ws_channel is not None and data_names:
+        raise ctx.error((*path, "data"), "the workspace holds this channel's observations; "
+                        "drop 'data'")
     data = tuple(data_names)
     isamples: dict[str, InferenceSampleSpec] = {}
     for name, sb in ctx.mapping(body.get("samples"), (*path, "samples")).items():
         spath = (*path, "samples", name)
         sb = ctx.mapping(sb, spath)
-        ctx.no_unknown(sb, spath, ["sample", "yield", "signal", "nuisances", "modifiers"])
+        ctx.no_unknown(sb, spath, ["sample", "yield", "signal", "nuisances", "modifiers",
+                                   "ratio"])
         sample = ctx.get(sb, spath, "sample", str, default=name)
         if sample not in samples:
             raise ctx.error((*spath, "sample"), _unknown_sample(sample, samples))
         yield_ = _number(ctx, sb, spath, "yield") if "yield" in sb else None
         if yield_ is not None and not yield_ > 0:
             raise ctx.error((*spath, "yield"), f"must be > 0, got {yield_}")
+        if ws_channel is not None:
+            ws_samples = [str(x["name"]) for x in ws_channel["samples"]]
+            if name not in ws_samples:
+                close = difflib.get_close_matches(str(name), ws_samples, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ctx.error(spath, f"the workspace's channel '{channel_name}' has no "
+                                f"sample '{name}'{hint} (it has: {', '.join(ws_samples)})")
+            if yield_ is not None:
+                raise ctx.error((*spath, "yield"), "the workspace gives this sample's yield "
+                                "(its nominal counts); drop 'yield'")
+            for key in ("signal", "modifiers", "ratio"):
+                if key in sb:
+                    raise ctx.error((*spath, key), "a workspace sample takes only 'sample' "
+                                    "and 'nuisances' here (its modifiers are the workspace's)")
+        raw_signal = sb.get("signal", False)
+        if isinstance(raw_signal, bool):
+            scaled_by = pois[0] if raw_signal else None
+        elif isinstance(raw_signal, str) and raw_signal in pois:
+            scaled_by = raw_signal
+        else:
+            raise ctx.error((*spath, "signal"), f"expected true, false or the name of a "
+                            f"parameter of interest ({', '.join(pois)}), got {raw_signal!r}")
+        ratio = ctx.get(sb, spath, "ratio", str, default=None) if "ratio" in sb else None
+        if ratio is not None and not unbinned:
+            raise ctx.error((*spath, "ratio"), "a density ratio is for the unbinned backend "
+                            "(backend: unbinned)")
         names = sb.get("nuisances", [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ctx.error((*spath, "nuisances"), f"expected a list of names, got {names!r}")
@@ -162,9 +232,15 @@ def _channel(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                 close = difflib.get_close_matches(n, list(nuisances), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise ctx.error((*spath, "nuisances"), f"undefined nuisance '{n}'{hint}")
+        if ratio is not None and names:
+            raise ctx.error((*spath, "ratio"), "the sample with the nuisances is the channel's "
+                            "background, which the others' ratios are relative to")
+        if ratio is not None:
+            ratio = _saved_reweighter_dir(ctx, (*spath, "ratio"), ratio, spec_dir,
+                                          parameters=[])
         isamples[name] = InferenceSampleSpec(
-            sample=sample, yield_=yield_, signal=ctx.get(sb, spath, "signal", bool, default=False),
-            nuisances=tuple(names),
+            sample=sample, yield_=yield_, signal=scaled_by is not None, poi=scaled_by,
+            ratio=ratio, nuisances=tuple(names),
             modifiers=tuple(_modifier(ctx, m, (*spath, "modifiers", i), nuisances)
                             for i, m in enumerate(_list(ctx, sb, spath, "modifiers"))))
         for i, (kind, _, mdata) in enumerate(isamples[name].modifiers):
@@ -172,6 +248,9 @@ def _channel(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
             if kind == "shapesys" and isinstance(rel, list) and len(rel) != len(edges) - 1:
                 raise ctx.error((*spath, "modifiers", i, kind, "relative"),
                                 f"{len(rel)} values for {len(edges) - 1} bins")
+            if kind == "shapesys" and unbinned:
+                raise ctx.error((*spath, "modifiers", i, kind), "shapesys is a per-bin "
+                                "modifier; the unbinned backend has no bins")
     # The observable is binned in every sample the fit reads: a feature of each (checked
     # here, not after the training).
     for sname in sorted({*(s.sample for s in isamples.values()), *data}):
@@ -187,6 +266,13 @@ def _channel(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                             f"'{observable}'{hint} (it has: {', '.join(features)})")
     if not isamples:
         raise ctx.error((*path, "samples"), "at least one sample is required")
+    if unbinned:
+        with_nuisances = [n for n, s in isamples.items() if s.nuisances]
+        if len(with_nuisances) != 1:
+            raise ctx.error((*path, "samples"), "the unbinned backend needs exactly one sample "
+                            "per channel that lists the reweighter's nuisances (the background "
+                            "whose density the reweighter models; the others' densities are "
+                            f"relative to it), got {with_nuisances or 'none'}")
     return ChannelSpec(name=channel_name, observable=observable, edges=edges, data=data,
                        samples=isamples)
 
@@ -197,18 +283,38 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     path: Path_ = ("inference",)
     ctx.no_unknown(body, path, ["backend", "mode", "observable", "bins", "flow", "poi", "data",
                                 "samples", "channels", "nuisances", "staterror", "hypotest",
-                                "upper_limit", "impacts"])
+                                "upper_limit", "impacts", "workspace"])
+    spec_dir = Path(spec_path).parent
     backend = ctx.get(body, path, "backend", str, default="pyhf")
-    if backend != "pyhf":
-        raise ctx.error((*path, "backend"), f"expected 'pyhf', got {backend!r} (the unbinned "
-                        "iminuit bridge is a Python API for now: ratiofit.inference)")
+    if backend not in BACKENDS:
+        close = difflib.get_close_matches(backend, BACKENDS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ctx.error((*path, "backend"), f"unknown backend '{backend}'{hint} (known: "
+                        f"{', '.join(BACKENDS)})")
+    workspace = None
+    if "workspace" in body:
+        if backend != "pyhf":
+            raise ctx.error((*path, "workspace"), "an existing workspace is a pyhf model: "
+                            "backend: pyhf")
+        workspace = _workspace_start(ctx, (*path, "workspace"), body["workspace"], spec_dir)
     mode = ctx.get(body, path, "mode", str, default="exact")
     if mode not in ("exact", "portable"):
         raise ctx.error((*path, "mode"), f"expected 'exact' or 'portable', got {mode!r}")
     flow = ctx.get(body, path, "flow", str, default="error")
     if flow not in ("error", "fold", "exclude"):
         raise ctx.error((*path, "flow"), f"expected 'error', 'fold' or 'exclude', got {flow!r}")
-    poi = ctx.get(body, path, "poi", str, default="mu")
+    raw_poi = body.get("poi", _workspace_poi(workspace) if workspace is not None else "mu")
+    raw_pois = [raw_poi] if isinstance(raw_poi, str) else raw_poi
+    if not (isinstance(raw_pois, list) and raw_pois
+            and all(isinstance(q, str) and q.isidentifier() for q in raw_pois)
+            and len(set(raw_pois)) == len(raw_pois)):
+        raise ctx.error((*path, "poi"), "expected a parameter name or a list of distinct "
+                        f"names (the first is tested and limited), got {raw_poi!r}")
+    pois = tuple(raw_pois)
+    poi = pois[0]
+    if workspace is not None and poi != _workspace_poi(workspace):
+        raise ctx.error((*path, "poi"), f"the workspace's measurement tests "
+                        f"'{_workspace_poi(workspace)}', not '{poi}'")
     # nuisances first: samples refer to them
     nuisances: dict[str, NuisanceSpec] = {}
     for name, nb in ctx.mapping(body.get("nuisances"), (*path, "nuisances")).items():
@@ -223,17 +329,12 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                                 "the spec (or give the directory of a saved reweighter)")
             known: list[str] | None = list(rw.parameters)
         else:
-            where = Path(source) if Path(source).is_absolute() else \
-                Path(spec_path).parent / source
-            known = _reweighter_parameters(str(where))
-            if known is None and _reweighter_parameters(source) is not None:
-                where, known = Path(source), _reweighter_parameters(source)
-            if known is None:
-                raise ctx.error((*npath, "reweighter"), f"no saved reweighter at '{source}' "
-                                "(expected a run directory or a reweighter directory with "
-                                "metadata.json)")
-            source = str(where)
+            source = _saved_reweighter_dir(ctx, (*npath, "reweighter"), source, spec_dir)
+            known = _reweighter_parameters(source)
         assert known is not None
+        if workspace is not None and name in _workspace_parameters(workspace):
+            raise ctx.error(npath, f"'{name}' is already a parameter of the workspace "
+                            f"{workspace.file}; name the learned nuisance apart")
         if parameter not in known:
             close = difflib.get_close_matches(parameter, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -260,28 +361,58 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                 raise ctx.error(cpath, f"channel names must be identifiers, got {cname!r}")
             cb = ctx.mapping(cb, cpath)
             ctx.no_unknown(cb, cpath, ["observable", "bins", "data", "samples"])
-            channels[cname] = _channel(ctx, reg, samples, nuisances, cname, cpath, cb)
+            channels[cname] = _channel(ctx, reg, samples, nuisances, cname, cpath, cb,
+                                       backend=backend, pois=pois, workspace=workspace,
+                                       spec_dir=spec_dir)
         if not channels:
             raise ctx.error((*path, "channels"), "at least one channel is required")
     else:
-        channels["channel"] = _channel(ctx, reg, samples, nuisances, "channel", path, body)
+        if workspace is not None:
+            raise ctx.error((*path, "workspace"), "with a workspace, name its channels under "
+                            "'channels' (the ones that get learned nuisances)")
+        channels["channel"] = _channel(ctx, reg, samples, nuisances, "channel", path, body,
+                                       backend=backend, pois=pois, workspace=workspace,
+                                       spec_dir=spec_dir)
     all_samples = [s for ch in channels.values() for s in ch.samples.values()]
-    if not any(s.signal for s in all_samples):
-        raise ctx.error((*path, "samples") if "channels" not in body else (*path, "channels"),
-                        "one sample needs 'signal: true' (scaled by the parameter of "
-                        f"interest '{poi}')")
+    for q in pois if workspace is None else ():
+        if not any(s.poi == q for s in all_samples):
+            raise ctx.error((*path, "samples") if "channels" not in body else
+                            (*path, "channels"), f"no sample is scaled by the parameter of "
+                            f"interest '{q}' (give one 'signal: {'true' if q == poi else q}')")
+    if backend == "unbinned":
+        sources = {ns.reweighter for ns in nuisances.values()}
+        if len(sources) > 1:
+            raise ctx.error((*path, "nuisances"), "the unbinned backend profiles the "
+                            f"parameters of one reweighter; these name {len(sources)}: "
+                            f"{sorted(sources)}")
+        if not nuisances:
+            raise ctx.error((*path, "nuisances"), "the unbinned backend needs the reweighter's "
+                            "nuisances (its background density is w(x, theta) times the "
+                            "reference's)")
+        for (cname, ch) in channels.items():
+            for n, ss in ch.samples.items():
+                for i, (kind, mname, _) in enumerate(ss.modifiers):
+                    if kind == "normfactor" and mname in nuisances:
+                        raise ctx.error((*path, "channels", cname, "samples", n, "modifiers",
+                                         i), f"'{mname}' is a reweighter nuisance")
     lumis = {float(d["sigma"]) for s in all_samples for k, _, d in s.modifiers
              if k == "lumi"}
     if len(lumis) > 1:
         raise ctx.error((*path, "samples"), f"the lumi modifiers disagree on sigma: "
                         f"{sorted(lumis)}")
     modifier_names = {n for s in all_samples for _, n, _ in s.modifiers}
-    if poi in modifier_names:
-        raise ctx.error((*path, "poi"), f"the parameter of interest '{poi}' is also a "
-                        "modifier's name; name them apart")
-    if poi in nuisances:
-        raise ctx.error((*path, "poi"), f"the parameter of interest '{poi}' is also a "
-                        "nuisance's name; name them apart")
+    for q in pois:
+        if q in modifier_names:
+            raise ctx.error((*path, "poi"), f"the parameter of interest '{q}' is also a "
+                            "modifier's name; name them apart")
+        if q in nuisances:
+            raise ctx.error((*path, "poi"), f"the parameter of interest '{q}' is also a "
+                            "nuisance's name; name them apart")
+    if workspace is not None:
+        clash = sorted(modifier_names & set(_workspace_parameters(workspace)))
+        if clash:
+            raise ctx.error((*path, "channels"), f"modifier '{clash[0]}' is already a "
+                            f"parameter of the workspace {workspace.file}")
     hbody = ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
     ctx.no_unknown(hbody, (*path, "hypotest"), ["poi_value", "calctype"])
     calctype = ctx.get(hbody, (*path, "hypotest"), "calctype", str, default="asymptotics")
@@ -294,7 +425,97 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         hypotest_poi=_number(ctx, hbody, (*path, "hypotest"), "poi_value", 1.0),
         hypotest_calctype=calctype,
         upper_limit=ctx.get(body, path, "upper_limit", bool, default=True),
-        impacts=ctx.get(body, path, "impacts", bool, default=True))
+        impacts=ctx.get(body, path, "impacts", bool, default=True), pois=pois,
+        workspace=workspace)
+
+
+def _saved_reweighter_dir(ctx: _Ctx, path: Path_, source: str, spec_dir: Path,
+                          parameters: list[str] | None = None) -> str:
+    """The directory of a saved reweighter named at ``path`` (relative to the spec's own
+    directory, or to the working directory), checked to exist; with ``parameters``, its θ
+    must be exactly those (``[]``: a θ-free density ratio)."""
+    where = Path(source) if Path(source).is_absolute() else spec_dir / source
+    known = _reweighter_parameters(str(where))
+    if known is None and _reweighter_parameters(source) is not None:
+        where, known = Path(source), _reweighter_parameters(source)
+    if known is None:
+        raise ctx.error(path, f"no saved reweighter at '{source}' (expected a run directory "
+                        "or a reweighter directory with metadata.json)")
+    if parameters is not None and known != parameters:
+        raise ctx.error(path, f"expected a reweighter in {parameters or 'no parameters'} "
+                        f"(a density ratio), '{source}' has {known}")
+    return str(where)
+
+
+def _workspace_start(ctx: _Ctx, path: Path_, raw: Any, spec_dir: Path) -> WorkspaceStart:
+    """``workspace: FILE`` or ``{file: FILE, measurement: NAME}``: read and validated."""
+    import json
+
+    body = {"file": raw} if isinstance(raw, str) else ctx.mapping(raw, path)
+    ctx.no_unknown(body, path, ["file", "measurement"])
+    file = ctx.get(body, path, "file", str)
+    fpath = (*path, "file") if "file" in body and not isinstance(raw, str) else path
+    where = Path(file) if Path(file).is_absolute() else spec_dir / file
+    try:
+        text = where.read_text()
+    except OSError as exc:
+        raise ctx.error(fpath, f"cannot read the workspace '{file}': {exc.strerror}") from None
+    try:
+        ws = json.loads(text, parse_constant=lambda c: _nonfinite(c))
+    except ValueError as exc:
+        raise ctx.error(fpath, f"'{file}' is not JSON: {exc}") from None
+    try:
+        import pyhf
+
+        pyhf.Workspace(ws)  # the schema
+    except Exception as exc:  # pyhf's schema and model errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ctx.error(fpath, f"'{file}' is not a valid pyhf workspace: {first}") from None
+    names = [m["name"] for m in ws["measurements"]]
+    measurement = ctx.get(body, path, "measurement", str, default=None) \
+        if "measurement" in body else None
+    if measurement is not None and measurement not in names:
+        raise ctx.error((*path, "measurement"), f"the workspace has no measurement "
+                        f"'{measurement}' (it has: {', '.join(names)})")
+    if measurement is None and len(names) > 1:
+        raise ctx.error(path, f"the workspace has {len(names)} measurements "
+                        f"({', '.join(names)}); choose one with 'measurement'")
+    return WorkspaceStart(file=str(where.resolve()), measurement=measurement or names[0],
+                          spec=ws)
+
+
+def _nonfinite(constant: str) -> Any:
+    raise ValueError(f"non-finite number {constant} (NaN/inf are refused)")
+
+
+def _workspace_measurement(ws: WorkspaceStart) -> dict[str, Any]:
+    return next(m for m in ws.spec["measurements"] if m["name"] == ws.measurement)
+
+
+def _workspace_poi(ws: WorkspaceStart) -> str:
+    return str(_workspace_measurement(ws)["config"]["poi"])
+
+
+def _workspace_parameters(ws: WorkspaceStart) -> set[str]:
+    """Every modifier name of the workspace (its parameters) and its POI."""
+    return {str(m["name"]) for ch in ws.spec["channels"] for s in ch["samples"]
+            for m in s["modifiers"]} | {_workspace_poi(ws)}
+
+
+def _workspace_channel(ctx: _Ctx, ws: WorkspaceStart, name: str, path: Path_, n_edges: int
+                       ) -> dict[str, Any]:
+    """The workspace's channel ``name``, whose bin count the spec's ``bins`` must match."""
+    channels = {str(c["name"]): c for c in ws.spec["channels"]}
+    if name not in channels:
+        close = difflib.get_close_matches(name, list(channels), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ctx.error(path, f"the workspace has no channel '{name}'{hint} (it has: "
+                        f"{', '.join(channels)})")
+    nbins = len(channels[name]["samples"][0]["data"])
+    if n_edges - 1 != nbins:
+        raise ctx.error((*path, "bins"), f"{n_edges - 1} bins, the workspace's channel "
+                        f"'{name}' has {nbins}")
+    return channels[name]
 
 
 def _list(ctx: _Ctx, body: Mapping[str, Any], path: Path_, key: str) -> list[Any]:

@@ -20,7 +20,7 @@ import numpy as np
 from .options import Option, resolve_options
 from .plugin_api import KINDS, InputSignature
 
-__all__ = ["analytic_gaussian_reweighter", "check_plugin"]
+__all__ = ["analytic_gaussian_reweighter", "analytic_gaussian_width_reweighter", "check_plugin"]
 
 
 def _fail(obj: Any, kind: str, message: str) -> AssertionError:
@@ -247,3 +247,39 @@ def analytic_gaussian_reweighter(*, mu_range: tuple[float, float] = (-2.0, 2.0),
     return Reweighter(model=ExactGaussianRatio(), loss=_IdentityLoss(), parameters=params,
                       signature=sig,
                       metadata={"architecture": "analytic", "note": "exact Gaussian ratio"})
+
+
+def analytic_gaussian_width_reweighter(*, mu_range: tuple[float, float] = (-2.0, 2.0),
+                                       sigma_range: tuple[float, float] = (0.5, 2.0)) -> Any:
+    """The exact ratio of N(μ, σ²) to N(0, 1) in ``x0``, parameterised in (μ, σ):
+    log w = −log σ − (x − μ)²/(2σ²) + x²/2 — a two-parameter
+    :func:`analytic_gaussian_reweighter` (in memory only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rw = analytic_gaussian_width_reweighter()
+    >>> x = np.array([[1.0]])
+    >>> round(float(rw.log_ratio(features=x, theta={"mu": 0.5, "sigma": 1.0})[0]), 6)
+    0.375
+    """
+    import keras
+
+    from .parameters import Parameter, ParameterSet
+    from .reweighter import Reweighter
+
+    class ExactGaussianWidthRatio(keras.Model):  # type: ignore[misc]
+        def call(self, inputs: Any) -> Any:
+            x, theta = inputs["features"], inputs["theta"]
+            mu, sigma = theta[:, 0:1], theta[:, 1:2]
+            return -keras.ops.log(sigma) - 0.5 * ((x - mu) / sigma) ** 2 + 0.5 * x * x
+
+    params = ParameterSet([
+        Parameter(name="mu", nominal=0.0, low=mu_range[0], high=mu_range[1]),
+        Parameter(name="sigma", nominal=1.0, low=sigma_range[0], high=sigma_range[1])])
+    sig = InputSignature(feature_names=("x0",), feature_mean=(0.0,), feature_std=(1.0,),
+                         theta_names=("mu", "sigma"), theta_centre=(0.0, 0.0),
+                         theta_half_width=(1.0, 1.0))
+    return Reweighter(model=ExactGaussianWidthRatio(), loss=_IdentityLoss(), parameters=params,
+                      signature=sig, metadata={"architecture": "analytic",
+                                               "note": "exact Gaussian (mean, width) ratio"})

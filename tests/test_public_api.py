@@ -54,7 +54,7 @@ PUBLIC = {
     "ratiofit.spec_sections": ["CalibrationSpec", "EnsembleSpec", "OutputsSpec", "TrainingSpec",
                                "UncertaintySpec", "declared", "section_options"],
     "ratiofit.spec_inference": ["ChannelSpec", "InferenceSampleSpec", "InferenceSpec",
-                                "NuisanceSpec"],
+                                "NuisanceSpec", "WorkspaceStart"],
     "ratiofit.sampling": ["draw_theta", "make_sample", "resolve_parameter_value"],
     "ratiofit.seeding": ["derive_rng", "derive_seed"],
     "ratiofit.training": ["TrainingData", "prepare_training_data", "train_reweighter"],
@@ -154,7 +154,8 @@ PUBLIC = {
                                   "draw_impacts", "draw_pulls", "inference_markdown",
                                   "make_inference_plots"],
     "ratiofit.cli": ["main"],
-    "ratiofit.testing": ["analytic_gaussian_reweighter", "check_plugin"],
+    "ratiofit.testing": ["analytic_gaussian_reweighter", "analytic_gaussian_width_reweighter",
+                         "check_plugin"],
 }
 
 

@@ -1,0 +1,135 @@
+"""The unbinned model of ``backend: unbinned`` (ratiofit.inference.unbinned_model) and its
+fits, CLs, limits and impacts (ratiofit.inference.unbinned_analysis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ratiofit.events import EventSet
+from ratiofit.inference import StandardModifier
+from ratiofit.inference.unbinned_analysis import (
+    fit_model,
+    hypotest_model,
+    impacts_model,
+    upper_limit_model,
+)
+from ratiofit.inference.unbinned_model import (
+    UnbinnedChannel,
+    UnbinnedComponent,
+    UnbinnedModel,
+    UnbinnedNuisance,
+)
+from ratiofit.testing import analytic_gaussian_width_reweighter
+
+
+def _events(x: np.ndarray, w: np.ndarray | None = None) -> EventSet:
+    return EventSet(features=np.asarray(x, dtype=np.float64)[:, None], feature_names=("x0",),
+                    weights=w)
+
+
+def _signal_log_ratio(e: EventSet) -> np.ndarray:
+    x = e.features[:, 0]  # N(2, 0.3) over N(0, 1), exactly
+    return -np.log(0.3) - 0.5 * ((x - 2.0) / 0.3) ** 2 + 0.5 * x * x
+
+
+@pytest.fixture(scope="module")
+def reweighter():
+    return analytic_gaussian_width_reweighter()
+
+
+def _model(reweighter, *, data: EventSet, log_ratio=_signal_log_ratio, nuisances=True,
+           normsys: tuple[float, float] | None = (0.95, 1.05), lumi: float | None = 0.02,
+           seed: int = 1) -> UnbinnedModel:
+    rng = np.random.default_rng(seed)
+    bkg_mods = []
+    if normsys is not None:
+        bkg_mods.append(StandardModifier("normsys", "xsec", {"lo": normsys[0], "hi": normsys[1]}))
+    if lumi is not None:
+        bkg_mods.append(StandardModifier("lumi", "lumi", {"sigma": lumi}))
+    sig_mods = [StandardModifier("lumi", "lumi", {"sigma": lumi})] if lumi is not None else []
+    names = ("mean", "width") if nuisances else ()
+    ch = UnbinnedChannel(name="SR", data=data, nuisances=names, components=(
+        UnbinnedComponent(name="bkg", events=_events(rng.normal(0, 1, 40000)), yield_=5000.0,
+                          modifiers=tuple(bkg_mods)),
+        UnbinnedComponent(name="sig", events=_events(rng.normal(2, 0.3, 20000)), yield_=50.0,
+                          log_ratio=log_ratio, poi="mu", modifiers=tuple(sig_mods))))
+    nus = [UnbinnedNuisance("mean", "mu", 0.0, 0.1),
+           UnbinnedNuisance("width", "sigma", 1.0, 0.05)] if nuisances else []
+    return UnbinnedModel(channels=[ch], reweighter=reweighter, nuisances=nus, pois=["mu"])
+
+
+def _data(seed: int, *, mean=0.1, width=1.05, n_sig=100) -> EventSet:
+    rng = np.random.default_rng(seed)
+    return _events(np.concatenate([rng.normal(mean, width, rng.poisson(5000)),
+                                   rng.normal(2.0, 0.3, rng.poisson(n_sig))]))
+
+
+def test_the_gradient_is_the_derivative_of_the_nll(reweighter):
+    model = _model(reweighter, data=_data(2))
+    cost = model.nll()
+    x = np.array([model.start[n] for n in model.names]) + 0.1
+    g = cost.grad(*x)
+    # central differences with steps of 1e-3: the float32 network rounds θ at ~1e-7, so a
+    # smaller step differences rounding; the truncation error is ~1e-6·|f'''| ≪ 1e-3·|g|
+    for j in range(len(x)):
+        e = np.zeros(len(x))
+        e[j] = 1e-3
+        numeric = (cost(*(x + e)) - cost(*(x - e))) / 2e-3
+        assert numeric == pytest.approx(g[j], rel=2e-3, abs=0.05), model.names[j]
+
+
+def test_identical_shapes_reduce_to_the_counting_experiment_pyhf_computes(reweighter):
+    """With the signal's density equal to the background's (log r = 0) and no shape
+    nuisance, the extended unbinned likelihood is a one-bin Poisson count: CLs, the
+    limit and the fitted POI must be pyhf's for the same one-bin model (normsys code 1)."""
+    import pyhf
+
+    rng = np.random.default_rng(3)
+    n_obs = 5060
+    data = _events(rng.normal(0.0, 1.0, n_obs))
+    model = _model(reweighter, data=data, log_ratio=lambda e: np.zeros(len(e)),
+                   nuisances=False, lumi=None, normsys=(0.97, 1.03))
+    bkg_yield = 5000.0
+    pyhf.set_backend("numpy", "minuit")
+    spec = {"channels": [{"name": "SR", "samples": [
+        {"name": "sig", "data": [50.0],
+         "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
+        {"name": "bkg", "data": [bkg_yield],
+         "modifiers": [{"name": "xsec", "type": "normsys", "data": {"lo": 0.97, "hi": 1.03}}]}]}]}
+    pdf = pyhf.Model(spec, poi_name="mu")
+    obs = [float(n_obs), *pdf.config.auxdata]
+    fitted = fit_model(model)
+    best = pyhf.infer.mle.fit(obs, pdf, tolerance=1e-4)
+    # both minimised to EDM ≲ 1e-5: the POIs agree to ~1 % of its error
+    assert fitted.value("mu") == pytest.approx(float(best[pdf.config.poi_index]),
+                                               abs=0.01 * fitted.error("mu"))
+    ours = hypotest_model(model, poi_value=3.0)
+    cls, expected = pyhf.infer.hypotest(3.0, obs, pdf, test_stat="qtilde",
+                                        return_expected_set=True)
+    # both minimise to MINUIT's tolerance: CLs agree to ~1e-4 absolute
+    assert ours.cls_observed == pytest.approx(float(cls), abs=1e-3)
+    assert ours.cls_expected == pytest.approx([float(e) for e in expected], abs=1e-3)
+
+
+def test_the_fit_recovers_the_injected_signal_and_shape(reweighter):
+    model = _model(reweighter, data=_data(4))
+    fit = fit_model(model)
+    assert fit.valid
+    # μ = 2 injected (100 events for a yield of 50); 4σ windows for a test that can fail
+    assert abs(fit.value("mu") - 2.0) < 4 * fit.error("mu")
+    assert abs(fit.pulls["mean"].theta - 0.1) < 4 * fit.pulls["mean"].theta_error
+    assert abs(fit.pulls["width"].theta - 1.05) < 4 * fit.pulls["width"].theta_error
+    assert np.allclose(fit.correlation, fit.correlation.T)
+
+
+def test_limit_bands_and_impacts_are_ordered(reweighter):
+    model = _model(reweighter, data=_data(5, n_sig=0))
+    fit = fit_model(model)
+    limit = upper_limit_model(model, best=fit)
+    assert list(limit.expected) == sorted(limit.expected)
+    assert limit.expected[0] < limit.expected[2] < limit.expected[4]
+    assert limit.observed > 0
+    ranked = impacts_model(model, best=fit)
+    assert [i.size for i in ranked] == sorted((i.size for i in ranked), reverse=True)
+    assert {i.name for i in ranked} == {"mean", "width", "xsec", "lumi"}

@@ -253,7 +253,7 @@ def _channel(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                                 "modifier; the unbinned backend has no bins")
     # The observable is binned in every sample the fit reads: a feature of each (checked
     # here, not after the training).
-    for sname in sorted({*(s.sample for s in isamples.values()), *data}):
+    for sname in sorted({*(s.sample for s in isamples.values()), *data}) if observable else ():
         sspec = samples[sname]
         try:
             features = list(reg.get("source", sspec.source).feature_names(sspec.options))
@@ -391,6 +391,12 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
                             "reference's)")
         for (cname, ch) in channels.items():
             for n, ss in ch.samples.items():
+                if n != ch.background and ss.ratio is None and rw is None:
+                    raise ctx.error((*path, "channels", cname, "samples", n) if "channels" in
+                                    body else (*path, "samples", n), "its density relative to "
+                                    "the background is trained with the spec's reweighter "
+                                    "settings: add a reweighter section, or give 'ratio: DIR' "
+                                    "(a saved reweighter without parameters)")
                 for i, (kind, mname, _) in enumerate(ss.modifiers):
                     if kind == "normfactor" and mname in nuisances:
                         raise ctx.error((*path, "channels", cname, "samples", n, "modifiers",
@@ -400,6 +406,17 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     if len(lumis) > 1:
         raise ctx.error((*path, "samples"), f"the lumi modifiers disagree on sigma: "
                         f"{sorted(lumis)}")
+    shapesys_channels: dict[str, set[str]] = {}
+    for cname, ch in channels.items():
+        for ss in ch.samples.values():
+            for kind, mname, _ in ss.modifiers:
+                if kind == "shapesys":
+                    shapesys_channels.setdefault(mname, set()).add(cname)
+    for mname, where in shapesys_channels.items():
+        if len(where) > 1:  # pyhf: "Trying to add paramset shapesys/... but other exist"
+            raise ctx.error((*path, "channels"), f"shapesys '{mname}' is used in channels "
+                            f"{sorted(where)}: its per-bin parameters belong to one channel; "
+                            "name it per channel")
     modifier_names = {n for s in all_samples for _, n, _ in s.modifiers}
     for q in pois:
         if q in modifier_names:
@@ -419,6 +436,9 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     if calctype not in ("asymptotics", "toybased"):
         raise ctx.error((*path, "hypotest", "calctype"),
                         f"expected 'asymptotics' or 'toybased', got {calctype!r}")
+    if calctype == "toybased" and backend == "unbinned":
+        raise ctx.error((*path, "hypotest", "calctype"), "the unbinned backend computes CLs "
+                        "asymptotically only ('asymptotics'); its toys are 'ratiofit coverage'")
     return InferenceSpec(
         backend=backend, mode=mode, flow=flow, poi=poi, channels=channels, nuisances=nuisances,
         staterror=ctx.get(body, path, "staterror", bool, default=True),

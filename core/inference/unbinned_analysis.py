@@ -44,7 +44,7 @@ def _minimise(cost: UnbinnedModelNLL, *, fixed: Mapping[str, float] | None = Non
     values.update({k: float(v) for k, v in (fixed or {}).items()})
     # with fixed parameters, MINUIT's own Hessian: Minuit2 (iminuit ≤ 2.33) maps an external
     # one to the wrong parameters then (root-project/root#20954, inference/unbinned_fit.py)
-    m = Minuit(cost, **values) if not fixed else Minuit(cost, hessian=False, **values)
+    m = Minuit(cost, hessian=False, **values)
     m.print_level = 0
     m.strategy = 1
     # EDM < 2e-5: the POI then sits within ~0.006 of its error of the minimum (MINUIT's
@@ -57,7 +57,10 @@ def _minimise(cost: UnbinnedModelNLL, *, fixed: Mapping[str, float] | None = Non
     for k in fixed or {}:
         m.fixed[k] = True
     m.migrad()
-    if not m.valid:  # one retry from where it stopped, as pyhf's minuit optimizer does not
+    if not m.valid:  # retries from where it stopped, the second with MINUIT's strategy 2
+        m.migrad()
+    if not m.valid:
+        m.strategy = 2
         m.migrad()
     if hesse and m.valid:
         m.hesse()
@@ -80,11 +83,30 @@ def fit_model(model: UnbinnedModel, cost: UnbinnedModelNLL | None = None, *,
         at = [n for n in model.names if not m.fixed[n] and (
             math.isclose(m.values[n], model.limits[n][0], abs_tol=1e-6)
             or math.isclose(m.values[n], model.limits[n][1], abs_tol=1e-6))]
-        raise InferenceError("the unbinned fit did not converge" + (
-            f"; {', '.join(at)} at a bound" if at else ""))
+        f = m.fmin
+        why = "the call limit" if f.has_reached_call_limit else \
+            f"EDM {f.edm:.2g} above {f.edm_goal:.2g}" if f.is_above_max_edm else \
+            "HESSE failed" if f.hesse_failed else "MIGRAD's minimum is not valid"
+        raise InferenceError(f"the unbinned fit did not converge ({why})" + (
+            f"; {', '.join(at)} at a bound" if at else "") + ", at " + ", ".join(
+            f"{n} = {m.values[n]:.4g}" for n in model.names))
     names = list(model.names)
     values = np.array([m.values[n] for n in names])
     errors = np.array([0.0 if m.fixed[n] else m.errors[n] for n in names])
+    poi = model.poi
+    if not m.fixed[poi]:
+        # MINOS on the POI: near its bound at 0 (a background-only fit) HESSE's error of a
+        # bounded parameter is far too small (0.08 against a profile width of ~1.5)
+        try:
+            m.minos(poi)
+            me = m.merrors[poi]
+            at_bound = math.isclose(m.values[poi], model.limits[poi][0], abs_tol=1e-3 * max(
+                me.upper, 1e-12))
+            if me.is_valid or (at_bound and me.upper_valid):
+                i = names.index(poi)
+                errors[i] = me.upper if at_bound else 0.5 * (me.upper - me.lower)
+        except RuntimeError:  # MINOS failed: HESSE's error stands (said by the result)
+            pass
     cov = np.zeros((len(names), len(names)))
     if m.covariance is not None:
         cov = np.asarray(m.covariance, dtype=np.float64)
@@ -106,13 +128,17 @@ def fit_model(model: UnbinnedModel, cost: UnbinnedModelNLL | None = None, *,
 
 
 def _qmu_tilde(cost: UnbinnedModelNLL, mu: float, best: Any) -> float:
-    """q̃_μ (Cowan et al. Eq. 16) with μ̂ ≥ 0 (the POI's lower bound is 0)."""
+    """q̃_μ (Cowan et al. Eq. 16): 0 for μ̂ > μ; against the μ = 0 conditional fit where
+    μ̂ < 0 (the unbinned POI may go negative while every event's density stays positive)."""
     model = cost.model
-    if best.values[model.poi] > mu:
+    mu_hat = best.values[model.poi]
+    if mu_hat > mu:
         return 0.0
-    cond = _minimise(cost, fixed={model.poi: mu}, start=dict(best.values.to_dict()),
-                     hesse=False)
-    return max(2.0 * (cond.fval - best.fval), 0.0)
+    start = dict(best.values.to_dict())
+    reference = best.fval if mu_hat >= 0 else _minimise(
+        cost, fixed={model.poi: 0.0}, start=start, hesse=False).fval
+    cond = _minimise(cost, fixed={model.poi: mu}, start=start, hesse=False)
+    return max(2.0 * (cond.fval - reference), 0.0)
 
 
 def _cls(q: float, q_a: float) -> tuple[float, float, float]:
@@ -172,21 +198,30 @@ def upper_limit_model(model: UnbinnedModel, *, scan: Sequence[float] | None = No
                       level: float = 0.05, best: BinnedFitResult | None = None
                       ) -> UpperLimitResult:
     """The POI's CLs upper limit at 1 − ``level``: the crossing of CLs = level, linearly
-    interpolated on the scan (default 21 points from 0 to μ̂ + 5σ̂), observed and for the
-    expected band."""
+    interpolated on the scan, observed and for the expected band. The default scan has 21
+    points from 0 to μ̂ + 5σ̂, widened (twice as far, up to the POI's bound) until the
+    observed CLs and the expected +2σ band fall below the level."""
     cost = model.nll()
     asimov = _asimov_cost(model, cost)
-    if scan is None:
-        best = best or fit_model(model, cost)
-        hi = model.limits[model.poi][1]
-        top = min(hi, max(best.poi_value, 0.0) + 5 * best.poi_error + 1e-3)
-        grid = np.linspace(max(model.limits[model.poi][0], 1e-3 * top), top, 21)
-    else:
-        grid = np.asarray(scan, dtype=np.float64)
     best_m, best_a = _minimise(cost, hesse=False), _minimise(asimov, hesse=False)
-    results = [_hypotest(cost, asimov, best_m, best_a, float(mu)) for mu in grid]
-    obs = np.array([r.cls_observed for r in results])
-    exp = np.array([r.cls_expected for r in results])
+    lo_bound, hi_bound = model.limits[model.poi]
+    if scan is not None:
+        grids = [np.asarray(scan, dtype=np.float64)]
+    else:
+        best = best or fit_model(model, cost)
+        top = min(hi_bound, max(best.poi_value, 0.0) + 5 * best.poi_error + 1e-3)
+        grids = []
+        while True:
+            grids.append(np.linspace(max(lo_bound, 0.0), top, 21))
+            if top >= hi_bound or len(grids) > 6:
+                break
+            top = min(hi_bound, 2 * top)
+    for grid in grids:
+        results = [_hypotest(cost, asimov, best_m, best_a, float(mu)) for mu in grid]
+        obs = np.array([r.cls_observed for r in results])
+        exp = np.array([r.cls_expected for r in results])
+        if obs[-1] < level and exp[-1, -1] < level:
+            break
 
     def crossing(cls: np.ndarray) -> float:
         below = np.nonzero(cls < level)[0]
@@ -201,7 +236,7 @@ def upper_limit_model(model: UnbinnedModel, *, scan: Sequence[float] | None = No
     observed = crossing(obs)
     if not math.isfinite(observed):
         raise InferenceError(f"CLs does not fall below {level} on the scan up to "
-                             f"{grid[-1]:g}; give a wider scan")
+                             f"{grid[-1]:g} (the POI's bound is {hi_bound:g})")
     return UpperLimitResult(observed=observed,
                             expected=tuple(crossing(exp[:, j]) for j in range(exp.shape[1])),
                             level=float(level), scan=grid, cls_observed=obs, cls_expected=exp)

@@ -1,0 +1,261 @@
+"""The ``inference`` stage on the unbinned backend (``backend: unbinned``): the spec's
+channels as an :class:`~ratiofit.inference.unbinned_model.UnbinnedModel`, fitted with
+iminuit.
+
+Each channel's background (the sample listing the reweighter's nuisances) has the density
+p_b0(x)·w(x, θ)/Z(θ); every other sample's density is taken relative to it through a θ-free
+density ratio r_k(x) = p_k(x)/p_b0(x) — a saved reweighter (``ratio: DIR``) or one trained
+here with the spec's reweighter settings (architecture, loss, training), labels 0 = the
+background sample, 1 = the sample (guide-searches.md Eq. 3.10–3.12, a classifier of S against
+B). The fit, CLs, the upper limit and the impacts follow
+:mod:`ratiofit.inference.unbinned_analysis`.
+
+The learned ratios' own error: with ``uncertainty.replicas`` ≥ 2, every replica (the
+reweighter's bootstrap replica K, and each trained density ratio retrained on Poisson(1)
+bootstrap copies of its samples with its own seed) gives its own model, which is refitted
+from the best fit; the spread of the fitted values is the ``reweighter`` component of each
+parameter's error, added to the fit's own (``stat``) covariance with the Welch–Satterthwaite
+t factor (:class:`ratiofit.uncertainty.ErrorBudget`). The reported ``errors`` and pulls are
+the totals; ``errors_stat`` keeps the fit's own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+from .events import EventSet
+from .execution import Executor
+from .parameters import ParameterSet
+from .registry import Registry
+from .reweighter import Reweighter
+from .seeding import derive_rng, derive_seed
+from .spec import Spec
+from .uncertainty import ErrorBudget, bootstrap
+from .workflow import Samples
+
+__all__ = ["run_unbinned"]
+
+
+def _concatenate(parts: list[EventSet]) -> EventSet:
+    names = parts[0].feature_names
+    for p in parts[1:]:
+        if p.feature_names != names:
+            raise DataError(f"data samples disagree on features: {names} vs {p.feature_names}")
+    return EventSet(features=np.concatenate([p.features for p in parts]), feature_names=names,
+                    weights=np.concatenate([p.event_weights for p in parts]))
+
+
+def _train_ratio(spec: Spec, registry: Registry, background: EventSet, target: EventSet, *,
+                 key: str, replica: int | None, progress: bool) -> Reweighter:
+    """A θ-free density ratio target/background with the spec's reweighter settings."""
+    from .training import train_reweighter
+
+    rws = spec.reweighter
+    assert rws is not None  # the spec's validation asks for it (or for ``ratio``)
+    if replica is None:
+        seed = derive_seed(spec.seed, "ratio", key)
+    else:
+        rng = derive_rng(spec.seed, "ratio-bootstrap", key, replica)
+        background, target = bootstrap(background, rng), bootstrap(target, rng)
+        seed = derive_seed(spec.seed, "ratio-train", key, replica)
+    return train_reweighter(
+        reference=background, target=target, parameters=ParameterSet(()),
+        architecture=registry.get("architecture", rws.architecture),
+        architecture_options=rws.architecture_options, loss=registry.get("loss", rws.loss),
+        training=rws.training, seed=seed, checkpoint_dir=None, progress=progress)
+
+
+def _log_ratio(rw: Reweighter) -> Any:
+    def log_ratio(events: EventSet) -> np.ndarray:
+        return np.asarray(rw.log_ratio(features=events, theta={}), dtype=np.float64)
+
+    return log_ratio
+
+
+def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
+                 this: Reweighter | None, executor: Executor | None = None,
+                 progress: bool = False) -> dict[str, Any]:
+    """Build, fit and test the unbinned model of the spec's ``inference`` section."""
+    from . import inference as inf
+    from .inference.unbinned_analysis import (
+        fit_model,
+        hypotest_model,
+        impacts_model,
+        profile_scan_model,
+        upper_limit_model,
+    )
+    from .inference.unbinned_model import (
+        UnbinnedChannel,
+        UnbinnedComponent,
+        UnbinnedModel,
+        UnbinnedNuisance,
+    )
+    from .inference_stage import _inference_replicas
+
+    ispec = spec.inference
+    assert ispec is not None
+    t0 = time.perf_counter()
+    source = next(iter(ispec.nuisances.values())).reweighter
+    if source == "this":
+        if this is None:
+            raise DataError("inference: no trained reweighter")
+        rw = this
+    else:
+        d = Path(source)
+        rw = Reweighter.load(d / "reweighter" if (d / "reweighter" / "metadata.json").is_file()
+                             else d, registry=registry)
+    nuisances = [UnbinnedNuisance(name=n, parameter=ns.parameter, nominal=ns.nominal,
+                                  sigma=ns.sigma, measured=ns.measured)
+                 for n, ns in ispec.nuisances.items()]
+    fixed = {n: spec.parameters[n].nominal for n in rw.theta_names if n in spec.parameters}
+    warnings: list[str] = []
+    ratio_info: dict[str, Any] = {}
+    ratios: dict[tuple[str, str], Reweighter] = {}  # (background, sample) → ratio
+
+    def ratio_of(background: str, sample: str, given: str | None, replica: int | None
+                 ) -> Reweighter:
+        if given is not None:
+            return Reweighter.load(Path(given) / "reweighter"
+                                   if (Path(given) / "reweighter" / "metadata.json").is_file()
+                                   else given, registry=registry)
+        key = (background, sample) if replica is None else (background, f"{sample}#{replica}")
+        if key not in ratios:
+            t = time.perf_counter()
+            ratios[key] = _train_ratio(spec, registry, samples[background], samples[sample],
+                                       key=f"{background}/{sample}", replica=replica,
+                                       progress=progress)
+            if replica is None:
+                d = outdir / "ratios" / f"{sample}-over-{background}"
+                ratios[key].save(d)
+                ratio_info[f"{sample}/{background}"] = {
+                    "trained": str(d.relative_to(outdir)),
+                    "train_seconds": time.perf_counter() - t}
+        return ratios[key]
+
+    def build(reweighter: Any, replica: int | None) -> Any:
+        channels = []
+        for cname, cs in ispec.channels.items():
+            background = cs.background
+            assert background is not None  # the spec's validation
+            bsample = cs.samples[background].sample
+            comps = []
+            for name, ss in cs.samples.items():
+                events = samples[ss.sample]
+                y = float(events.event_weights.sum()) if ss.yield_ is None else ss.yield_
+                comps.append(UnbinnedComponent(
+                    name=name, events=events, yield_=y, poi=ss.poi,
+                    log_ratio=None if name == background else _log_ratio(
+                        ratio_of(bsample, ss.sample, ss.ratio, replica)),
+                    modifiers=tuple(inf.StandardModifier(kind=k, name=n, data=d)  # type: ignore[arg-type]
+                                    for k, n, d in ss.modifiers)))
+            data = _concatenate([samples[d] for d in cs.data])
+            channels.append(UnbinnedChannel(name=cname, data=data, components=tuple(comps),
+                                            nuisances=cs.samples[background].nuisances))
+        return UnbinnedModel(channels=channels, reweighter=reweighter, nuisances=nuisances,
+                             pois=list(ispec.pois), fixed=fixed)
+
+    model = build(rw, None)
+    fit = fit_model(model)
+    result: dict[str, Any] = {
+        "backend": "unbinned", "mode": "unbinned",
+        "model": "extended unbinned likelihood (guide-searches.md Eq. 3.7-3.8): per channel, "
+                 "the background density w(x, theta)/Z(theta) times the reference's, the other "
+                 "samples' by their density ratios to it; yields with the standard modifiers "
+                 "(ratiofit.inference.unbinned_model)",
+        "channels": {c: {"data_events": len(ch.data), "samples": [x.name for x in
+                                                                  ch.components]}
+                     for c, ch in zip(ispec.channels, model.channels, strict=True)},
+        "signal_ratios": ratio_info}
+    fitd = fit.to_dict()
+    fitd["errors_stat"] = list(fitd["errors"])
+    # the learned ratios' own error from the replicas (module docstring)
+    replicas, replica_info = _inference_replicas(spec, samples, registry, outdir=outdir,
+                                                 this=this, executor=executor,
+                                                 progress=progress)
+    members = next(iter(replicas.values()))
+    replica_values: dict[str, list[float]] = {n: [] for n in fit.names}
+    for k, rrw in enumerate(members, start=1):
+        try:
+            rfit = fit_model(build(rrw, k), start={n: fit.value(n) for n in fit.names})
+        except inf.InferenceError as exc:
+            # one replica's fit that fails leaves its spread out: said, never hidden
+            warnings.append(f"replica {k}: {exc}; left out of the learned ratios' error")
+            continue
+        for n in fit.names:
+            replica_values[n].append(rfit.value(n))
+    budget = ErrorBudget.from_replicas(names=list(fit.names), stat=fit.covariance,
+                                       reference=None, replica_values=replica_values)
+    holder: dict[str, Any] = {"parameters": {n: {"value": fit.value(n)} for n in fit.names}}
+    budget.to_fit(holder)
+    if len(replica_values[fit.poi]) >= 2:
+        fitd["errors"] = [holder["parameters"][n]["error"] for n in fit.names]
+        for n, pull in fitd["pulls"].items():
+            e = holder["parameters"][n]["error"]
+            pull["error"] = e
+            if pull.get("theta") is not None:
+                pull["theta_error"] = ispec.nuisances[n].sigma * e
+    else:
+        warnings.append(f"{len(replica_values[fit.poi])} replica fit(s) (uncertainty.replicas "
+                        f"= {spec.uncertainty.replicas}): fewer than 2, so the errors leave out "
+                        "the learned ratios' own error")
+    units = {**dict.fromkeys(ispec.pois, 1.0), **{n: ns.sigma for n, ns in
+                                                  ispec.nuisances.items()}}
+    fitd["error_components"] = {
+        n: {"total": units[n] * holder["parameters"][n]["error"],
+            "without_learned_ratio": units[n] * fit.error(n),
+            "learned_ratio": units[n] * holder["parameters"][n]["error_components"]
+            ["reweighter"], "dof": holder["parameters"][n]["dof"]}
+        for n in units}
+    fitd["replica_values"] = replica_values
+    result["fit"] = fitd
+    result["learned_ratio"] = {"method": "refits with each bootstrap replica of the "
+                                         "reweighter and of the trained density ratios",
+                               **replica_info}
+    result["yields"] = {"prefit": model.expected_yields({}),
+                        "postfit": model.expected_yields(
+                            {n: fit.value(n) for n in fit.names})}
+
+    def attempt(label: str, compute: Any) -> Any:
+        try:
+            return compute()
+        except inf.InferenceError as exc:
+            warnings.append(f"{label} failed: {exc}")
+            return {"failed": str(exc)}
+
+    if ispec.hypotest_poi is not None:
+        hp = ispec.hypotest_poi
+        result["hypotest"] = attempt("the hypothesis test", lambda: asdict(
+            hypotest_model(model, poi_value=hp)))
+    if ispec.upper_limit:
+        result["upper_limit"] = attempt("the upper limit", lambda: asdict(
+            upper_limit_model(model, best=fit)))
+    if ispec.impacts:
+        result["impacts"] = attempt("the impacts", lambda: [
+            asdict(i) for i in impacts_model(model, best=fit)])
+    mu, err = fit.poi_value, fit.poi_error
+    lo, hi = model.limits[ispec.poi]
+    points = np.clip(np.linspace(mu - 3 * err, mu + 3 * err, 13), lo, hi)
+    result["scan"] = attempt("the profile scan",
+                             lambda: profile_scan_model(model, [float(v) for v in points], best=fit))
+    result["warnings"] = warnings
+    result["seconds"] = time.perf_counter() - t0
+    return _jsonable(result)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.floating | np.integer):
+        return value.item()
+    return value

@@ -166,19 +166,31 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
                 nuisances=ss.nuisances, staterror=ispec.staterror,
                 modifiers=tuple(inf.StandardModifier(kind=k, name=n, data=d)  # type: ignore[arg-type]
                                 for k, n, d in (*ss.modifiers, *extra_poi))))
-        observed = np.sum([inf.histogram_template(
-            events=samples[d], observable=cs.observable, edges=list(cs.edges),
-            flow=ispec.flow).values for d in cs.data], axis=0)  # type: ignore[arg-type]
+        # (with an analysis's workspace, its observations are the data)
+        observed = np.zeros(len(cs.edges) - 1)
+        for dname in cs.data:
+            observed = observed + inf.histogram_template(
+                events=samples[dname], observable=cs.observable, edges=list(cs.edges),
+                flow=ispec.flow).values  # type: ignore[arg-type]
         channels.append(inf.Channel(name=cname, observable=cs.observable, edges=list(cs.edges),
                                     samples=tuple(chan_samples), observed=observed))
     templates = inf.build_templates(channels=channels, nuisances=nuisances,
                                     flow=ispec.flow,  # type: ignore[arg-type]
                                     morph=ispec.mode == "exact")
 
-    def model_of(tpl: Any) -> Any:
+    start = ispec.workspace
+
+    def model_of(tpl: Any, mode: str = ispec.mode) -> Any:
+        if start is not None:
+            from .inference.workspace_merge import add_learned_nuisances
+
+            return add_learned_nuisances(start.spec, tpl, mode=mode,
+                                         measurement=start.measurement,
+                                         edges={c: list(cs.edges)
+                                                for c, cs in ispec.channels.items()})
         return inf.exact_model(tpl, poi=ispec.poi, staterror=ispec.staterror) \
-            if ispec.mode == "exact" else inf.portable_model(tpl, poi=ispec.poi,
-                                                            staterror=ispec.staterror)
+            if mode == "exact" else inf.portable_model(tpl, poi=ispec.poi,
+                                                       staterror=ispec.staterror)
 
     result: dict[str, Any] = {"mode": ispec.mode, "workspace": "workspace.json",
                               # what `pyhf fit workspace.json` computes: never the exact
@@ -196,7 +208,14 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
                               "channels": {c: {"observable": cs.observable,
                                                "edges": list(cs.edges)}
                                            for c, cs in ispec.channels.items()}}
-    if len(ispec.channels) == 1:
+    if start is not None:
+        result["workspace_model"] = (
+            f"the analysis's workspace {start.file} (measurement '{start.measurement}') with "
+            "each learned nuisance as a histosys of n_b h_b(theta0 -+ sigma)/h_b(theta0) on "
+            "the samples named, and the learned-ratio and non-closure modifiers "
+            "(ratiofit.inference.workspace_merge)")
+        result["started_from"] = {"file": start.file, "measurement": start.measurement}
+    if len(ispec.channels) == 1 and start is None:
         result.update(observable=ispec.observable, edges=list(ispec.edges))
     replicas, replica_info = _inference_replicas(spec, samples, registry, outdir=outdir,
                                                  this=this, executor=executor,
@@ -235,7 +254,10 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
         "terms": [t.summary(nominal) for t in terms if isinstance(t, inf.LearnedRatioTerm)],
         "nonclosure": [t.summary(nominal) for t in terms
                        if isinstance(t, inf.NonClosureTerm)], **replica_info}
-    workspace = inf.portable_workspace(templates, poi=ispec.poi, staterror=ispec.staterror)
+    if start is None:
+        workspace = inf.portable_workspace(templates, poi=ispec.poi, staterror=ispec.staterror)
+    else:  # the portable merge needs no morphing
+        workspace = model_of(templates, "portable").spec
     inf.write_workspace(workspace, outdir / "workspace.json")
     model = model_of(templates)
     # started where the fit without the learned-ratio modifiers ended: where the learned

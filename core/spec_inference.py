@@ -347,6 +347,10 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         measured = _number(ctx, nb, npath, "measured") if "measured" in nb else None
         nuisances[name] = NuisanceSpec(reweighter=source, parameter=parameter, nominal=nominal,
                                        sigma=sigma, measured=measured)
+    for q in pois:  # before the channels, whose samples name the POIs
+        if q in nuisances:
+            raise ctx.error((*path, "poi"), f"the parameter of interest '{q}' is also a "
+                            "nuisance's name; name them apart")
     # channels: ``channels: {NAME: {observable, bins, data, samples}}``, or one channel
     # (named "channel") whose fields sit in the section itself
     single = [k for k in ("observable", "bins", "data", "samples") if k in body]

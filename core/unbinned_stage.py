@@ -242,8 +242,8 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
     mu, err = fit.poi_value, fit.poi_error
     lo, hi = model.limits[ispec.poi]
     points = np.clip(np.linspace(mu - 3 * err, mu + 3 * err, 13), lo, hi)
-    result["scan"] = attempt("the profile scan",
-                             lambda: profile_scan_model(model, [float(v) for v in points], best=fit))
+    result["scan"] = attempt("the profile scan", lambda: profile_scan_model(
+        model, [float(v) for v in points], best=fit))
     result["warnings"] = warnings
     result["seconds"] = time.perf_counter() - t0
     return _jsonable(result)

@@ -61,7 +61,8 @@ inference:
      r"sample 'dat'"),
     ("bins: {n: 10, range: [-7, 7]}", "bins: [1, 0.5]", r":17: inference.bins: bin edges must "
      r"increase"),
-    ("signal: true", "signal: false", r"inference.samples: no sample is scaled by the parameter of interest 'mu' \(give one 'signal: true'\)"),
+    ("signal: true", "signal: false", r"inference.samples: no sample is scaled by the "
+     r"parameter of interest 'mu' \(give one 'signal: true'\)"),
     ("data: data\n  samples", "data: [data, dat]\n  samples", r":18: inference.data: "
      r"undefined sample 'dat'"),
     ("data: data\n  samples", "data: [data, data]\n  samples", r":18: inference.data: a "

@@ -1,0 +1,234 @@
+"""The inference section's further forms (issue: analysis-grade inference): several
+parameters of interest, the unbinned backend from YAML, and an analysis's own pyhf
+workspace with a learned nuisance added."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ratiofit.cli import main
+from ratiofit.errors import SpecError
+from ratiofit.spec import load_spec_text, resolved_dict
+
+HEAD = """\
+seed: 7
+parameters:
+  mu: {nominal: 0.0, range: [-1.0, 1.0]}
+samples:
+  nominal: {source: gaussian, n_events: 4000, options: {mean: mu}}
+  varied: {source: gaussian, n_events: 4000, theta: {mu: uniform}, options: {mean: mu}}
+  signal: {source: gaussian, n_events: 2000, options: {mean: 2.0, width: 0.3}}
+  other: {source: gaussian, n_events: 2000, options: {mean: -2.0, width: 0.3}}
+  data: {source: gaussian, n_events: 2000, theta: {mu: 0.1}, options: {mean: mu}}
+reweighter:
+  architecture: mlp
+  reference: nominal
+  target: varied
+  training: {epochs: 1, batch_size: 512, checkpoint: false}
+uncertainty: {replicas: 0, correction: none}
+"""
+
+TWO_POIS = HEAD + """\
+inference:
+  observable: x0
+  bins: {n: 8, range: [-6, 6]}
+  flow: fold
+  poi: [mu_a, mu_b]
+  data: data
+  upper_limit: false
+  impacts: false
+  samples:
+    a: {sample: signal, yield: 30, signal: true}
+    b: {sample: other, yield: 30, signal: mu_b}
+    bkg: {sample: nominal, yield: 2000, nuisances: [shape]}
+  nuisances:
+    shape: {reweighter: this, parameter: mu, nominal: 0.0, sigma: 0.1}
+"""
+
+
+def _run(tmp_path: Path, text: str, name: str = "s.yaml") -> dict:
+    path = tmp_path / name
+    path.write_text(text)
+    res = CliRunner().invoke(main, ["run", str(path), "-o", str(tmp_path / "out"), "-q",
+                                    "--no-plots"])
+    assert res.exit_code == 0, res.output
+    return json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
+
+
+def test_two_pois_are_both_fitted_and_the_first_is_tested(tmp_path: Path) -> None:
+    spec = load_spec_text(TWO_POIS, path="p.yaml")
+    assert spec.inference is not None and spec.inference.pois == ("mu_a", "mu_b")
+    assert spec.inference.samples["b"].poi == "mu_b"
+    assert load_spec_text(json.dumps(resolved_dict(spec)), path="r.yaml").inference == \
+        spec.inference
+    out = _run(tmp_path, TWO_POIS)
+    assert out["fit"]["poi"] == "mu_a" and {"mu_a", "mu_b"} <= set(out["fit"]["names"])
+    ws = json.loads((tmp_path / "out" / "workspace.json").read_text())
+    mods = {s["name"]: {m["name"]: m["type"] for m in s["modifiers"]}
+            for s in ws["channels"][0]["samples"]}
+    assert mods["a"]["mu_a"] == "normfactor" and mods["b"]["mu_b"] == "normfactor"
+    assert "mu_a" not in mods["b"]
+    # background-only data: both signal strengths within 5 errors of 0
+    for q in ("mu_a", "mu_b"):
+        i = out["fit"]["names"].index(q)
+        assert out["fit"]["values"][i] < 5 * out["fit"]["errors"][i]
+
+
+@pytest.mark.parametrize(("old", "new", "match"), [
+    ("signal: mu_b}", "signal: mu_c}", r"samples\.b\.signal: expected true, false or the "
+                                       r"name of a parameter of interest \(mu_a, mu_b\)"),
+    ("signal: mu_b}", "signal: false}", "no sample is scaled by the parameter of interest "
+                                        "'mu_b'"),
+    ("poi: [mu_a, mu_b]", "poi: [mu_a, mu_a]", "inference.poi: expected a parameter name or "
+                                               "a list of distinct names"),
+    ("poi: [mu_a, mu_b]", "poi: [mu_a, shape]", "the parameter of interest 'shape' is also a "
+                                                "nuisance's name"),
+])
+def test_bad_pois_are_one_line_errors(old: str, new: str, match: str) -> None:
+    assert old in TWO_POIS
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec_text(TWO_POIS.replace(old, new, 1), path="p.yaml")
+    assert "\n" not in str(info.value) and str(info.value).startswith("p.yaml:")
+
+
+# four epochs: the signal's density ratio of a one-epoch classifier mimicked a signal of
+# μ ≈ 8 ± 2.4 in background-only data (what the replicas, not the test, have to show)
+UNBINNED = HEAD.replace("replicas: 0", "replicas: 2").replace("epochs: 1", "epochs: 4") + """\
+inference:
+  backend: unbinned
+  poi: mu_sig
+  data: data
+  hypotest: {poi_value: 2.0}
+  samples:
+    sig: {sample: signal, yield: 30, signal: true, modifiers: [{lumi: {sigma: 0.02}}]}
+    bkg: {sample: nominal, yield: 2000, nuisances: [shape],
+          modifiers: [{lumi: {sigma: 0.02}}, {normsys: {name: xsec, lo: 0.95, hi: 1.05}}]}
+  nuisances:
+    shape: {reweighter: this, parameter: mu, nominal: 0.0, sigma: 0.1}
+"""
+
+
+def test_the_unbinned_backend_runs_from_yaml(tmp_path: Path) -> None:
+    spec = load_spec_text(UNBINNED, path="u.yaml")
+    assert spec.inference is not None and spec.inference.backend == "unbinned"
+    assert load_spec_text(json.dumps(resolved_dict(spec)), path="r.yaml").inference == \
+        spec.inference
+    out = _run(tmp_path, UNBINNED, "u.yaml")
+    fit = out["fit"]
+    assert out["backend"] == "unbinned"
+    assert fit["names"] == ["mu_sig", "shape", "lumi", "xsec"]
+    # the trained density ratio of the signal is saved, and the replicas' spread is in
+    assert (tmp_path / "out" / out["signal_ratios"]["signal/nominal"]["trained"]).is_dir()
+    comp = fit["error_components"]["mu_sig"]
+    assert comp["total"] == pytest.approx(np.hypot(comp["without_learned_ratio"],
+                                                   comp["learned_ratio"]), rel=0.5)
+    assert comp["total"] >= comp["without_learned_ratio"]
+    h = out["hypotest"]
+    assert 0 <= h["cls_observed"] <= 1 and h["poi_value"] == 2.0
+    assert list(h["cls_expected"]) == sorted(h["cls_expected"])
+    assert out["upper_limit"]["observed"] > 0
+    assert {i["name"] for i in out["impacts"]} == {"shape", "lumi", "xsec"}
+    i = out["scan"]["twice_delta_nll"]
+    assert min(i) == pytest.approx(0.0, abs=0.05)
+
+
+@pytest.mark.parametrize(("old", "new", "match"), [
+    ("nuisances: [shape],\n", "nuisances: [],\n", "the unbinned backend needs exactly one "
+                                                 "sample per channel that lists the "
+                                                 "reweighter's nuisances"),
+    ("{normsys: {name: xsec, lo: 0.95, hi: 1.05}}", "{shapesys: {name: mc, relative: 0.1}}",
+     r"modifiers\[1\]\.shapesys: shapesys is a per-bin modifier"),
+    ("hypotest: {poi_value: 2.0}", "hypotest: {calctype: toybased}",
+     "the unbinned backend computes CLs asymptotically only"),
+    ("backend: unbinned", "backend: unbined", "unknown backend 'unbined'; did you mean "
+                                              "'unbinned'"),
+])
+def test_bad_unbinned_sections_are_one_line_errors(old: str, new: str, match: str) -> None:
+    assert old in UNBINNED
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec_text(UNBINNED.replace(old, new, 1), path="u.yaml")
+    assert "\n" not in str(info.value) and str(info.value).startswith("u.yaml:")
+
+
+def _analysis_workspace() -> dict:
+    """A small analysis: a signal region with signal and background histograms, a lumi and
+    a background normsys, and its observations (what an analysis keeps in pyhf JSON)."""
+    bkg = [50.0, 300.0, 900.0, 900.0, 300.0, 50.0]
+    return {"version": "1.0.0",
+            "channels": [{"name": "SR", "samples": [
+                {"name": "signal", "data": [0.0, 0.0, 0.0, 2.0, 20.0, 8.0],
+                 "modifiers": [{"name": "mu", "type": "normfactor", "data": None},
+                               {"name": "lumi", "type": "lumi", "data": None}]},
+                {"name": "background", "data": bkg,
+                 "modifiers": [{"name": "lumi", "type": "lumi", "data": None},
+                               {"name": "bkg_norm", "type": "normsys",
+                                "data": {"lo": 0.9, "hi": 1.1}}]}]}],
+            "observations": [{"name": "SR", "data": [52.0, 310.0, 880.0, 930.0, 290.0, 47.0]}],
+            "measurements": [{"name": "meas", "config": {"poi": "mu", "parameters": [
+                {"name": "lumi", "auxdata": [1.0], "sigmas": [0.02],
+                 "bounds": [[0.8, 1.2]], "inits": [1.0]}]}}]}
+
+
+WITH_WORKSPACE = HEAD + """\
+inference:
+  workspace: analysis.json
+  mode: portable
+  flow: fold
+  channels:
+    SR:
+      observable: x0
+      bins: [-3, -2, -1, 0, 1, 2, 3]
+      samples:
+        background: {sample: nominal, nuisances: [shape]}
+  nuisances:
+    shape: {reweighter: this, parameter: mu, nominal: 0.0, sigma: 0.1}
+"""
+
+
+def test_a_learned_nuisance_joins_an_analysis_workspace(tmp_path: Path) -> None:
+    import pyhf
+
+    (tmp_path / "analysis.json").write_text(json.dumps(_analysis_workspace()))
+    spec = load_spec_text(WITH_WORKSPACE, path=str(tmp_path / "w.yaml"))
+    assert spec.inference is not None and spec.inference.poi == "mu"
+    out = _run(tmp_path, WITH_WORKSPACE, "w.yaml")
+    ws = json.loads((tmp_path / "out" / "workspace.json").read_text())
+    pyhf.Workspace(ws)  # a standard workspace again
+    bkg = ws["channels"][0]["samples"][1]
+    mods = {m["name"]: m for m in bkg["modifiers"]}
+    assert set(mods) == {"lumi", "bkg_norm", "shape"}
+    assert bkg["data"] == _analysis_workspace()["channels"][0]["samples"][1]["data"]
+    lo, hi = (np.asarray(mods["shape"]["data"][k]) for k in ("lo_data", "hi_data"))
+    # a mean shift of +0.1 moves events from the lower to the upper bins: the variation
+    # is relative, the analysis's counts its scale
+    assert hi[-1] > bkg["data"][-1] > lo[-1] and hi[0] < bkg["data"][0] < lo[0]
+    assert out["started_from"]["measurement"] == "meas"
+    assert out["fit"]["poi"] == "mu" and "shape" in out["fit"]["names"]
+
+
+@pytest.mark.parametrize(("old", "new", "match"), [
+    ("    shape: {reweighter", "    bkg_norm: {reweighter", "'bkg_norm' is already a "
+                                                          "parameter of the workspace"),
+    ("    SR:\n", "    CR:\n", "the workspace has no channel 'CR'"),
+    ("bins: [-3, -2, -1, 0, 1, 2, 3]", "bins: [-3, -1, 0, 1, 3]", r"SR\.bins: 4 bins, the "
+                                                                  "workspace's channel 'SR' "
+                                                                  "has 6"),
+    ("background: {sample", "bkgd: {sample", "the workspace's channel 'SR' has no sample "
+                                             "'bkgd'"),
+    ("workspace: analysis.json", "workspace: missing.json", "cannot read the workspace "
+                                                            "'missing.json'"),
+    ("{sample: nominal, nuisances: [shape]}", "{sample: nominal, yield: 5, nuisances: [shape]}",
+     "the workspace gives this sample's yield"),
+])
+def test_bad_workspace_starts_are_one_line_errors(tmp_path: Path, old: str, new: str,
+                                                  match: str) -> None:
+    (tmp_path / "analysis.json").write_text(json.dumps(_analysis_workspace()))
+    assert old in WITH_WORKSPACE
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec_text(WITH_WORKSPACE.replace(old, new, 1), path=str(tmp_path / "w.yaml"))
+    assert "\n" not in str(info.value)

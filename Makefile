@@ -35,6 +35,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_bench.py
 	$(PY) bench/bench_unbinned.py
+	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_dask.py
 	$(PY) bench/bench_uncertainty.py
 	$(PY) bench/bench_srgn.py

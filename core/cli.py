@@ -81,12 +81,16 @@ verbose_opt = click.option("--verbose", "-v", is_flag=True,
                    "(tcp://host:8786); workers must share OUTPUT's file system.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Run the independent jobs on a local dask cluster of N worker processes.")
+@click.option("--backend", "backend", type=click.Choice(["pyhf", "unbinned"]), default=None,
+              help="Fit the spec's inference section with this backend instead of its own.")
+@click.option("--mode", "mode", type=click.Choice(["exact", "portable"]), default=None,
+              help="The pyhf backend's mode instead of the spec's.")
 @quiet_opt
 @verbose_opt
 @debug_opt
 def run(spec_path: str, output: str | None, no_plots: bool, scale: float,
-        scheduler: str | None, workers: int | None, quiet: bool, verbose: bool,
-        debug: bool) -> None:
+        scheduler: str | None, workers: int | None, backend: str | None, mode: str | None,
+        quiet: bool, verbose: bool, debug: bool) -> None:
     """Run everything a spec declares; write OUTPUT/result.json, reweighter/, plots/.
 
     Each finished job (ensemble member) is also kept in OUTPUT/jobs/; running the same
@@ -100,7 +104,7 @@ def run(spec_path: str, output: str | None, no_plots: bool, scale: float,
     def go() -> None:
         if scheduler is not None and workers is not None:
             raise RatiofitError("give --scheduler or --workers, not both")
-        spec = load_spec(spec_path)
+        spec = _with_inference(load_spec(spec_path), backend, mode)
         if scale != 1.0:
             spec = scale_spec(spec, scale)
         out = Path(output or Path("runs") / Path(spec_path).stem)
@@ -121,6 +125,16 @@ def run(spec_path: str, output: str | None, no_plots: bool, scale: float,
         _summary(result, out)
 
     _guard(debug, go)
+
+
+def _with_inference(spec: Any, backend: str | None, mode: str | None) -> Any:
+    """``spec`` with its inference section's backend or mode replaced (--backend, --mode),
+    validated again as a whole (the unbinned backend has rules of its own)."""
+    if backend is None and mode is None:
+        return spec
+    from .spec import with_inference
+
+    return with_inference(spec, backend=backend, mode=mode)
 
 
 def _run_fingerprint(spec: Any) -> str:
@@ -422,12 +436,17 @@ def fit(spec_path: str, reweighter_dirs: tuple[str, ...], output: str, strategy:
               help="Run the repeats on this dask scheduler.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Run the repeats on a local dask cluster of N worker processes.")
+@click.option("--backend", "backend", type=click.Choice(["pyhf", "unbinned"]), default=None,
+              help="Fit the spec's inference section with this backend instead of its own.")
+@click.option("--mode", "mode", type=click.Choice(["exact", "portable"]), default=None,
+              help="The pyhf backend's mode instead of the spec's.")
 @quiet_opt
 @verbose_opt
 @debug_opt
 def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
              truth_ranges: tuple[str, ...], scale: float, scheduler: str | None,
-             workers: int | None, quiet: bool, verbose: bool, debug: bool) -> None:
+             workers: int | None, backend: str | None, mode: str | None, quiet: bool,
+             verbose: bool, debug: bool) -> None:
     """Repeat SPEC's whole pipeline; report pulls and 68%/95% coverage of the truth.
 
     Writes OUTPUT/coverage.json and OUTPUT/pulls.png; each finished repeat is kept in
@@ -443,7 +462,7 @@ def coverage(spec_path: str, repeats: int, output: str | None, truths: str,
         if scheduler is not None and workers is not None:
             raise RatiofitError("give --scheduler or --workers, not both")
         _progress(quiet, verbose)  # the repeats draw no bars; this sets the stage lines
-        spec = load_spec(spec_path)
+        spec = _with_inference(load_spec(spec_path), backend, mode)
         if spec.fit is None and spec.inference is None:
             raise RatiofitError(f"{spec_path}: coverage needs a 'fit' or an 'inference' "
                                 "section")

@@ -96,8 +96,12 @@ def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) ->
     assert ispec is not None
     seed = derive_seed(spec.seed, "coverage", k)
     samples = dict(spec.samples)
+    # a repeat's fits are what coverage measures: its hypothesis test, limit scan and
+    # impacts (tens of further fits each) are left out
+    ispec = replace(ispec, hypotest_poi=None, upper_limit=False, impacts=False)
     if not truth:
-        return replace(spec, seed=seed, outputs=replace(spec.outputs, plots=False))
+        return replace(spec, seed=seed, inference=ispec,
+                       outputs=replace(spec.outputs, plots=False))
     rng = derive_rng(seed, "coverage-pseudo-data")
     nuisances = {}
     for name, ns in ispec.nuisances.items():
@@ -118,7 +122,8 @@ def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) ->
             samples[d] = replace(sd, theta=theta, n_events=int(rng.poisson(sd.n_events)))
         for ss in (s for s in ch.samples.values() if s.signal):
             src = samples[ss.sample]
-            expected = truth[ispec.poi] * (ss.yield_ if ss.yield_ is not None else src.n_events)
+            expected = truth[ss.poi or ispec.poi] * (ss.yield_ if ss.yield_ is not None
+                                                     else src.n_events)
             n = int(rng.poisson(expected))
             if n > 0:
                 name = f"coverage-signal-{j}"
@@ -155,12 +160,12 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
 
     if truth is None:  # the spec's own data: background only, θ as the data sample has it
         data = rep.samples[ispec.data[0]]
-        truth = {ispec.poi: 0.0}
+        truth = dict.fromkeys(ispec.pois or (ispec.poi,), 0.0)
         for n, ns in ispec.nuisances.items():
             value = data.theta[ns.parameter].value if ns.parameter in data.theta else None
             if value is not None:
                 truth[n] = value
-    for name in [ispec.poi, *ispec.nuisances]:
+    for name in [*(ispec.pois or (ispec.poi,)), *ispec.nuisances]:
         row = {"truth": truth.get(name), **entry(inf["fit"], name),
                "components": (inf["fit"].get("error_components") or {}).get(name)}
         if "fit_without_learned_ratio" in inf:
@@ -214,7 +219,8 @@ def truth_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
             p = spec.parameters[n]
             out[n] = central(p.low, p.high)
     elif spec.inference is not None:
-        out[spec.inference.poi] = POI_TRUTHS
+        for q in spec.inference.pois or (spec.inference.poi,):
+            out[q] = POI_TRUTHS
         for n, ns in spec.inference.nuisances.items():
             lo, hi = ns.nominal - 2 * ns.sigma, ns.nominal + 2 * ns.sigma
             if ns.parameter in spec.parameters.names:

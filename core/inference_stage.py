@@ -177,6 +177,18 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
     templates = inf.build_templates(channels=channels, nuisances=nuisances,
                                     flow=ispec.flow,  # type: ignore[arg-type]
                                     morph=ispec.mode == "exact")
+    if ispec.workspace is None:
+        for ct in templates.channels:
+            # a bin no simulated event fills, where data are observed: log L = −inf at
+            # every parameter point, and MINUIT steps to NaN; said here, in one line
+            total = np.sum([st.nominal.values for st in ct.samples], axis=0)
+            empty = np.nonzero((total <= 0) & (ct.observed > 0))[0]
+            if len(empty):
+                b = int(empty[0])
+                raise DataError(f"inference channel '{ct.name}': bin [{ct.edges[b]:g}, "
+                                f"{ct.edges[b + 1]:g}) holds {ct.observed[b]:g} observed "
+                                "events but no simulated one; widen or merge the bins, or "
+                                "simulate more")
 
     start = ispec.workspace
 

@@ -703,6 +703,27 @@ def scale_spec(spec: Spec, factor: float) -> Spec:
                    uncertainty=unc, inference=inference)
 
 
+def with_inference(spec: Spec, *, backend: str | None = None, mode: str | None = None
+                   ) -> Spec:
+    """``spec`` with the inference section's ``backend`` and/or ``mode`` replaced, validated
+    again from its resolved form (errors name the spec and the override)."""
+    if spec.inference is None:
+        raise RatiofitError(f"{spec.path}: --backend/--mode need an inference section")
+    doc = resolved_dict(spec)
+    what = []
+    if backend is not None:
+        doc["inference"]["backend"] = backend
+        what.append(f"backend {backend}")
+    if mode is not None:
+        doc["inference"]["mode"] = mode
+        what.append(f"mode {mode}")
+    import yaml
+
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    out = load_spec_text(text, path=f"{spec.path} (resolved, with {' and '.join(what)})")
+    return replace(out, path=spec.path)
+
+
 def resolved_dict(spec: Spec) -> dict[str, Any]:
     """The spec with every default filled in, in the same YAML schema (loadable again)."""
 
@@ -773,7 +794,8 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
                               **({"measured": ns.measured} if ns.measured is not None else {})}
                           for n, ns in inf.nuisances.items()},
             "staterror": inf.staterror,
-            "hypotest": {"poi_value": inf.hypotest_poi, "calctype": inf.hypotest_calctype},
+            "hypotest": "none" if inf.hypotest_poi is None else {
+                "poi_value": inf.hypotest_poi, "calctype": inf.hypotest_calctype},
             "upper_limit": inf.upper_limit, "impacts": inf.impacts}
     if spec.studies:
         out["studies"] = {st.label: {"study": st.study, "options": {

@@ -434,7 +434,9 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         if clash:
             raise ctx.error((*path, "channels"), f"modifier '{clash[0]}' is already a "
                             f"parameter of the workspace {workspace.file}")
-    hbody = ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
+    # ``hypotest: none`` skips the hypothesis test (coverage repeats do)
+    no_test = body.get("hypotest") in ("none", False)
+    hbody = {} if no_test else ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
     ctx.no_unknown(hbody, (*path, "hypotest"), ["poi_value", "calctype"])
     calctype = ctx.get(hbody, (*path, "hypotest"), "calctype", str, default="asymptotics")
     if calctype not in ("asymptotics", "toybased"):
@@ -446,7 +448,8 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     return InferenceSpec(
         backend=backend, mode=mode, flow=flow, poi=poi, channels=channels, nuisances=nuisances,
         staterror=ctx.get(body, path, "staterror", bool, default=True),
-        hypotest_poi=_number(ctx, hbody, (*path, "hypotest"), "poi_value", 1.0),
+        hypotest_poi=None if no_test else _number(ctx, hbody, (*path, "hypotest"),
+                                                  "poi_value", 1.0),
         hypotest_calctype=calctype,
         upper_limit=ctx.get(body, path, "upper_limit", bool, default=True),
         impacts=ctx.get(body, path, "impacts", bool, default=True), pois=pois,

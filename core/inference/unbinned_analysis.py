@@ -36,32 +36,45 @@ __all__ = ["fit_model", "hypotest_model", "impacts_model", "profile_scan_model",
 
 def _minimise(cost: UnbinnedModelNLL, *, fixed: Mapping[str, float] | None = None,
               start: Mapping[str, float] | None = None, hesse: bool = True) -> Any:
+    """MIGRAD (and HESSE) on ``cost``. The first try uses MINUIT's own Hessian: with the
+    cost's external one (central differences of the analytic gradient) a POI at its bound
+    of 0 stalls (EDM 8–40 in background-only fits: the bound's transformation), and with
+    parameters fixed Minuit2 (iminuit ≤ 2.33) maps an external Hessian to the wrong
+    parameters (root-project/root#20954, inference/unbinned_fit.py). Where that try ends
+    invalid, a second starts again with the cost's Hessian: at 10⁶ events MINUIT's own
+    second differences see the network's float32 rounding, not the curvature (costs.py;
+    bench_inference.py: EDM 1e-3 against 1e-5)."""
     from iminuit import Minuit
 
     model = cost.model
     values = {n: float(model.start[n]) for n in model.names}
     values.update({k: float(v) for k, v in (start or {}).items() if k in values})
     values.update({k: float(v) for k, v in (fixed or {}).items()})
-    # with fixed parameters, MINUIT's own Hessian: Minuit2 (iminuit ≤ 2.33) maps an external
-    # one to the wrong parameters then (root-project/root#20954, inference/unbinned_fit.py)
-    m = Minuit(cost, hessian=False, **values)
-    m.print_level = 0
-    m.strategy = 1
-    # EDM < 2e-5: the POI then sits within ~0.006 of its error of the minimum (MINUIT's
-    # default 0.1 left it 0.02σ off along the μ–normsys valley of a counting experiment)
-    m.tol = 0.01
-    for n in model.names:
-        lo, hi = model.limits[n]
-        m.errors[n] = 0.1 * min(1.0, hi - lo) if n in model.pois else \
-            (model.constraints[n][2] if n in model.constraints else 0.1)
-    for k in fixed or {}:
-        m.fixed[k] = True
-    m.migrad()
-    if not m.valid:  # retries from where it stopped, the second with MINUIT's strategy 2
+
+    def attempt(own_hessian: bool, at: Mapping[str, float]) -> Any:
+        m = Minuit(cost, hessian=False, **at) if own_hessian else Minuit(cost, **at)
+        m.print_level = 0
+        m.strategy = 1
+        # EDM < 2e-5: the POI then sits within ~0.006 of its error of the minimum (MINUIT's
+        # default 0.1 left it 0.02σ off along the μ–normsys valley of a counting experiment)
+        m.tol = 0.01
+        for n in model.names:
+            lo, hi = model.limits[n]
+            m.errors[n] = 0.1 * min(1.0, hi - lo) if n in model.pois else \
+                (model.constraints[n][2] if n in model.constraints else 0.1)
+        for k in fixed or {}:
+            m.fixed[k] = True
         m.migrad()
-    if not m.valid:
-        m.strategy = 2
-        m.migrad()
+        if not m.valid:  # a retry from where it stopped
+            m.migrad()
+        return m
+
+    m = attempt(True, values)
+    if not m.valid and not fixed:  # again from the start, with the cost's Hessian
+        m = attempt(False, values)
+        if not m.valid:
+            m.strategy = 2
+            m.migrad()
     if hesse and m.valid:
         m.hesse()
     return m

@@ -55,7 +55,7 @@ from ..log_normalisation import log_mean_ratio
 from ..log_ratio import LogRatioModel
 from .binned_templates import StandardModifier
 from .caches import _make_source, _Source
-from .costs import _DENSITY_FLOOR, _ReweighterCost, _safe_log
+from .costs import _DENSITY_FLOOR, _fd_hessian, _ReweighterCost, _safe_log
 from .errors import InferenceError
 from .normalisation import ReferenceNormalisation
 from .nuisances import Nuisance, _as_events
@@ -327,6 +327,7 @@ class _ChannelState:
     factors: list[list[_Factor]]  # per component
     base: np.ndarray  # nominal yields per component
     names: list[str]
+    work: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # log_r + log w row
 
 
 class UnbinnedModelNLL(_ReweighterCost):
@@ -341,11 +342,14 @@ class UnbinnedModelNLL(_ReweighterCost):
         self.model = model
         self.hessian_fixes = 0
         self._memo: tuple[tuple[float, ...], float, np.ndarray | None] | None = None
+        self._hessian_memo: tuple[tuple[float, ...], np.ndarray] | None = None
         self.n_evaluations = 0
         centres = dict(constraint_centres or {})
         self._constraints = [(model.index[n], centres.get(n, c), s)
                              for n, (_, c, s) in model.constraints.items()]
         self._channels = [self._state(ch, data[ch.name]) for ch in model.channels]
+        for st in self._channels:
+            st.work = st.log_r.copy()
         super().__init__({n: model.limits[n] for n in model.names}, 0)
 
     def _state(self, ch: UnbinnedChannel, data: EventSet) -> _ChannelState:
@@ -399,6 +403,15 @@ class UnbinnedModelNLL(_ReweighterCost):
 
     def _ndata(self) -> float:
         return np.inf
+
+    def hessian(self, *args: float) -> np.ndarray:
+        """Central differences of the gradient (:func:`_fd_hessian`), kept for the last
+        point: MIGRAD (strategy 1) ends with a Hessian at its minimum and HESSE then asks
+        for the same one."""
+        key = tuple(float(a) for a in args)
+        if self._hessian_memo is None or self._hessian_memo[0] != key:
+            self._hessian_memo = (key, _fd_hessian(self, args))
+        return self._hessian_memo[1].copy()
 
     def _evaluate(self, args: Sequence[float], gradient: bool
                   ) -> tuple[float, np.ndarray | None]:
@@ -457,14 +470,19 @@ class UnbinnedModelNLL(_ReweighterCost):
         log_z, dlog_z = st.reference.log_z(theta, gradient)
         nus, slopes = self._yield_factors(st, x)
         zr = math.exp(log_z - st.log_z0)
-        log_r = st.log_r.copy()
+        log_r = st.work  # the components' log r_k, the background's row replaced
         log_r[st.background] = np.asarray(lw, dtype=np.float64) - st.log_z0
         top = log_r.max(axis=0)
         top = np.where(np.isfinite(top), top, 0.0)
         u = np.exp(log_r - top)  # [k, n]
         den = nus @ u
-        scale = np.einsum("k,kn->n", np.abs(nus), u)
-        log_den, inv = _safe_log(den, _DENSITY_FLOOR * np.maximum(scale, 1e-300))
+        if np.all(nus >= 0) and float(den.min()) >= 1e-300:
+            # the density scale Σ|ν_k|u_k is D itself and no event is below the floor:
+            # _safe_log reduces to log D and 1/D
+            log_den, inv = np.log(den), 1.0 / den
+        else:
+            scale = np.einsum("k,kn->n", np.abs(nus), u)
+            log_den, inv = _safe_log(den, _DENSITY_FLOOR * np.maximum(scale, 1e-300))
         yields = nus.copy()
         yields[st.background] *= zr
         value = float(yields.sum() - np.einsum("i,i->", st.wd, top + log_den))

@@ -26,11 +26,11 @@ Top-level sections
 ``fit``
     ``{strategy: name | {name, options}, data, reference, parameters: [...], start: {...}}``.
 ``inference``
-    A trained reweighter as a constrained nuisance in a binned pyhf fit. One channel's
+    A trained reweighter as a constrained nuisance in a pyhf or unbinned fit. One channel's
     ``observable``, ``bins``, ``data`` and ``samples`` sit in the section itself, or several
     channels under ``channels: {NAME: {observable, bins, data, samples}}`` (samples that
     share a modifier's or nuisance's name share its parameter across channels):
-    ``{backend: pyhf, mode: exact | portable, observable: <feature>, bins: [edges] |
+    ``{backend: pyhf | unbinned, mode: exact | portable, observable: <feature>, bins: [edges] |
     {n, range: [lo, hi]}, flow: error | fold | exclude, poi, data: <sample> | [<sample>,
     ...], samples: {name: {sample, yield, signal: bool, nuisances: [...], modifiers:
     [...]}}, nuisances:
@@ -46,6 +46,20 @@ Top-level sections
     ``{normsys: {name, lo, hi}}``, ``{lumi: {sigma}}``, ``{normfactor: NAME}``,
     ``{shapesys: {name, relative: r | [r per bin]}}``; samples sharing a name share the
     parameter (:class:`ratiofit.inference.StandardModifier`).
+    ``poi`` is a name or a list of names: the first is tested and limited, the others
+    are fitted as free normalisation factors; a sample's ``signal`` is ``true`` (the
+    first POI) or a POI's name. ``hypotest: none`` skips the hypothesis test.
+    ``backend: unbinned`` fits the same channels with the extended unbinned likelihood
+    (:mod:`ratiofit.unbinned_stage`): ``observable`` and ``bins`` are optional there,
+    one sample per channel lists the nuisances (its density is the reweighter's), the
+    others' densities relative to it come from a saved θ-free reweighter
+    (``ratio: DIR``) or one trained with the spec's reweighter settings; no shapesys, CLs
+    asymptotic only. ``workspace: FILE`` or ``{file, measurement}`` starts from an
+    analysis's pyhf workspace: ``channels`` name its channels and, under ``samples``,
+    the workspace samples that get learned nuisances (``{sample: <events>, nuisances}``,
+    binned with ``bins`` matching the workspace's); its data, yields, modifiers and POI
+    are kept (:mod:`ratiofit.inference.workspace_merge`). ``ratiofit run --backend
+    unbinned`` / ``--mode portable`` fit a spec's section with another backend or mode.
 ``ensemble``
     Number of independent trainings + fits with different seeds (default 1), or
     ``{members: N, training_samples: shared | independent, average_fit: bool}``: with
@@ -137,6 +151,7 @@ __all__ = [
     "load_spec_text",
     "resolved_dict",
     "scale_spec",
+    "with_inference",
 ]
 
 

@@ -18,7 +18,11 @@ is profiled), :mod:`ratiofit.inference.grid` (θ-grid interpolation of log w),
 :mod:`ratiofit.inference.caches` (network caching), :mod:`ratiofit.inference.normalisation`
 (Z(θ) over a reference sample), :mod:`ratiofit.inference.costs` (the unbinned and binned
 costs), :mod:`ratiofit.inference.unbinned_fit` (the fit driver) and
-:mod:`ratiofit.inference.toys` (toys and coverage).
+:mod:`ratiofit.inference.toys` (toys and coverage). The unbinned model an ``inference``
+section declares (channels, samples, yields, standard modifiers):
+:mod:`ratiofit.inference.unbinned_model`, fitted and tested by
+:mod:`ratiofit.inference.unbinned_analysis`; an analysis's own workspace with learned
+nuisances added: :mod:`ratiofit.inference.workspace_merge`.
 """
 
 from __future__ import annotations
@@ -78,7 +82,22 @@ from .templates import (
     reweighted_template,
 )
 from .toys import CoverageResult, Toy, coverage, generate_toy
+from .unbinned_analysis import (
+    fit_model,
+    hypotest_model,
+    impacts_model,
+    profile_scan_model,
+    upper_limit_model,
+)
 from .unbinned_fit import ProfileScan, UnbinnedFitResult, fit_unbinned
+from .unbinned_model import (
+    UnbinnedChannel,
+    UnbinnedComponent,
+    UnbinnedModel,
+    UnbinnedModelNLL,
+    UnbinnedNuisance,
+)
+from .workspace_merge import add_learned_nuisances
 
 __all__ = [
     "MORPH_MODIFIER",
@@ -112,8 +131,14 @@ __all__ = [
     "Template",
     "TemplateMorphing",
     "Toy",
+    "UnbinnedChannel",
+    "UnbinnedComponent",
     "UnbinnedFitResult",
+    "UnbinnedModel",
+    "UnbinnedModelNLL",
+    "UnbinnedNuisance",
     "UpperLimitResult",
+    "add_learned_nuisances",
     "add_learned_ratio",
     "asimov_data",
     "build_templates",
@@ -122,11 +147,14 @@ __all__ = [
     "expected_by_sample",
     "fit",
     "fit_binned_iminuit",
+    "fit_model",
     "fit_unbinned",
     "generate_toy",
     "histogram_template",
     "hypotest",
+    "hypotest_model",
     "impacts",
+    "impacts_model",
     "learned_ratio_term",
     "morphing_modifier_set",
     "nonclosure_term",
@@ -134,9 +162,11 @@ __all__ = [
     "plot_data",
     "portable_model",
     "portable_workspace",
+    "profile_scan_model",
     "reweighted_template",
     "signal_log_ratio_from_classifier",
     "unbinned_replica_budget",
     "upper_limit",
+    "upper_limit_model",
     "write_workspace",
 ]

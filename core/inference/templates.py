@@ -502,8 +502,10 @@ class TemplateMorphing:
                                      f"{sorted(theta)}")
             theta = theta[self.parameter]
         t = np.asarray(theta, dtype=np.float64)
-        # a relative tolerance so minimiser steps that land on a grid edge are accepted
-        tol = 1e-9 * (self.grid[-1] - self.grid[0])
+        # a relative tolerance so minimiser steps that land on a grid edge are accepted:
+        # pyhf's minuit stepped 3e-6 of the grid's span past it (1.25000136 on [0.8, 1.25]),
+        # an excursion the smooth morphing's edge value stands for
+        tol = 1e-5 * (self.grid[-1] - self.grid[0])
         if not np.all(np.isfinite(t)) or np.any(t < self.grid[0] - tol) or \
                 np.any(t > self.grid[-1] + tol):
             raise InferenceError(f"{self.parameter} = {t} is outside the morphing grid "

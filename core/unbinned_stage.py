@@ -233,17 +233,29 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         hp = ispec.hypotest_poi
         result["hypotest"] = attempt("the hypothesis test", lambda: asdict(
             hypotest_model(model, poi_value=hp)))
+    limit = ranking = None
     if ispec.upper_limit:
-        result["upper_limit"] = attempt("the upper limit", lambda: asdict(
-            upper_limit_model(model, best=fit)))
+        limit = attempt("the upper limit", lambda: upper_limit_model(model, best=fit))
+        result["upper_limit"] = asdict(limit) if isinstance(limit, inf.UpperLimitResult) \
+            else limit
     if ispec.impacts:
-        result["impacts"] = attempt("the impacts", lambda: [
-            asdict(i) for i in impacts_model(model, best=fit)])
+        ranking = attempt("the impacts", lambda: impacts_model(model, best=fit))
+        result["impacts"] = [asdict(i) for i in ranking] if isinstance(ranking, list) \
+            else ranking
     mu, err = fit.poi_value, fit.poi_error
     lo, hi = model.limits[ispec.poi]
     points = np.clip(np.linspace(mu - 3 * err, mu + 3 * err, 13), lo, hi)
     result["scan"] = attempt("the profile scan", lambda: profile_scan_model(
         model, [float(v) for v in points], best=fit))
+    if all(cs.edges for cs in ispec.channels.values()):
+        # drawn as histograms of each channel's observable and bins, where it has them
+        from .inference.plot_data import unbinned_plot_data
+
+        result["plot_data"] = unbinned_plot_data(
+            model, fit, binning={c: (cs.observable, list(cs.edges))
+                                 for c, cs in ispec.channels.items()},
+            upper_limit=limit if isinstance(limit, inf.UpperLimitResult) else None,
+            impacts=ranking if isinstance(ranking, list) else None)
     result["warnings"] = warnings
     result["seconds"] = time.perf_counter() - t0
     return _jsonable(result)

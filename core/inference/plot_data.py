@@ -193,3 +193,92 @@ def plot_data(binned_model: BinnedModel, fit_result: BinnedFitResult, *,
             {**asdict(i), "size": i.size} for i in sorted(impacts, key=lambda i: i.size,
                                                          reverse=True)],
     }
+
+
+def unbinned_plot_data(model: Any, fit_result: BinnedFitResult, *,
+                       binning: dict[str, tuple[str, Sequence[float]]],
+                       upper_limit: UpperLimitResult | None = None,
+                       impacts: Sequence[Impact] | None = None) -> dict[str, Any]:
+    """:func:`plot_data` for an :class:`~ratiofit.inference.UnbinnedModel`, the channels
+    drawn as histograms of ``binning`` (channel → (observable, edges)): the observed
+    events binned, and each sample's expected counts — its own simulated events, the
+    background's weighted by w(x, θ), normalised to its expected yield at the prefit or
+    fitted parameters. The band propagates the fit's covariance (prefit: the constraint
+    widths) through those counts by central differences, as :func:`plot_data` does."""
+    names = list(model.names)
+
+    def counts(values: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        point = dict(zip(names, (float(v) for v in values), strict=True))
+        theta = model.theta(point)
+        yields = model.expected_yields(point)
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for ch in model.channels:
+            observable, edges = binning[ch.name]
+            out[ch.name] = {}
+            for c in ch.components:
+                x = c.events.features[:, list(c.events.feature_names).index(observable)]
+                w = c.events.event_weights.astype(np.float64)
+                if c.log_ratio is None:
+                    lw = np.asarray(model.reweighter.log_ratio(features=c.events, theta=theta),
+                                    dtype=np.float64)
+                    w = w * np.exp(lw - lw.max())
+                h = np.histogram(x, bins=np.asarray(edges, dtype=np.float64), weights=w)[0]
+                out[ch.name][c.name] = h * (yields[ch.name][c.name] / w.sum())
+        return out
+
+    def stage(values: np.ndarray, cov: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+        base = counts(values)
+        jac: dict[str, list[np.ndarray]] = {c: [] for c in base}
+        for j in range(len(values)):
+            step = 1e-4 * max(float(np.sqrt(max(cov[j, j], 0.0))), 1e-3)
+            if cov[j, j] <= 0:
+                for c in base:
+                    jac[c].append(np.zeros(len(next(iter(base[c].values())))))
+                continue
+            up, down = values.copy(), values.copy()
+            up[j] += step
+            down[j] -= step
+            cu, cd = counts(up), counts(down)
+            for c in base:
+                jac[c].append(np.asarray(sum(cu[c].values()) - sum(cd[c].values()),
+                                         dtype=np.float64) / (2 * step))
+        bands = {c: np.sqrt(np.clip(np.einsum("jb,jk,kb->b", np.array(jac[c]), cov,
+                                              np.array(jac[c])), 0.0, None)) for c in base}
+        return base, bands
+
+    post_values = np.asarray(fit_result.values, dtype=np.float64)
+    prior = np.array([float(model.start[n]) if n not in model.constraints
+                      else float(model.constraints[n][1]) for n in names])
+    prior_cov = np.diag([float(model.constraints[n][2]) ** 2 if n in model.constraints
+                         else 0.0 for n in names])
+    stages = {"prefit": stage(prior, prior_cov),
+              "postfit": stage(post_values, np.asarray(fit_result.covariance, np.float64))}
+    channels: dict[str, Any] = {}
+    for ch in model.channels:
+        observable, edges = binning[ch.name]
+        x = ch.data.features[:, list(ch.data.feature_names).index(observable)]
+        observed = np.histogram(x, bins=np.asarray(edges, dtype=np.float64),
+                                weights=ch.data.event_weights)[0]
+        entry: dict[str, Any] = {"edges": _floats(edges), "observed": _floats(observed),
+                                 "signal_samples": [c.name for c in ch.components
+                                                    if c.poi is not None]}
+        for key, (by_sample, bands) in stages.items():
+            samples = {s: _floats(v) for s, v in by_sample[ch.name].items()}
+            entry[key] = {"samples": samples,
+                          "total": _floats(np.sum(list(by_sample[ch.name].values()), axis=0)),
+                          "band": _floats(bands[ch.name])}
+        channels[ch.name] = entry
+    floating = [i for i, e in enumerate(fit_result.errors) if e > 0]
+    corr = np.asarray(fit_result.correlation, dtype=np.float64)[np.ix_(floating, floating)]
+    return {
+        "poi": {"name": fit_result.poi, "value": fit_result.poi_value,
+                "error": fit_result.poi_error},
+        "channels": channels,
+        "pulls": [asdict(p) for p in fit_result.pulls.values()],
+        "correlation": {"names": [fit_result.names[i] for i in floating],
+                        "matrix": [_floats(row) for row in corr]},
+        "cls_scan": None if upper_limit is None else _cls_scan(upper_limit),
+        "impacts": None if impacts is None else [
+            {**asdict(i), "size": i.size} for i in sorted(impacts, key=lambda i: i.size,
+                                                         reverse=True)],
+    }

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .execution import Executor, Job, LocalExecutor
+from .inference.errors import InferenceError
 from .registry import get_registry
 from .seeding import derive_rng, derive_seed
 from .spec import Spec, ThetaSpec
@@ -143,7 +144,16 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
     rep = repeat_inference_spec(spec, k, truth)
     ispec = rep.inference
     assert ispec is not None
-    result = run_spec(rep, Path(outdir) / f"repeat-{k}", plots=False, registry=get_registry())
+    try:
+        result = run_spec(rep, Path(outdir) / f"repeat-{k}", plots=False,
+                          registry=get_registry())
+    except InferenceError as exc:
+        # a fit that fails in one repeat is a result of the pipeline, not of the machine:
+        # kept (and counted as not covering), never dropped or retried
+        return {"repeat": k, "seed": rep.seed, "failed": str(exc), "parameters": {
+            n: {"truth": (truth or {}).get(n)} for n in [*(ispec.pois or (ispec.poi,)),
+                                                         *ispec.nuisances]},
+            "gate": None, "warnings": [], "seconds": None}
     inf = result["inference"]
     out: dict[str, Any] = {"repeat": k, "seed": rep.seed, "parameters": {},
                            "measured": {n: ns.measured for n, ns in ispec.nuisances.items()}}
@@ -179,23 +189,26 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
 
 def summarise(values: Sequence[float], errors: Sequence[float], truths: Sequence[float],
               intervals_95: Sequence[Sequence[float] | None] | None = None,
-              analytic_errors: Sequence[float | None] | None = None) -> dict[str, Any]:
-    """Pull mean and width, 68 %/95 % coverage with binomial errors, error/analytic."""
+              analytic_errors: Sequence[float | None] | None = None, failed: int = 0
+              ) -> dict[str, Any]:
+    """Pull mean and width, 68 %/95 % coverage with binomial errors, error/analytic.
+    ``failed`` repeats (a fit that did not converge) count as not covering."""
     v, e, t = (np.asarray(a, dtype=np.float64) for a in (values, errors, truths))
-    n = len(v)
+    n_ok = len(v)
+    n = n_ok + failed
     pulls = (v - t) / e
-    c68 = float(np.mean(np.abs(pulls) <= 1.0))
+    c68 = float(np.sum(np.abs(pulls) <= 1.0) / n)
     if intervals_95 is not None and all(i is not None for i in intervals_95):
         iv = np.asarray(intervals_95, dtype=np.float64)
         inside95 = (iv[:, 0] <= t) & (t <= iv[:, 1])
     else:
         inside95 = np.abs(pulls) <= 1.959963984540054
-    c95 = float(np.mean(inside95))
-    width = float(np.std(pulls, ddof=1)) if n > 1 else float("nan")
+    c95 = float(np.sum(inside95) / n)
+    width = float(np.std(pulls, ddof=1)) if n_ok > 1 else float("nan")
     out: dict[str, Any] = {
-        "repeats": n, "pulls": pulls.tolist(),
-        "pull_mean": float(np.mean(pulls)), "pull_mean_error": width / np.sqrt(n),
-        "pull_width": width, "pull_width_error": width / np.sqrt(2 * max(n - 1, 1)),
+        "repeats": n, "failed": failed, "pulls": pulls.tolist(),
+        "pull_mean": float(np.mean(pulls)), "pull_mean_error": width / np.sqrt(n_ok),
+        "pull_width": width, "pull_width_error": width / np.sqrt(2 * max(n_ok - 1, 1)),
         "covered_68": c68, "covered_68_error": float(np.sqrt(c68 * (1 - c68) / n)),
         "covered_95": c95, "covered_95_error": float(np.sqrt(c95 * (1 - c95) / n)),
         "max_abs_pull": float(np.max(np.abs(pulls)))}
@@ -271,17 +284,19 @@ def summarise_runs(runs: Sequence[dict[str, Any]], names: Sequence[str] | None =
     """:func:`summarise` of each parameter over repeat results (``_one``'s), with the
     :data:`COMPARISONS` fits beside it where every repeat has them."""
     summary: dict[str, Any] = {}
+    failed = sum("failed" in r for r in runs)
+    runs = [r for r in runs if "failed" not in r]
     for n in names if names is not None else list(runs[0]["parameters"]):
         rows = [r["parameters"][n] for r in runs]
         truths = [r["truth"] for r in rows]
         analytic = [r.get("analytic_error") for r in rows]
         summary[n] = summarise([r["value"] for r in rows], [r["error"] for r in rows], truths,
-                               [r["interval_95"] for r in rows], analytic)
+                               [r["interval_95"] for r in rows], analytic, failed=failed)
         for other in COMPARISONS:
             if all(other in r for r in rows):
                 summary[n][other] = summarise(
                     [r[other]["value"] for r in rows], [r[other]["error"] for r in rows],
-                    truths, [r[other]["interval_95"] for r in rows], analytic)
+                    truths, [r[other]["interval_95"] for r in rows], analytic, failed=failed)
     return summary
 
 

@@ -278,6 +278,15 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
     fit = inf.fit(model, init=None if learned_fit is None else {
         n: learned_fit.value(n) for n in learned_fit.names if "[" not in n})
     result["fit"] = fit.to_dict()
+    for nu in nuisances:
+        pull = fit.pulls[nu.name]
+        p = nu.reweighter.parameters[nu.parameter]
+        if pull.theta is not None and min(pull.theta - p.low, p.high - pull.theta) < \
+                1e-3 * (p.high - p.low):
+            warnings.append(f"nuisance '{nu.name}': the fit ends at {nu.parameter} = "
+                            f"{pull.theta:.4g}, the edge of the reweighter's range "
+                            f"[{p.low:g}, {p.high:g}]: the data pull it beyond what the "
+                            "reweighter was trained on, and its error there is not reliable")
     learned_names = [n for t in terms for n in t.shifts]
     if learned_names:
         # The POI's error without the learned-ratio modifiers (fixed at 0), and the
@@ -319,10 +328,12 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
         ranking = attempt("the impacts", lambda: inf.impacts(model, nominal=fit))
         result["impacts"] = [asdict(i) for i in ranking] if isinstance(ranking, list) \
             else ranking
-    # a failed limit or ranking is {"failed": ...}: the plots leave it out
-    result["plot_data"] = inf.plot_data(
-        model, fit, upper_limit=limit if isinstance(limit, inf.UpperLimitResult) else None,
-        impacts=ranking if isinstance(ranking, list) else None)
+    # a failed limit or ranking is {"failed": ...}: the plots leave it out; a spec
+    # without plots (coverage repeats) skips their Jacobians
+    if spec.outputs.plots:
+        result["plot_data"] = inf.plot_data(
+            model, fit, upper_limit=limit if isinstance(limit, inf.UpperLimitResult)
+            else None, impacts=ranking if isinstance(ranking, list) else None)
     result["warnings"] = warnings
     result["seconds"] = time.perf_counter() - t0
     return result

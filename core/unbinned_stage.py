@@ -247,7 +247,7 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
     points = np.clip(np.linspace(mu - 3 * err, mu + 3 * err, 13), lo, hi)
     result["scan"] = attempt("the profile scan", lambda: profile_scan_model(
         model, [float(v) for v in points], best=fit))
-    if all(cs.edges for cs in ispec.channels.values()):
+    if spec.outputs.plots and all(cs.edges for cs in ispec.channels.values()):
         # drawn as histograms of each channel's observable and bins, where it has them
         from .inference.plot_data import unbinned_plot_data
 

@@ -82,6 +82,8 @@ def _partial(jobs: Path, scale: float) -> dict | None:
 def _row(command: str, res: dict, name: str, s: dict) -> str:
     ratio = s.get("median_error_over_analytic")
     done = f"{s['repeats']} (stopped early)" if s.get("partial") else f"{s['repeats']}"
+    if s.get("failed"):  # fits that did not converge: counted as not covering
+        done += f", {s['failed']} failed"
     return (f"| `{command}` (scale {res.get('scale', 1):g}) | {name} | {done} | "
             f"{_pct(s['covered_68'], s['covered_68_error'])} | "
             f"{_pct(s['covered_95'], s['covered_95_error'])} | "

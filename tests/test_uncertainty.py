@@ -424,3 +424,19 @@ def test_secant_jacobian_maps_the_step_onto_the_observed_change() -> None:
     # Directions orthogonal to the step keep the old Jacobian (Broyden's minimal change).
     ortho = np.array([0.1, 0.3])
     np.testing.assert_allclose(j1 @ ortho, j0 @ ortho)
+
+
+def test_a_failed_repeat_counts_as_not_covering() -> None:
+    """Coverage over repeats where one fit did not converge: the failure stays in the
+    denominator (3 of 4 repeats cover, not 3 of 3), and the pulls are the others'."""
+    from ratiofit.coverage import summarise_runs
+
+    ok = [{"repeat": k, "gate": None, "parameters": {"mu": {
+        "truth": 0.0, "value": v, "error": 1.0, "interval_95": [v - 1.96, v + 1.96]}}}
+        for k, v in enumerate((0.1, -0.5, 0.3))]
+    failed = {"repeat": 3, "gate": None, "failed": "the fit did not converge",
+              "parameters": {"mu": {"truth": 0.0}}}
+    s = summarise_runs([*ok, failed], ["mu"])["mu"]
+    assert s["repeats"] == 4 and s["failed"] == 1
+    assert s["covered_68"] == pytest.approx(0.75) and s["covered_95"] == pytest.approx(0.75)
+    assert len(s["pulls"]) == 3

@@ -39,8 +39,14 @@ class MorphEntry:
     op: Op
 
     def modification(self, alpha: np.ndarray) -> np.ndarray:
-        """``[batch, n_bins]`` delta (additive) or factor (multiplicative) at α."""
-        values = self.morphing.value(self.nominal + self.sigma * alpha)
+        """``[batch, n_bins]`` delta (additive) or factor (multiplicative) at α.
+
+        α is held inside :attr:`bounds`, the parameter's declared bounds: only the finite
+        differences of a fit pinned at a bound step past it (coverage repeats reached
+        θ = 0.79996 on a grid from 0.8), and the fit reports such a pin
+        (``inference_stage``: a nuisance at the edge of the reweighter's range)."""
+        lo, hi = self.bounds
+        values = self.morphing.value(self.nominal + self.sigma * np.clip(alpha, lo, hi))
         if self.op == "additive":
             return values - self.reference  # type: ignore[no-any-return]
         safe = np.where(self.reference > 0, self.reference, 1.0)

@@ -49,9 +49,9 @@ COVERAGE = {
         "-o runs/coverage-inference_analysis-0.25", 0.25,
         "pyhf, exact mode: two channels, the learned (mean, width) nuisance with its "
         "learned-ratio and non-closure modifiers, lumi, normsys, staterror"),
-    "coverage-inference_analysis-unbinned-0.25": (
+    "coverage-inference_analysis-unbinned-0.1": (
         "ratiofit coverage specs/inference_analysis.yaml --backend unbinned --repeats 100 "
-        "--scale 0.25 -o runs/coverage-inference_analysis-unbinned-0.25", 0.25,
+        "--scale 0.1 -o runs/coverage-inference_analysis-unbinned-0.1", 0.1,
         "the same section on the unbinned backend: the signal's density ratio trained in "
         "every repeat, the replicas' refits as the learned ratios' error"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "

@@ -205,7 +205,9 @@ def _inference_lines(inference: dict[str, Any]) -> None:
         else:
             line = f"inference {n} = {fit['values'][i]:.4g} ± {fit['errors'][i]:.2g}"
         if n in comps:
-            line += (f" [learned ratio (replicas, non-closure) "
+            what = "replicas" if inference.get("backend") == "unbinned" else \
+                "replicas, non-closure"
+            line += (f" [learned ratio ({what}) "
                      f"{comps[n]['learned_ratio']:.2g}, the rest "
                      f"{comps[n]['without_learned_ratio']:.2g}]")
         click.echo(line)

@@ -242,6 +242,19 @@ def analysis_markdown() -> list[str]:
             f"{pulls['width']['theta']:.4f} ± {pulls['width']['theta_error']:.4f} | "
             f"{cls} | {limit} | {inf.get('seconds', float('nan')):.0f} |")
     out.append("")
+    for run, (label, _) in ANALYSIS_RUNS.items():
+        path = ROOT / "runs" / run / "result.json"
+        if path.is_file():
+            inf = json.loads(path.read_text())["inference"]
+            for w in inf.get("warnings", []):
+                out.append(f"- {label}, warning: {w}")
+            for name, r in (inf.get("signal_ratios") or {}).items():
+                c = r.get("closure")
+                if c:
+                    out.append(f"- {label}: closure of the density ratio {name}: χ²/ndf = "
+                               f"{c['chi2']:.1f}/{c['ndf']} (p = {c['p_value']:.2g}), "
+                               f"log E_b[r] = {c['log_mean_ratio_over_background']:+.3f}")
+    out.append("")
     if not found:
         out += ["(No runs found: the commands above make them.)", ""]
     return out

@@ -118,7 +118,15 @@ def test_the_unbinned_backend_runs_from_yaml(tmp_path: Path) -> None:
     assert spec.inference is not None and spec.inference.backend == "unbinned"
     assert load_spec_text(json.dumps(resolved_dict(spec)), path="r.yaml").inference == \
         spec.inference
-    out = _run(tmp_path, UNBINNED, "u.yaml")
+    # with an observable and bins (optional for this backend) the fit draws the binned
+    # plots: histograms of that observable
+    text = UNBINNED.replace("  data: data\n", "  data: data\n  observable: x0\n"
+                            "  bins: {n: 8, range: [-8, 8]}\n", 1)
+    path = tmp_path / "u.yaml"
+    path.write_text(text)
+    res = CliRunner().invoke(main, ["run", str(path), "-o", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
     fit = out["fit"]
     assert out["backend"] == "unbinned"
     assert fit["names"] == ["mu_sig", "shape", "lumi", "xsec"]
@@ -135,6 +143,18 @@ def test_the_unbinned_backend_runs_from_yaml(tmp_path: Path) -> None:
     assert {i["name"] for i in out["impacts"]} == {"shape", "lumi", "xsec"}
     i = out["scan"]["twice_delta_nll"]
     assert min(i) == pytest.approx(0.0, abs=0.05)
+    closure = out["signal_ratios"]["signal/nominal"]["closure"]
+    assert closure["ndf"] > 0 and 0 <= closure["p_value"] <= 1
+    # each stage's stacked samples add up to the expected yields (the bins cover the
+    # events here); the report draws the same files as for a binned fit
+    pd = out["plot_data"]["channels"]["channel"]
+    for stage in ("prefit", "postfit"):
+        expected = sum(out["yields"][stage]["channel"].values())
+        assert sum(pd[stage]["total"]) == pytest.approx(expected, rel=1e-9)
+    assert sum(pd["observed"]) == 2000  # every data event of the spec's sample
+    assert np.all(np.asarray(pd["postfit"]["band"]) >= 0)
+    drawn = {p.name for p in (tmp_path / "out" / "plots").iterdir()}
+    assert {"postfit_channel.png", "pulls.png", "cls_scan.png", "impacts.png"} <= drawn
 
 
 @pytest.mark.parametrize(("old", "new", "match"), [
@@ -233,23 +253,3 @@ def test_bad_workspace_starts_are_one_line_errors(tmp_path: Path, old: str, new:
         load_spec_text(WITH_WORKSPACE.replace(old, new, 1), path=str(tmp_path / "w.yaml"))
     assert "\n" not in str(info.value)
 
-
-def test_an_unbinned_fit_with_bins_draws_the_binned_plots(tmp_path: Path) -> None:
-    """With an observable and bins, the unbinned fit's plot data are histograms of it: each
-    stage's stacked samples add up to the expected yields (the binning covers the events
-    here), and the report draws the same files as for a binned fit."""
-    text = UNBINNED.replace("  data: data\n", "  data: data\n  observable: x0\n"
-                            "  bins: {n: 8, range: [-8, 8]}\n", 1)
-    path = tmp_path / "ub.yaml"
-    path.write_text(text)
-    res = CliRunner().invoke(main, ["run", str(path), "-o", str(tmp_path / "out"), "-q"])
-    assert res.exit_code == 0, res.output
-    out = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
-    pd = out["plot_data"]["channels"]["channel"]
-    for stage in ("prefit", "postfit"):
-        expected = sum(out["yields"][stage]["channel"].values())
-        assert sum(pd[stage]["total"]) == pytest.approx(expected, rel=1e-9)
-    assert sum(pd["observed"]) == 2000  # every data event of the spec's sample
-    assert np.all(np.asarray(pd["postfit"]["band"]) >= 0)
-    drawn = {p.name for p in (tmp_path / "out" / "plots").iterdir()}
-    assert {"postfit_channel.png", "pulls.png", "cls_scan.png", "impacts.png"} <= drawn

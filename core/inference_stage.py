@@ -13,7 +13,8 @@ command-line tool); the unbinned backend is :mod:`ratiofit.unbinned_stage`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,45 @@ from .spec import Spec
 from .workflow import Samples
 
 __all__ = ["run_inference"]
+
+
+def _attempt(warnings: list[str], label: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or ``{"failed": why}`` with a warning where it raises an
+    InferenceError. A hypothesis test, limit, impact or scan is a set of further fits, at
+    POI values far from the data's (a limit scan runs to 5σ above μ̂); where one of them
+    does not converge, the fit itself still stands: that number is reported as failed."""
+    from .inference import InferenceError
+
+    try:
+        return compute()
+    except InferenceError as exc:
+        warnings.append(f"{label} failed: {exc}")
+        return {"failed": str(exc)}
+
+
+def _tests(ispec: Any, result: dict[str, Any], warnings: list[str], *,
+           hypotest: Callable[[float], Any], upper_limit: Callable[[], Any],
+           impacts: Callable[[], list[Any]]) -> tuple[Any, list[Any] | None]:
+    """The hypothesis test, upper limit and impacts the section asks for, written into
+    ``result`` (either backend); returns the limit and the impacts that did not fail
+    (``None`` otherwise), for the plots."""
+    from .inference import UpperLimitResult
+
+    if ispec.hypotest_poi is not None:
+        hp = ispec.hypotest_poi
+        result["hypotest"] = _attempt(warnings, "the hypothesis test",
+                                      lambda: asdict(hypotest(hp)))
+    limit = ranking = None
+    if ispec.upper_limit:
+        limit = _attempt(warnings, "the upper limit", upper_limit)
+        result["upper_limit"] = asdict(limit) if isinstance(limit, UpperLimitResult) \
+            else limit
+    if ispec.impacts:
+        ranking = _attempt(warnings, "the impacts", impacts)
+        result["impacts"] = [asdict(i) for i in ranking] if isinstance(ranking, list) \
+            else ranking
+    return (limit if isinstance(limit, UpperLimitResult) else None,
+            ranking if isinstance(ranking, list) else None)
 
 
 def _inference_replicas(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
@@ -121,8 +161,6 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
     (exact or portable), the fit, CLs, upper limit and impacts; the portable workspace,
     learned-ratio modifiers included, is written to ``outdir/workspace.json`` whatever the
     mode (it runs with the ``pyhf`` CLI)."""
-    from dataclasses import asdict
-
     from . import inference as inf
 
     ispec = spec.inference
@@ -304,36 +342,17 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
     if learned_fit is not None:
         result["fit_without_learned_ratio"] = learned_fit.to_dict()
 
-    def attempt(label: str, compute: Any) -> Any:
-        # A hypothesis test, limit or impact is a set of further fits, at POI values far
-        # from the data's (a limit scan runs to 5σ above μ̂); where one of them does not
-        # converge, the fit above still stands: that number is reported as failed.
-        try:
-            return compute()
-        except inf.InferenceError as exc:
-            warnings.append(f"{label} failed: {exc}")
-            return {"failed": str(exc)}
-
-    if ispec.hypotest_poi is not None:
-        hp = ispec.hypotest_poi
-        result["hypotest"] = attempt("the hypothesis test", lambda: asdict(inf.hypotest(
-            model, poi_value=hp, calctype=ispec.hypotest_calctype,  # type: ignore[arg-type]
-            seed=derive_seed(spec.seed, "hypotest"))))
-    limit = ranking = None
-    if ispec.upper_limit:
-        limit = attempt("the upper limit", lambda: inf.upper_limit(model))
-        result["upper_limit"] = asdict(limit) if isinstance(limit, inf.UpperLimitResult) \
-            else limit
-    if ispec.impacts:
-        ranking = attempt("the impacts", lambda: inf.impacts(model, nominal=fit))
-        result["impacts"] = [asdict(i) for i in ranking] if isinstance(ranking, list) \
-            else ranking
+    limit, ranking = _tests(
+        ispec, result, warnings,
+        hypotest=lambda poi_value: inf.hypotest(
+            model, poi_value=poi_value, calctype=ispec.hypotest_calctype,  # type: ignore[arg-type]
+            seed=derive_seed(spec.seed, "hypotest")),
+        upper_limit=lambda: inf.upper_limit(model),
+        impacts=lambda: inf.impacts(model, nominal=fit))
     # a failed limit or ranking is {"failed": ...}: the plots leave it out; a spec
     # without plots (coverage repeats) skips their Jacobians
     if spec.outputs.plots:
-        result["plot_data"] = inf.plot_data(
-            model, fit, upper_limit=limit if isinstance(limit, inf.UpperLimitResult)
-            else None, impacts=ranking if isinstance(ranking, list) else None)
+        result["plot_data"] = inf.plot_data(model, fit, upper_limit=limit, impacts=ranking)
     result["warnings"] = warnings
     result["seconds"] = time.perf_counter() - t0
     return result

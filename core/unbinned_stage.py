@@ -22,8 +22,6 @@ the totals; ``errors_stat`` keeps the fit's own.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +39,6 @@ from .uncertainty import ErrorBudget, bootstrap
 from .workflow import Samples
 
 __all__ = ["run_unbinned"]
-
-
-def _concatenate(parts: list[EventSet]) -> EventSet:
-    names = parts[0].feature_names
-    for p in parts[1:]:
-        if p.feature_names != names:
-            raise DataError(f"data samples disagree on features: {names} vs {p.feature_names}")
-    return EventSet(features=np.concatenate([p.features for p in parts]), feature_names=names,
-                    weights=np.concatenate([p.event_weights for p in parts]))
 
 
 def _train_ratio(spec: Spec, registry: Registry, background: EventSet, target: EventSet, *,
@@ -128,8 +117,9 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         UnbinnedComponent,
         UnbinnedModel,
         UnbinnedNuisance,
+        concatenate_events,
     )
-    from .inference_stage import _inference_replicas
+    from .inference_stage import _attempt, _inference_replicas, _tests
 
     ispec = spec.inference
     assert ispec is not None
@@ -204,7 +194,8 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
                         ratio_of(bsample, ss.sample, ss.ratio, replica)),
                     modifiers=tuple(inf.StandardModifier(kind=k, name=n, data=d)  # type: ignore[arg-type]
                                     for k, n, d in ss.modifiers)))
-            data = _concatenate([samples[d] for d in cs.data])
+            data = concatenate_events([(samples[d], samples[d].event_weights)
+                                       for d in cs.data])
             channels.append(UnbinnedChannel(name=cname, data=data, components=tuple(comps),
                                             nuisances=cs.samples[background].nuisances))
         return UnbinnedModel(channels=channels, reweighter=reweighter, nuisances=nuisances,
@@ -271,30 +262,15 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
                         "postfit": model.expected_yields(
                             {n: fit.value(n) for n in fit.names})}
 
-    def attempt(label: str, compute: Any) -> Any:
-        try:
-            return compute()
-        except inf.InferenceError as exc:
-            warnings.append(f"{label} failed: {exc}")
-            return {"failed": str(exc)}
-
-    if ispec.hypotest_poi is not None:
-        hp = ispec.hypotest_poi
-        result["hypotest"] = attempt("the hypothesis test", lambda: asdict(
-            hypotest_model(model, poi_value=hp)))
-    limit = ranking = None
-    if ispec.upper_limit:
-        limit = attempt("the upper limit", lambda: upper_limit_model(model, best=fit))
-        result["upper_limit"] = asdict(limit) if isinstance(limit, inf.UpperLimitResult) \
-            else limit
-    if ispec.impacts:
-        ranking = attempt("the impacts", lambda: impacts_model(model, best=fit))
-        result["impacts"] = [asdict(i) for i in ranking] if isinstance(ranking, list) \
-            else ranking
+    limit, ranking = _tests(
+        ispec, result, warnings,
+        hypotest=lambda poi_value: hypotest_model(model, poi_value=poi_value),
+        upper_limit=lambda: upper_limit_model(model, best=fit),
+        impacts=lambda: impacts_model(model, best=fit))
     mu, err = fit.poi_value, fit.poi_error
     lo, hi = model.limits[ispec.poi]
     points = np.clip(np.linspace(mu - 3 * err, mu + 3 * err, 13), lo, hi)
-    result["scan"] = attempt("the profile scan", lambda: profile_scan_model(
+    result["scan"] = _attempt(warnings, "the profile scan", lambda: profile_scan_model(
         model, [float(v) for v in points], best=fit))
     if spec.outputs.plots and all(cs.edges for cs in ispec.channels.values()):
         # drawn as histograms of each channel's observable and bins, where it has them
@@ -303,20 +279,8 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         result["plot_data"] = unbinned_plot_data(
             model, fit, binning={c: (cs.observable, list(cs.edges))
                                  for c, cs in ispec.channels.items()},
-            upper_limit=limit if isinstance(limit, inf.UpperLimitResult) else None,
-            impacts=ranking if isinstance(ranking, list) else None)
+            upper_limit=limit, impacts=ranking)
     result["warnings"] = warnings
     result["seconds"] = time.perf_counter() - t0
-    return _jsonable(result)
+    return result
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.floating | np.integer):
-        return value.item()
-    return value

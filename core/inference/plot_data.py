@@ -111,6 +111,27 @@ def _cls_scan(limit: UpperLimitResult) -> dict[str, Any]:
             "limit_expected": dict(zip(_BAND, _floats(limit.expected), strict=True))}
 
 
+def _with_fit(channels: dict[str, Any], fit_result: BinnedFitResult,
+              upper_limit: UpperLimitResult | None, impacts: Sequence[Impact] | None
+              ) -> dict[str, Any]:
+    """The plot data of both backends: the channels' histograms beside the POI, pulls,
+    correlations of the floating parameters, CLs scan and impact ranking."""
+    floating = [i for i, e in enumerate(fit_result.errors) if e > 0]
+    corr = np.asarray(fit_result.correlation, dtype=np.float64)[np.ix_(floating, floating)]
+    return {
+        "poi": {"name": fit_result.poi, "value": fit_result.poi_value,
+                "error": fit_result.poi_error},
+        "channels": channels,
+        "pulls": [asdict(p) for p in fit_result.pulls.values()],
+        "correlation": {"names": [fit_result.names[i] for i in floating],
+                        "matrix": [_floats(row) for row in corr]},
+        "cls_scan": None if upper_limit is None else _cls_scan(upper_limit),
+        "impacts": None if impacts is None else [
+            {**asdict(i), "size": i.size} for i in sorted(impacts, key=lambda i: i.size,
+                                                         reverse=True)],
+    }
+
+
 def plot_data(binned_model: BinnedModel, fit_result: BinnedFitResult, *,
               upper_limit: UpperLimitResult | None = None,
               impacts: Sequence[Impact] | None = None) -> dict[str, Any]:
@@ -179,20 +200,7 @@ def plot_data(binned_model: BinnedModel, fit_result: BinnedFitResult, *,
             entry[stage] = {"samples": samples, "total": _floats(total),
                             "band": _floats(band[sl])}
         channels[name] = entry
-    floating = [i for i, e in enumerate(fit_result.errors) if e > 0]
-    corr = np.asarray(fit_result.correlation, dtype=np.float64)[np.ix_(floating, floating)]
-    return {
-        "poi": {"name": fit_result.poi, "value": fit_result.poi_value,
-                "error": fit_result.poi_error},
-        "channels": channels,
-        "pulls": [asdict(p) for p in fit_result.pulls.values()],
-        "correlation": {"names": [fit_result.names[i] for i in floating],
-                        "matrix": [_floats(row) for row in corr]},
-        "cls_scan": None if upper_limit is None else _cls_scan(upper_limit),
-        "impacts": None if impacts is None else [
-            {**asdict(i), "size": i.size} for i in sorted(impacts, key=lambda i: i.size,
-                                                         reverse=True)],
-    }
+    return _with_fit(channels, fit_result, upper_limit, impacts)
 
 
 def unbinned_plot_data(model: Any, fit_result: BinnedFitResult, *,
@@ -268,17 +276,4 @@ def unbinned_plot_data(model: Any, fit_result: BinnedFitResult, *,
                           "total": _floats(np.sum(list(by_sample[ch.name].values()), axis=0)),
                           "band": _floats(bands[ch.name])}
         channels[ch.name] = entry
-    floating = [i for i, e in enumerate(fit_result.errors) if e > 0]
-    corr = np.asarray(fit_result.correlation, dtype=np.float64)[np.ix_(floating, floating)]
-    return {
-        "poi": {"name": fit_result.poi, "value": fit_result.poi_value,
-                "error": fit_result.poi_error},
-        "channels": channels,
-        "pulls": [asdict(p) for p in fit_result.pulls.values()],
-        "correlation": {"names": [fit_result.names[i] for i in floating],
-                        "matrix": [_floats(row) for row in corr]},
-        "cls_scan": None if upper_limit is None else _cls_scan(upper_limit),
-        "impacts": None if impacts is None else [
-            {**asdict(i), "size": i.size} for i in sorted(impacts, key=lambda i: i.size,
-                                                         reverse=True)],
-    }
+    return _with_fit(channels, fit_result, upper_limit, impacts)

@@ -203,6 +203,7 @@ class UnbinnedModel:
                     self._declare(m)
         self.names = list(self.limits)
         self.index = {n: i for i, n in enumerate(self.names)}
+        self._yield_cost: UnbinnedModelNLL | None = None
         # log Z_k = log E_b0[r_k] over the background's events: a learned ratio is not
         # normalised by itself (a 2-epoch classifier gave E_b0[r̂_s] = 1.8, hence μ̂ ≈ 3 on
         # background-only data), and p_k = p_b0·r_k/Z_k integrates to one by construction
@@ -262,7 +263,11 @@ class UnbinnedModel:
 
     def expected_yields(self, values: Mapping[str, float]) -> dict[str, dict[str, float]]:
         """Channel → sample → expected events at ``values`` (the others at their start)."""
-        cost = self.nll()
+        # yields need Z(θ) only, not the data: one cost serves every call (the plots'
+        # Jacobian and the Asimov sets ask many times)
+        if self._yield_cost is None:
+            self._yield_cost = self.nll()
+        cost = self._yield_cost
         args = np.array([float(values.get(n, self.start[n])) for n in self.names])
         return cost.yields(args)
 
@@ -285,13 +290,19 @@ class UnbinnedModel:
                 else:
                     w = w0
                 parts.append((c.events, w * (yields[ch.name][c.name] / w.sum())))
-            out[ch.name] = _concatenate(parts)
+            out[ch.name] = concatenate_events(parts)
         centres = {n: float(values.get(n, self.start[n])) for n in self.constraints}
         return out, centres
 
 
-def _concatenate(parts: Sequence[tuple[EventSet, np.ndarray]]) -> EventSet:
+def concatenate_events(parts: Sequence[tuple[EventSet, np.ndarray]]) -> EventSet:
+    """The events of ``parts`` (event set, its weights) as one weighted event set; they
+    must share their features."""
     first = parts[0][0]
+    for e, _ in parts[1:]:
+        if e.feature_names != first.feature_names:
+            raise InferenceError(f"event sets disagree on features: {first.feature_names} "
+                                 f"vs {e.feature_names}")
     return EventSet(features=np.concatenate([e.features for e, _ in parts]),
                     feature_names=first.feature_names,
                     weights=np.concatenate([w for _, w in parts]))

@@ -97,9 +97,9 @@ def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) ->
     assert ispec is not None
     seed = derive_seed(spec.seed, "coverage", k)
     samples = dict(spec.samples)
-    # a repeat's fits are what coverage measures: its hypothesis test, limit scan and
-    # impacts (tens of further fits each) are left out
-    ispec = replace(ispec, hypotest_poi=None, upper_limit=False, impacts=False)
+    # a repeat's fits are what coverage measures: its hypothesis test, limit scan, impacts
+    # and profile scan (tens of further fits each) are left out
+    ispec = replace(ispec, hypotest_poi=None, upper_limit=False, impacts=False, scan=False)
     if not truth:
         return replace(spec, seed=seed, inference=ispec,
                        outputs=replace(spec.outputs, plots=False))

@@ -23,7 +23,7 @@ import numpy as np
 from .errors import DataError
 from .execution import Executor
 from .registry import Registry
-from .reweighter import Reweighter
+from .reweighter import AveragedReweighter, Reweighter
 from .seeding import derive_seed
 from .spec import Spec
 from .workflow import Samples
@@ -71,7 +71,8 @@ def _tests(ispec: Any, result: dict[str, Any], warnings: list[str], *,
 
 
 def _inference_replicas(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
-                        this: Reweighter | None, executor: Executor | None, progress: bool
+                        this: Reweighter | AveragedReweighter | None,
+                        executor: Executor | None, progress: bool
                         ) -> tuple[dict[str, list[Reweighter]], dict[str, Any]]:
     """Bootstrap replicas of each inference nuisance's reweighter: trained here for
     ``this`` (``uncertainty.replicas`` of them, through the executor), the ones saved
@@ -154,7 +155,7 @@ def _nonclosure(spec: Spec, registry: Registry, samples: Samples, channels: Sequ
 
 
 def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
-                  this: Reweighter | None, executor: Executor | None = None,
+                  this: Reweighter | AveragedReweighter | None, executor: Executor | None = None,
                   progress: bool = False) -> dict[str, Any]:
     """The spec's ``inference`` stage: templates, the learned-ratio modifiers from the
     reweighters' bootstrap replicas (:mod:`ratiofit.inference.learned`), a pyhf model

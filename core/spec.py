@@ -53,8 +53,10 @@ Top-level sections
     (:mod:`ratiofit.unbinned_stage`): ``observable`` and ``bins`` are optional there,
     one sample per channel lists the nuisances (its density is the reweighter's), the
     others' densities relative to it come from a saved θ-free reweighter
-    (``ratio: DIR``) or one trained with the spec's reweighter settings; no shapesys, CLs
-    asymptotic only. ``workspace: FILE`` or ``{file, measurement}`` starts from an
+    (``ratio: DIR``) or one trained with the reweighter's architecture and loss; no shapesys, CLs
+    asymptotic only; ``ratio_training`` (the reweighter's ``training`` options, see
+    below) sets how those ratios are trained and ``scan: false`` skips the POI's
+    profile-likelihood scan. ``workspace: FILE`` or ``{file, measurement}`` starts from an
     analysis's pyhf workspace: ``channels`` name its channels and, under ``samples``,
     the workspace samples that get learned nuisances (``{sample: <events>, nuisances}``,
     binned with ``bins`` matching the workspace's); its data, yields, modifiers and POI
@@ -127,6 +129,7 @@ from .spec_sections import (
     CalibrationSpec,
     EnsembleSpec,
     OutputsSpec,
+    RatioTrainingSpec,
     TrainingSpec,
     UncertaintySpec,
     _declared_section,
@@ -140,6 +143,7 @@ __all__ = [
     "InferenceSpec",
     "NuisanceSpec",
     "OutputsSpec",
+    "RatioTrainingSpec",
     "ReweighterSpec",
     "SampleSpec",
     "Spec",
@@ -728,6 +732,9 @@ def with_inference(spec: Spec, *, backend: str | None = None, mode: str | None =
     what = []
     if backend is not None:
         doc["inference"]["backend"] = backend
+        if backend != "unbinned":  # the unbinned backend's own options go with it
+            for key in ("ratio_training", "scan"):
+                doc["inference"].pop(key, None)
         what.append(f"backend {backend}")
     if mode is not None:
         doc["inference"]["mode"] = mode
@@ -811,7 +818,9 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
             "staterror": inf.staterror,
             "hypotest": "none" if inf.hypotest_poi is None else {
                 "poi_value": inf.hypotest_poi, "calctype": inf.hypotest_calctype},
-            "upper_limit": inf.upper_limit, "impacts": inf.impacts}
+            "upper_limit": inf.upper_limit, "impacts": inf.impacts,
+            **({"ratio_training": dict(inf.ratio_training.__dict__), "scan": inf.scan}
+               if inf.backend == "unbinned" else {})}
     if spec.studies:
         out["studies"] = {st.label: {"study": st.study, "options": {
             k: v for k, v in st.options.items() if v is not None}} for st in spec.studies}

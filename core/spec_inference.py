@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._spec_yaml import Path_, _Ctx, _number, _unknown_sample
+from .spec_sections import RatioTrainingSpec, _declared_section
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -100,6 +101,10 @@ class InferenceSpec:
     #: others are profiled like free normalisation factors)
     pois: tuple[str, ...] = ()
     workspace: WorkspaceStart | None = None
+    #: unbinned backend: how each θ-free density ratio is trained
+    ratio_training: RatioTrainingSpec = field(default_factory=RatioTrainingSpec)
+    #: unbinned backend: a profile-likelihood scan of the POI around its best fit
+    scan: bool = True
 
     def _single(self) -> ChannelSpec:
         if len(self.channels) != 1:
@@ -283,7 +288,8 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     path: Path_ = ("inference",)
     ctx.no_unknown(body, path, ["backend", "mode", "observable", "bins", "flow", "poi", "data",
                                 "samples", "channels", "nuisances", "staterror", "hypotest",
-                                "upper_limit", "impacts", "workspace"])
+                                "upper_limit", "impacts", "workspace", "ratio_training",
+                                "scan"])
     spec_dir = Path(spec_path).parent
     backend = ctx.get(body, path, "backend", str, default="pyhf")
     if backend not in BACKENDS:
@@ -434,6 +440,14 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         if clash:
             raise ctx.error((*path, "channels"), f"modifier '{clash[0]}' is already a "
                             f"parameter of the workspace {workspace.file}")
+    if backend != "unbinned":
+        for key in ("ratio_training", "scan"):
+            if key in body:
+                raise ctx.error((*path, key), "only the unbinned backend (backend: unbinned) "
+                                "trains density ratios and scans the profile likelihood")
+    ratio_training: RatioTrainingSpec = _declared_section(
+        ctx, ctx.mapping(body.get("ratio_training"), (*path, "ratio_training")),
+        (*path, "ratio_training"), RatioTrainingSpec)
     # ``hypotest: none`` skips the hypothesis test (coverage repeats do)
     no_test = body.get("hypotest") in ("none", False)
     hbody = {} if no_test else ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
@@ -453,7 +467,8 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         hypotest_calctype=calctype,
         upper_limit=ctx.get(body, path, "upper_limit", bool, default=True),
         impacts=ctx.get(body, path, "impacts", bool, default=True), pois=pois,
-        workspace=workspace)
+        workspace=workspace, ratio_training=ratio_training,
+        scan=ctx.get(body, path, "scan", bool, default=True))
 
 
 def _saved_reweighter_dir(ctx: _Ctx, path: Path_, source: str, spec_dir: Path,

@@ -5,7 +5,8 @@ iminuit.
 Each channel's background (the sample listing the reweighter's nuisances) has the density
 p_b0(x)·w(x, θ)/Z(θ); every other sample's density is taken relative to it through a θ-free
 density ratio r_k(x) = p_k(x)/p_b0(x) — a saved reweighter (``ratio: DIR``) or one trained
-here with the spec's reweighter settings (architecture, loss, training), labels 0 = the
+here with the reweighter's architecture and loss and ``inference.ratio_training``
+(:class:`~ratiofit.spec_sections.RatioTrainingSpec`), labels 0 = the
 background sample, 1 = the sample (guide-searches.md Eq. 3.10–3.12, a classifier of S against
 B). The fit, CLs, the upper limit and the impacts follow
 :mod:`ratiofit.inference.unbinned_analysis`.
@@ -32,7 +33,7 @@ from .events import EventSet
 from .execution import Executor
 from .parameters import ParameterSet
 from .registry import Registry
-from .reweighter import Reweighter
+from .reweighter import AveragedReweighter, Reweighter
 from .seeding import derive_rng, derive_seed
 from .spec import Spec
 from .uncertainty import ErrorBudget, bootstrap
@@ -43,11 +44,13 @@ __all__ = ["run_unbinned"]
 
 def _train_ratio(spec: Spec, registry: Registry, background: EventSet, target: EventSet, *,
                  key: str, replica: int | None, progress: bool) -> Reweighter:
-    """A θ-free density ratio target/background with the spec's reweighter settings."""
+    """A θ-free density ratio target/background: the reweighter's architecture and loss,
+    trained as ``inference.ratio_training`` says."""
     from .training import train_reweighter
 
     rws = spec.reweighter
-    assert rws is not None  # the spec's validation asks for it (or for ``ratio``)
+    assert rws is not None and spec.inference is not None  # the spec's validation asks
+
     if replica is None:
         seed = derive_seed(spec.seed, "ratio", key)
     else:
@@ -58,7 +61,8 @@ def _train_ratio(spec: Spec, registry: Registry, background: EventSet, target: E
         reference=background, target=target, parameters=ParameterSet(()),
         architecture=registry.get("architecture", rws.architecture),
         architecture_options=rws.architecture_options, loss=registry.get("loss", rws.loss),
-        training=rws.training, seed=seed, checkpoint_dir=None, progress=progress)
+        training=spec.inference.ratio_training, seed=seed, checkpoint_dir=None,
+        progress=progress)
 
 
 def _ratio_closure(background: EventSet, target: EventSet, log_ratio: Any, *,
@@ -101,7 +105,7 @@ def _log_ratio(rw: Reweighter) -> Any:
 
 
 def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
-                 this: Reweighter | None, executor: Executor | None = None,
+                 this: Reweighter | AveragedReweighter | None, executor: Executor | None = None,
                  progress: bool = False) -> dict[str, Any]:
     """Build, fit and test the unbinned model of the spec's ``inference`` section."""
     from . import inference as inf
@@ -267,11 +271,12 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         hypotest=lambda poi_value: hypotest_model(model, poi_value=poi_value),
         upper_limit=lambda: upper_limit_model(model, best=fit),
         impacts=lambda: impacts_model(model, best=fit))
-    mu, err = fit.poi_value, fit.poi_error
-    lo, hi = model.limits[ispec.poi]
-    points = np.clip(np.linspace(mu - 3 * err, mu + 3 * err, 13), lo, hi)
-    result["scan"] = _attempt(warnings, "the profile scan", lambda: profile_scan_model(
-        model, [float(v) for v in points], best=fit))
+    if ispec.scan:
+        mu, err = fit.poi_value, fit.poi_error
+        lo, hi = model.limits[ispec.poi]
+        points = np.clip(np.linspace(mu - 3 * err, mu + 3 * err, 13), lo, hi)
+        result["scan"] = _attempt(warnings, "the profile scan", lambda: profile_scan_model(
+            model, [float(v) for v in points], best=fit))
     if spec.outputs.plots and all(cs.edges for cs in ispec.channels.values()):
         # drawn as histograms of each channel's observable and bins, where it has them
         from .inference.plot_data import unbinned_plot_data

@@ -314,7 +314,7 @@ def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, ou
 
 
 def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
-                  this: Reweighter | None, executor: Executor | None = None,
+                  this: Reweighter | AveragedReweighter | None, executor: Executor | None = None,
                   progress: bool = False) -> dict[str, Any]:
     """The spec's ``inference`` stage (:func:`ratiofit.inference_stage.run_inference`)."""
     from .inference_stage import run_inference as run
@@ -461,10 +461,20 @@ def _run_spec(spec: Spec, out: Path, spec_text: str, *, progress: bool,
     if spec.inference is not None or spec.studies:
         this = Reweighter.load(out / first["reweighter_dir"], registry=reg)
         if spec.inference is not None:
+            # an ensemble's inference uses its members' mean log-ratio: each member's
+            # training noise averages down (ensembles.md); the learned ratio's error still
+            # comes from member 0's bootstrap replicas, a single member's (the average's
+            # is smaller), so its coverage errs on the safe side
+            model: Reweighter | AveragedReweighter = this if spec.ensemble < 2 else \
+                AveragedReweighter(members=[Reweighter.load(out / m["reweighter_dir"],
+                                                            registry=reg) for m in members])
             with stage("inference"):
                 result["inference"] = run_inference(spec, samples, reg, outdir=out,
-                                                    this=this, executor=executor,
+                                                    this=model, executor=executor,
                                                     progress=progress)
+                result["inference"]["reweighter"] = {
+                    "members_averaged": spec.ensemble,
+                    "learned_ratio_error_from": "member 0's bootstrap replicas"}
         if spec.studies:
             with stage("studies"):
                 result["studies"] = run_studies(spec, samples, reg, outdir=out,

@@ -214,6 +214,7 @@ def plugin_reference() -> None:
     # the declared sections: each field's Option is its type, default, bounds and doc
     for where, cls in (("reweighter.training", ratiofit.spec.TrainingSpec),
                        ("reweighter.calibration", ratiofit.spec.CalibrationSpec),
+                       ("inference.ratio_training", ratiofit.spec.RatioTrainingSpec),
                        ("uncertainty", ratiofit.spec.UncertaintySpec),
                        ("ensemble", ratiofit.spec.EnsembleSpec),
                        ("outputs", ratiofit.spec.OutputsSpec)):

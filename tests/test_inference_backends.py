@@ -104,6 +104,7 @@ inference:
   poi: mu_sig
   data: data
   hypotest: {poi_value: 2.0}
+  ratio_training: {epochs: 4, batch_size: 512}
   samples:
     sig: {sample: signal, yield: 30, signal: true, modifiers: [{lumi: {sigma: 0.02}}]}
     bkg: {sample: nominal, yield: 2000, nuisances: [shape],
@@ -131,7 +132,11 @@ def test_the_unbinned_backend_runs_from_yaml(tmp_path: Path) -> None:
     assert out["backend"] == "unbinned"
     assert fit["names"] == ["mu_sig", "shape", "lumi", "xsec"]
     # the trained density ratio of the signal is saved, and the replicas' spread is in
-    assert (tmp_path / "out" / out["signal_ratios"]["signal/nominal"]["trained"]).is_dir()
+    saved = tmp_path / "out" / out["signal_ratios"]["signal/nominal"]["trained"]
+    assert saved.is_dir()
+    # trained as inference.ratio_training says, the rest of its options at their defaults
+    training = json.loads((saved / "metadata.json").read_text())["training"]
+    assert (training["epochs"], training["batch_size"], training["patience"]) == (4, 512, 5)
     comp = fit["error_components"]["mu_sig"]
     assert comp["total"] == pytest.approx(np.hypot(comp["without_learned_ratio"],
                                                    comp["learned_ratio"]), rel=0.5)
@@ -163,8 +168,10 @@ def test_the_unbinned_backend_runs_from_yaml(tmp_path: Path) -> None:
                                                  "reweighter's nuisances"),
     ("{normsys: {name: xsec, lo: 0.95, hi: 1.05}}", "{shapesys: {name: mc, relative: 0.1}}",
      r"modifiers\[1\]\.shapesys: shapesys is a per-bin modifier"),
-    ("hypotest: {poi_value: 2.0}", "hypotest: {calctype: toybased}",
-     "the unbinned backend computes CLs asymptotically only"),
+    ("ratio_training: {epochs: 4, batch_size: 512}", "ratio_training: {epoch: 4}",
+     r"inference\.ratio_training\.epoch: unknown field 'epoch'; did you mean 'epochs'"),
+    ("ratio_training: {epochs: 4, batch_size: 512}", "ratio_training: {batch_size: 0}",
+     r"inference\.ratio_training\.batch_size: "),
     ("backend: unbinned", "backend: unbined", "unknown backend 'unbined'; did you mean "
                                               "'unbinned'"),
 ])
@@ -173,6 +180,20 @@ def test_bad_unbinned_sections_are_one_line_errors(old: str, new: str, match: st
     with pytest.raises(SpecError, match=match) as info:
         load_spec_text(UNBINNED.replace(old, new, 1), path="u.yaml")
     assert "\n" not in str(info.value) and str(info.value).startswith("u.yaml:")
+
+
+def test_the_unbinned_options_are_refused_on_pyhf() -> None:
+    text = TWO_POIS.replace("  upper_limit: false\n", "  upper_limit: false\n  scan: false\n")
+    with pytest.raises(SpecError, match=r"inference\.scan: only the unbinned backend"):
+        load_spec_text(text, path="p.yaml")
+    # switching a spec's backend keeps or drops them with it
+    from ratiofit.spec import with_inference
+
+    spec = load_spec_text(UNBINNED.replace("  data: data\n", "  data: data\n  observable: x0\n"
+                                           "  bins: {n: 8, range: [-8, 8]}\n", 1), path="u.yaml")
+    assert spec.inference is not None and spec.inference.ratio_training.batch_size == 512
+    back = with_inference(spec, backend="pyhf", mode="portable")
+    assert back.inference is not None and back.inference.backend == "pyhf"
 
 
 def _analysis_workspace() -> dict:
@@ -253,3 +274,44 @@ def test_bad_workspace_starts_are_one_line_errors(tmp_path: Path, old: str, new:
         load_spec_text(WITH_WORKSPACE.replace(old, new, 1), path=str(tmp_path / "w.yaml"))
     assert "\n" not in str(info.value)
 
+
+
+def test_an_ensemble_infers_with_its_members_mean_log_ratio(tmp_path: Path) -> None:
+    """With ``ensemble: 2`` the learned nuisance is the members' averaged reweighter: the
+    workspace's +1σ template is the nominal sample reweighted by the mean log-ratio of the
+    two saved members (recomputed here from the same events), not member 0's."""
+    from ratiofit.inference import reweighted_template
+    from ratiofit.registry import get_registry
+    from ratiofit.reweighter import AveragedReweighter, Reweighter
+    from ratiofit.workflow import Samples
+
+    text = TWO_POIS.replace("uncertainty:", "ensemble: 2\nuncertainty:", 1)
+    out = _run(tmp_path, text)
+    assert out["reweighter"]["members_averaged"] == 2
+    run = tmp_path / "out"
+    reg = get_registry()
+    members = [Reweighter.load(run / "reweighter", registry=reg),
+               Reweighter.load(run / "ensemble" / "member-1" / "reweighter", registry=reg)]
+    spec = load_spec_text(text, path=str(tmp_path / "s.yaml"))
+    events = Samples(spec, reg)["nominal"]
+    edges = np.linspace(-6, 6, 9)
+    w = events.event_weights * (2000 / events.event_weights.sum())  # the sample's yield
+    ws = json.loads((run / "workspace.json").read_text())
+    bkg = next(s for s in ws["channels"][0]["samples"] if s["name"] == "bkg")
+    hi = np.asarray(next(m for m in bkg["modifiers"] if m["name"] == "shape")["data"]
+                    ["hi_data"])
+
+    def up(rw: object) -> np.ndarray:
+        """n_b + h_b(θ₀ + σ) − h_b(θ₀) (the portable histosys, pyhf_workspace.py)."""
+        def h(mu: float) -> np.ndarray:
+            return reweighted_template(reweighter=rw, events=events, observable="x0",
+                                       edges=edges, theta={"mu": mu}, weights=w,
+                                       flow="fold").values
+        nominal = np.histogram(np.clip(events.features[:, 0], -6, 6), edges, weights=w)[0]
+        return nominal + h(0.1) - h(0.0)
+
+    # the same float32 networks on the same events: equal within float rounding; member
+    # 0 alone differs from the average by the members' training noise (≫ 1e-4 here)
+    np.testing.assert_allclose(hi, up(AveragedReweighter(members=members)), rtol=1e-5,
+                               atol=1e-6)
+    assert not np.allclose(hi, up(members[0]), rtol=1e-4)

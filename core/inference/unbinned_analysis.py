@@ -11,8 +11,11 @@ answered with iminuit on :class:`UnbinnedModelNLL`, and reported in the same typ
   Cranmer, Gross and Vitells, Eur. Phys. J. C 71 (2011) 1554, Eq. 16 and 65–66 (the
   formulae pyhf's asymptotic calculator uses, guide-searches.md Eq. 3.4–3.5); the
   background-only Asimov data are the weighted Asimov events of
-  :meth:`UnbinnedModel.asimov` at the conditional (μ = 0) fit;
-* :func:`upper_limit_model`: the CLs = level crossing on a scan, observed and expected;
+  :meth:`UnbinnedModel.asimov` at the conditional (μ = 0) fit; or, with
+  ``calctype="toybased"``, CLs from pseudo-experiments
+  (:mod:`ratiofit.inference.unbinned_toys`);
+* :func:`upper_limit_model`: the CLs = level crossing on a scan, observed and expected,
+  from the asymptotic CLs;
 * :func:`impacts_model`: Δμ̂ with each constrained parameter fixed at θ̂ ± its postfit and
   prefit σ;
 * :func:`profile_scan_model`: 2ΔNLL of the POI, profiled.
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..execution import Executor
 from .binned_fit import BinnedFitResult, CLsResult, Impact, Pull, UpperLimitResult
 from .errors import InferenceError
 from .unbinned_model import UnbinnedModel, UnbinnedModelNLL
@@ -152,15 +156,25 @@ def fit_model(model: UnbinnedModel, cost: UnbinnedModelNLL | None = None, *,
 def _qmu_tilde(cost: UnbinnedModelNLL, mu: float, best: Any) -> float:
     """q̃_μ (Cowan et al. Eq. 16): 0 for μ̂ > μ; against the μ = 0 conditional fit where
     μ̂ < 0 (the unbinned POI may go negative while every event's density stays positive)."""
+    return _qmu_tilde_fits(cost, mu, best)[0]
+
+
+def _qmu_tilde_fits(cost: UnbinnedModelNLL, mu: float, best: Any) -> tuple[float, bool]:
+    """:func:`_qmu_tilde` and whether the conditional fits it needed converged (the toys
+    count a toy whose fits did not as failed)."""
     model = cost.model
     mu_hat = best.values[model.poi]
     if mu_hat > mu:
-        return 0.0
+        return 0.0, True
     start = dict(best.values.to_dict())
-    reference = best.fval if mu_hat >= 0 else _minimise(
-        cost, fixed={model.poi: 0.0}, start=start, hesse=False).fval
+    valid = True
+    if mu_hat >= 0:
+        reference = best.fval
+    else:
+        ref = _minimise(cost, fixed={model.poi: 0.0}, start=start, hesse=False)
+        reference, valid = ref.fval, bool(ref.valid)
     cond = _minimise(cost, fixed={model.poi: mu}, start=start, hesse=False)
-    return max(2.0 * (cond.fval - reference), 0.0)
+    return max(2.0 * (cond.fval - reference), 0.0), valid and bool(cond.valid)
 
 
 def _cls(q: float, q_a: float) -> tuple[float, float, float]:
@@ -186,10 +200,25 @@ def _asimov_cost(model: UnbinnedModel, cost: UnbinnedModelNLL) -> UnbinnedModelN
 
 
 def hypotest_model(model: UnbinnedModel, *, poi_value: float = 1.0,
-                   cost: UnbinnedModelNLL | None = None,
+                   calctype: str = "asymptotics", ntoys: int = 1000, seed: int = 0,
+                   executor: Executor | None = None, cost: UnbinnedModelNLL | None = None,
                    asimov: UnbinnedModelNLL | None = None) -> CLsResult:
-    """Asymptotic CLs of μ = ``poi_value`` with the q̃_μ test statistic and its expected
-    −2σ … +2σ band (background only), as pyhf's asymptotic calculator computes it."""
+    """CLs of μ = ``poi_value`` with the q̃_μ test statistic and its expected −2σ … +2σ
+    band (background only).
+
+    ``calctype="asymptotics"`` (default): the asymptotic formulae, as pyhf's asymptotic
+    calculator computes them (``ntoys``, ``seed``, ``executor`` unused).
+    ``calctype="toybased"``: ``ntoys`` pseudo-experiments per hypothesis, seeded by
+    ``seed`` and run as jobs through ``executor``
+    (:func:`ratiofit.inference.unbinned_toys.hypotest_toys`; ``asimov`` unused).
+    """
+    if calctype == "toybased":
+        from .unbinned_toys import hypotest_toys
+
+        return hypotest_toys(model, poi_value=poi_value, ntoys=ntoys, seed=seed,
+                             executor=executor, cost=cost)
+    if calctype != "asymptotics":
+        raise InferenceError(f"calctype must be 'asymptotics' or 'toybased', got {calctype!r}")
     cost = cost or model.nll()
     asimov = asimov or _asimov_cost(model, cost)
     return _hypotest(cost, asimov, _minimise(cost, hesse=False),
@@ -220,7 +249,8 @@ def upper_limit_model(model: UnbinnedModel, *, scan: Sequence[float] | None = No
                       level: float = 0.05, best: BinnedFitResult | None = None
                       ) -> UpperLimitResult:
     """The POI's CLs upper limit at 1 − ``level``: the crossing of CLs = level, linearly
-    interpolated on the scan, observed and for the expected band. The default scan has 21
+    interpolated on the scan, observed and for the expected band, from the asymptotic CLs
+    (toy-based CLs is for one tested value: :func:`hypotest_model`). The default scan has 21
     points from 0 to μ̂ + 5σ̂, widened (twice as far, up to the POI's bound) until the
     observed CLs and the expected +2σ band fall below the level."""
     cost = model.nll()

@@ -54,7 +54,7 @@ Top-level sections
     one sample per channel lists the nuisances (its density is the reweighter's), the
     others' densities relative to it come from a saved θ-free reweighter
     (``ratio: DIR``) or one trained with the reweighter's architecture and loss; no shapesys, CLs
-    asymptotic only; ``ratio_training`` (the reweighter's ``training`` options, see
+    asymptotic or toy-based; ``ratio_training`` (the reweighter's ``training`` options, see
     below) sets how those ratios are trained and ``scan: false`` skips the POI's
     profile-likelihood scan. ``workspace: FILE`` or ``{file, measurement}`` starts from an
     analysis's pyhf workspace: ``channels`` name its channels and, under ``samples``,

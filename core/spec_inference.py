@@ -456,9 +456,6 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     if calctype not in ("asymptotics", "toybased"):
         raise ctx.error((*path, "hypotest", "calctype"),
                         f"expected 'asymptotics' or 'toybased', got {calctype!r}")
-    if calctype == "toybased" and backend == "unbinned":
-        raise ctx.error((*path, "hypotest", "calctype"), "the unbinned backend computes CLs "
-                        "asymptotically only ('asymptotics'); its toys are 'ratiofit coverage'")
     return InferenceSpec(
         backend=backend, mode=mode, flow=flow, poi=poi, channels=channels, nuisances=nuisances,
         staterror=ctx.get(body, path, "staterror", bool, default=True),

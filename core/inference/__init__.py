@@ -21,7 +21,8 @@ costs), :mod:`ratiofit.inference.unbinned_fit` (the fit driver) and
 :mod:`ratiofit.inference.toys` (toys and coverage). The unbinned model an ``inference``
 section declares (channels, samples, yields, standard modifiers):
 :mod:`ratiofit.inference.unbinned_model`, fitted and tested by
-:mod:`ratiofit.inference.unbinned_analysis`; an analysis's own workspace with learned
+:mod:`ratiofit.inference.unbinned_analysis` (its pseudo-experiments and toy-based CLs:
+:mod:`ratiofit.inference.unbinned_toys`); an analysis's own workspace with learned
 nuisances added: :mod:`ratiofit.inference.workspace_merge`.
 """
 
@@ -97,6 +98,7 @@ from .unbinned_model import (
     UnbinnedModelNLL,
     UnbinnedNuisance,
 )
+from .unbinned_toys import ToyCLsResult, hypotest_toys, sample_toy
 from .workspace_merge import add_learned_nuisances
 
 __all__ = [
@@ -131,6 +133,7 @@ __all__ = [
     "Template",
     "TemplateMorphing",
     "Toy",
+    "ToyCLsResult",
     "UnbinnedChannel",
     "UnbinnedComponent",
     "UnbinnedFitResult",
@@ -153,6 +156,7 @@ __all__ = [
     "histogram_template",
     "hypotest",
     "hypotest_model",
+    "hypotest_toys",
     "impacts",
     "impacts_model",
     "learned_ratio_term",
@@ -164,6 +168,7 @@ __all__ = [
     "portable_workspace",
     "profile_scan_model",
     "reweighted_template",
+    "sample_toy",
     "signal_log_ratio_from_classifier",
     "unbinned_replica_budget",
     "upper_limit",

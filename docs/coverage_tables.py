@@ -4,7 +4,10 @@ Each row is read from ``runs/<name>/coverage.json``; the command that made it is
 COVERAGE below and printed next to the table. A run that was stopped before its end has
 no coverage.json: its finished repeats (``runs/<name>/jobs/repeat-K.json``) are summarised
 with the same :func:`ratiofit.coverage.summarise` and the row says how many were done.
-Runs that are missing are listed as such.
+Each run's summary is kept under docs/data/coverage/<name>.json (committed), so the
+table is regenerated on a machine without the run directories; a run with neither keeps
+the rows an earlier generation wrote for its command (the note says so), and a run never
+made is listed as such.
 Usage: ``python docs/coverage_tables.py`` (``make docs-tables`` runs it).
 """
 
@@ -15,6 +18,31 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+STORE = ROOT / "docs" / "data" / "coverage"
+PREVIOUS = (ROOT / "docs" / "coverage.md").read_text() \
+    if (ROOT / "docs" / "coverage.md").exists() else ""
+
+
+def _previous_rows(command: str) -> list[str]:
+    """The rows an earlier generation of docs/coverage.md wrote for ``command``."""
+    return [line for line in PREVIOUS.splitlines() if line.startswith(f"| `{command}`")]
+
+
+def _summary(run: str, scale: float) -> dict | None:
+    """A coverage run's summary: from runs/ (then kept in STORE), else the kept one."""
+    path = ROOT / "runs" / run / "coverage.json"
+    res = json.loads(path.read_text()) if path.exists() else \
+        _partial(ROOT / "runs" / run / "jobs", scale)
+    if res is not None:
+        keep = {k: res[k] for k in ("summary", "gate_failures", "scale", "ratiofit_commit")
+                if k in res}
+        STORE.mkdir(parents=True, exist_ok=True)
+        tmp = STORE / f".{run}.json.tmp"
+        tmp.write_text(json.dumps(keep, indent=1, sort_keys=True) + "\n")
+        tmp.replace(STORE / f"{run}.json")
+        return keep
+    stored = STORE / f"{run}.json"
+    return json.loads(stored.read_text()) if stored.exists() else None
 
 #: run directory → (the command that makes it, its --scale, a note on the code it ran);
 #: every spec is committed under specs/. A run's coverage.json names its commit.
@@ -116,14 +144,17 @@ def coverage_markdown() -> str:
     missing = []
     notes = []
     for run, (command, scale, note) in COVERAGE.items():
-        path = ROOT / "runs" / run / "coverage.json"
-        if path.exists():
-            res = json.loads(path.read_text())
-        else:
-            res = _partial(ROOT / "runs" / run / "jobs", scale)
-            if res is None:
+        res = _summary(run, scale)
+        if res is None:
+            kept = _previous_rows(command)
+            if kept:
+                lines += kept
+                notes.append(f"- `{run}`: {note + '; ' if note else ''}rows kept from an "
+                             "earlier generation of this page (its run directory and summary "
+                             "are not on the machine that wrote it)")
+            else:
                 missing.append(command)
-                continue
+            continue
         commit = res.get("ratiofit_commit")
         if note or commit:
             notes.append(f"- `{run}`: {note or f'run at commit {commit[:7]}'}")
@@ -139,10 +170,11 @@ def coverage_markdown() -> str:
         lines += ["", *notes]
     for run in COVERAGE:
         png = ROOT / "runs" / run / "pulls.png"
+        dest = ROOT / "docs" / "figures" / "coverage" / f"{run}.png"
         if png.exists():
-            dest = ROOT / "docs" / "figures" / "coverage" / f"{run}.png"
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(png, dest)
+        if dest.exists():
             lines += ["", f"![pulls of {run}](figures/coverage/{run}.png)"]
     if missing:
         lines += ["", "Not yet run (the command makes the row):", "",
@@ -177,7 +209,11 @@ def single_fits_markdown() -> list[str]:
     for run, (command, note) in SINGLE.items():
         out = ROOT / "runs" / run
         if not (out / "result.json").exists():
-            rows.append(f"| `{command}` | not yet run | | | | | | |")
+            kept = _previous_rows(command)
+            rows += kept or [f"| `{command}` | not yet run | | | | | | |"]
+            if kept:
+                notes.append(f"- `{run}`: {note + '; ' if note else ''}rows kept from an "
+                             "earlier generation of this page")
             continue
         res = json.loads((out / "result.json").read_text())
         spec = yaml.safe_load((out / "spec.yaml").read_text())

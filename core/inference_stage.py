@@ -347,7 +347,7 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
         ispec, result, warnings,
         hypotest=lambda poi_value: inf.hypotest(
             model, poi_value=poi_value, calctype=ispec.hypotest_calctype,  # type: ignore[arg-type]
-            seed=derive_seed(spec.seed, "hypotest")),
+            ntoys=ispec.hypotest_ntoys, seed=derive_seed(spec.seed, "hypotest")),
         upper_limit=lambda: inf.upper_limit(model),
         impacts=lambda: inf.impacts(model, nominal=fit))
     # a failed limit or ranking is {"failed": ...}: the plots leave it out; a spec

@@ -95,6 +95,8 @@ class InferenceSpec:
     staterror: bool = True
     hypotest_poi: float | None = 1.0
     hypotest_calctype: str = "asymptotics"
+    #: pseudo-experiments per hypothesis of a toy-based test
+    hypotest_ntoys: int = 1000
     upper_limit: bool = True
     impacts: bool = True
     #: every parameter of interest; ``poi`` is the first (tests and limits are on it, the
@@ -451,7 +453,10 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     # ``hypotest: none`` skips the hypothesis test (coverage repeats do)
     no_test = body.get("hypotest") in ("none", False)
     hbody = {} if no_test else ctx.mapping(body.get("hypotest", {}), (*path, "hypotest"))
-    ctx.no_unknown(hbody, (*path, "hypotest"), ["poi_value", "calctype"])
+    ctx.no_unknown(hbody, (*path, "hypotest"), ["poi_value", "calctype", "ntoys"])
+    ntoys = ctx.get(hbody, (*path, "hypotest"), "ntoys", int, default=1000)
+    if ntoys < 1:
+        raise ctx.error((*path, "hypotest", "ntoys"), f"must be >= 1, got {ntoys}")
     calctype = ctx.get(hbody, (*path, "hypotest"), "calctype", str, default="asymptotics")
     if calctype not in ("asymptotics", "toybased"):
         raise ctx.error((*path, "hypotest", "calctype"),
@@ -461,7 +466,7 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
         staterror=ctx.get(body, path, "staterror", bool, default=True),
         hypotest_poi=None if no_test else _number(ctx, hbody, (*path, "hypotest"),
                                                   "poi_value", 1.0),
-        hypotest_calctype=calctype,
+        hypotest_calctype=calctype, hypotest_ntoys=ntoys,
         upper_limit=ctx.get(body, path, "upper_limit", bool, default=True),
         impacts=ctx.get(body, path, "impacts", bool, default=True), pois=pois,
         workspace=workspace, ratio_training=ratio_training,

@@ -270,7 +270,8 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         ispec, result, warnings,
         hypotest=lambda poi_value: hypotest_model(
             model, poi_value=poi_value, calctype=ispec.hypotest_calctype,
-            seed=derive_seed(spec.seed, "hypotest"), executor=executor),
+            ntoys=ispec.hypotest_ntoys, seed=derive_seed(spec.seed, "hypotest"),
+            executor=executor),
         upper_limit=lambda: upper_limit_model(model, best=fit),
         impacts=lambda: impacts_model(model, best=fit))
     if ispec.scan:

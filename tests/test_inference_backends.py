@@ -170,6 +170,8 @@ def test_the_unbinned_backend_runs_from_yaml(tmp_path: Path) -> None:
      r"modifiers\[1\]\.shapesys: shapesys is a per-bin modifier"),
     ("ratio_training: {epochs: 4, batch_size: 512}", "ratio_training: {epoch: 4}",
      r"inference\.ratio_training\.epoch: unknown field 'epoch'; did you mean 'epochs'"),
+    ("hypotest: {poi_value: 2.0}", "hypotest: {calctype: toybased, ntoys: 0}",
+     r"inference\.hypotest\.ntoys: must be >= 1, got 0"),
     ("ratio_training: {epochs: 4, batch_size: 512}", "ratio_training: {batch_size: 0}",
      r"inference\.ratio_training\.batch_size: "),
     ("backend: unbinned", "backend: unbined", "unknown backend 'unbined'; did you mean "

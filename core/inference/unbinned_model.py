@@ -204,6 +204,7 @@ class UnbinnedModel:
         self.names = list(self.limits)
         self.index = {n: i for i, n in enumerate(self.names)}
         self._yield_cost: UnbinnedModelNLL | None = None
+        self._references: dict[str, ReferenceNormalisation] = {}
         # log Z_k = log E_b0[r_k] over the background's events: a learned ratio is not
         # normalised by itself (a 2-epoch classifier gave E_b0[r̂_s] = 1.8, hence μ̂ ≈ 3 on
         # background-only data), and p_k = p_b0·r_k/Z_k integrates to one by construction
@@ -380,9 +381,14 @@ class UnbinnedModelNLL(_ReweighterCost):
         if nus:
             source = _make_source(m.reweighter, events, resolved, fixed, "lru", m.lru_size, 21,
                                   None, f"channel '{ch.name}' data")
-            reference = ReferenceNormalisation(m.reweighter, bkg.events, nuisances=resolved,
-                                               fixed=fixed, cache="lru",
-                                               lru_size=4 * m.lru_size)
+            # Z(θ) depends on the model alone, not on the data: one per channel serves
+            # every cost of the model (toys, Asimov sets, the yields), with its cache
+            shared = m._references.get(ch.name)
+            if shared is None:
+                shared = m._references[ch.name] = ReferenceNormalisation(
+                    m.reweighter, bkg.events, nuisances=resolved, fixed=fixed, cache="lru",
+                    lru_size=4 * m.lru_size)
+            reference = shared
         else:  # no shape nuisance here: w at the fixed θ, once
             lw = m.reweighter.log_ratio(features=events, theta=fixed)
             lw_ref = m.reweighter.log_ratio(features=bkg.events, theta=fixed)

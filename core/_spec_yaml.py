@@ -109,8 +109,10 @@ def _dotted(path: Path_) -> str:
 
 
 class _Ctx:
-    def __init__(self, doc: _Located) -> None:
+    def __init__(self, doc: _Located, base_dir: str = ".") -> None:
         self.doc = doc
+        #: The directory relative paths in the spec are taken from (the spec file's).
+        self.base_dir = base_dir
 
     def error(self, path: Path_, message: str) -> SpecError:
         return SpecError(message, file=self.doc.file, line=self.doc.line(path),

@@ -187,13 +187,13 @@ def reweighter_uncertainty(spec: Spec, samples: Samples, registry: Registry, *,
             for r in replicas]
 
 
-def _simulation_events(spec: Spec) -> int:
+def _simulation_events(spec: Spec, samples: Samples) -> int:
     """Events simulated at the fitted θ (correction) and per side of the gate: four times
     the data, at most 10⁶ — the score test then sees a bias of ~2 statistical errors half
     of the time at its per-test level (z·√(N_data(1/n + 1/n)), z ≈ 2.9 for 4 tests)."""
     fs = spec.fit
     assert fs is not None
-    return spec.uncertainty.gate_events or min(4 * spec.samples[fs.data].n_events, 1_000_000)
+    return spec.uncertainty.gate_events or min(4 * len(samples[fs.data]), 1_000_000)
 
 
 def _can_simulate(spec: Spec, registry: Registry) -> bool:
@@ -244,7 +244,7 @@ def simulation_correction(spec: Spec, rw: Reweighter | AveragedReweighter, sampl
                              "reason": "the reweighter's target source reads files"}
         return
     data = samples[fs.data]
-    n = _simulation_events(spec)
+    n = _simulation_events(spec, samples)
     steps: list[OneStep] = []
     values = np.array([fit["parameters"][p]["value"] for p in names], dtype=np.float64)
     converged = False
@@ -336,10 +336,14 @@ def gate_at_fit(spec: Spec, rw: Reweighter | AveragedReweighter, samples: Sample
     rws, fs = spec.reweighter, spec.fit
     assert rws is not None and fs is not None
     unc = spec.uncertainty
-    n = _simulation_events(spec)
+    n = _simulation_events(spec, samples)
     problem = fit_problem(spec, rw, samples, member=0)
     theta = problem.theta([fit["parameters"][p]["value"] for p in problem.parameters.names])
     ref_spec = spec.samples[rws.reference]
+    if getattr(registry.get("source", ref_spec.source), "reads_files", False):
+        return {"verdict": "not run", "theta": theta,
+                "reason": f"the reference sample '{rws.reference}' reads files: there are no "
+                          "held-out reference events (the network saw the file's events)"}
     held_out = SampleSpec(name="gate-reference", source=ref_spec.source, n_events=n,
                           theta=dict(ref_spec.theta), options=ref_spec.options)
     reference = make_sample(held_out, parameters=spec.parameters,

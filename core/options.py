@@ -2,7 +2,9 @@
 
 A plugin lists its options as :class:`Option` objects; the spec validator checks the
 user's values against them (type, choices, bounds) and fills defaults, and
-``ratiofit plugins --options`` prints them.
+``ratiofit plugins --options`` prints them. Options of kind ``path`` and ``path_list``
+name files: the spec loader makes relative ones absolute against the spec file's
+directory (:func:`resolve_paths`), so a resolved spec reruns from anywhere.
 
 Examples
 --------
@@ -14,14 +16,15 @@ Examples
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Option", "OptionError", "check_positive", "resolve_options"]
+__all__ = ["Option", "OptionError", "check_positive", "resolve_options", "resolve_paths"]
 
 _KINDS = ("int", "float", "bool", "str", "int_list", "float_list", "str_list", "any",
-          "number_or_name", "number_or_name_list", "mapping")
+          "number_or_name", "number_or_name_list", "mapping", "path", "path_list")
 
 
 class OptionError(ValueError):
@@ -42,7 +45,8 @@ class Option:
     kind
         One of ``int``, ``float``, ``bool``, ``str``, ``int_list``, ``float_list``,
         ``str_list``, ``number_or_name`` (a number or a parameter name),
-        ``number_or_name_list``, ``mapping``, ``any``.
+        ``number_or_name_list``, ``mapping``, ``any``, ``path`` (a file path) or
+        ``path_list`` (a path or glob, or a list of them; normalised to a list).
     default
         Value used when the spec omits the option; ``required=True`` forbids omission.
     doc
@@ -86,9 +90,16 @@ class Option:
                 isinstance(v, list) and all(is_num(i) or isinstance(i, str) for i in v)),
             "mapping": lambda v: isinstance(v, dict),
             "any": lambda v: True,
+            "path": lambda v: isinstance(v, str) and bool(v),
+            "path_list": lambda v: (isinstance(v, str) and bool(v)) or (
+                isinstance(v, list) and bool(v) and all(isinstance(i, str) and i for i in v)),
         }
         if not checks[k](value):
-            raise OptionError(name, f"expected {k.replace('_', ' ')}, got {value!r}")
+            what = {"path": "a file path", "path_list": "a path or glob, or a list of them"}
+            raise OptionError(name, f"expected {what.get(k, k.replace('_', ' '))}, got "
+                              f"{value!r}")
+        if k == "path_list" and isinstance(value, str):
+            value = [value]
         if k == "float":
             value = float(value)
         for v in (value if isinstance(value, list) else [value]):
@@ -130,6 +141,28 @@ def resolve_options(
             raise OptionError(key, f"required option '{key}' is missing")
         else:
             out[key] = opt.default
+    return out
+
+
+def resolve_paths(declared: Mapping[str, Option], values: Mapping[str, Any],
+                  base: str | os.PathLike[str]) -> dict[str, Any]:
+    """``values`` with every ``path`` / ``path_list`` option made absolute: ``~`` expanded,
+    relative paths (and globs) taken relative to the directory ``base``.
+
+    >>> opts = {"files": Option(kind="path_list"), "n": Option(kind="int")}
+    >>> resolve_paths(opts, {"files": ["a/*.root", "/data/b.root"], "n": 3}, "/work/spec")
+    {'files': ['/work/spec/a/*.root', '/data/b.root'], 'n': 3}
+    """
+
+    def one(p: str) -> str:
+        return os.path.normpath(os.path.join(base, os.path.expanduser(p)))
+
+    out = dict(values)
+    for key, opt in declared.items():
+        v = out.get(key)
+        if v is None or opt.kind not in ("path", "path_list"):
+            continue
+        out[key] = one(v) if opt.kind == "path" else [one(p) for p in v]
     return out
 
 

@@ -16,7 +16,8 @@ from .options import Option
 if TYPE_CHECKING:
     from .fitting import FitProblem, FitResult
 
-__all__ = ["KINDS", "Architecture", "InputSignature", "Loss", "Source", "Strategy", "Study"]
+__all__ = ["KINDS", "THETA_COLUMNS", "Architecture", "InputSignature", "Loss", "Source",
+           "Strategy", "Study"]
 
 #: The plugin kinds and the hook that provides each.
 KINDS: dict[str, str] = {
@@ -26,6 +27,10 @@ KINDS: dict[str, str] = {
     "source": "ratiofit_sources",
     "study": "ratiofit_studies",
 }
+
+#: The reserved key under which a sample's ``options`` carry the θ columns it reads from
+#: its files (see :class:`Source`): parameter → ``{"column": name, "range": [low, high]}``.
+THETA_COLUMNS = "_theta_columns"
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,20 @@ class Source(Protocol):
         compare with the exact ratio and likelihood;
     ``reads_files = True``
         it reads data rather than generating them (it cannot simulate at a fitted θ: no
-        simulation correction or non-closure term).
+        simulation correction or non-closure term). For such a source:
+
+        - ``n_events`` may be ``None``: every row (after the source's own selection), and
+          ``theta`` is then empty (the sample's fixed θ values are filled in afterwards);
+          an ``n_events`` larger than the rows available is an error, never a shorter
+          sample;
+        - a sample cannot draw θ at random; it fixes θ, or reads it per event from a
+          column (``theta: {mu: {column: mu_gen}}``). Those columns reach the source in
+          ``options[THETA_COLUMNS]`` (the reserved key ``"_theta_columns"``, in
+          ``check``, ``feature_names`` and ``generate`` alike) as parameter →
+          ``{"column": name, "range": [low, high]}``; the EventSet returned carries θ
+          columns named by the *parameter*, and refuses values outside the range naming
+          the file, column and row. ``check`` raises with ``field = "theta.<parameter>"``
+          for a θ column it cannot read. ``ratiofit.file_events`` has the shared checks.
     """
 
     name: str

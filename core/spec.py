@@ -12,8 +12,22 @@ Top-level sections
 ``parameters``
     ``name: {nominal, range: [low, high], scale}``.
 ``samples``
-    ``name: {source, n_events, theta: {param: nominal | <number> | uniform | {uniform: [lo, hi]}},
-    options}``; parameters not listed are at their nominal value.
+    ``name: {source, n_events, theta: {param: nominal | <number> | uniform | {uniform: [lo, hi]}
+    | {column: NAME}}, options}``; parameters not listed are at their nominal value.
+    A sample of a source that reads files (``root``, ``parquet``) reads its events:
+    ``n_events`` is optional there (absent: every row that passes the source's
+    ``selection``; more than the files hold is an error), θ is fixed for the whole file
+    or read per event from a column (``theta: {mu: {column: mu_gen}}``; values outside
+    the parameter's range are refused), never drawn at random (``uniform`` is refused),
+    and the source's path options (``files``, ``path``) are relative to the spec file's
+    directory (the resolved spec a run writes holds them absolute). ``fraction: f``
+    (0 < f <= 1, without ``n_events``) keeps the first fraction f of those rows; it is
+    what ``--scale f`` sets, and a file sample without ``n_events`` cannot be scaled
+    up. For example::
+
+        varied: {source: root, theta: {mu: {column: mu_gen}},
+                 options: {files: data/varied_*.root, tree: events, weight: w,
+                           particles: {pt: part_pt, eta: part_eta}, selection: "x > -5"}}
 ``reweighter``
     ``{architecture: name | {name, options}, loss, reference, target, inputs: {features:
     all | none | [names], particles: none | [fields]}, training: {...}, calibration: none |
@@ -35,7 +49,7 @@ Top-level sections
     ...], samples: {name: {sample, yield, signal: bool, nuisances: [...], modifiers:
     [...]}}, nuisances:
     {name: {reweighter: this | <run dir or reweighter dir>, parameter, nominal, sigma,
-    measured}}, staterror: bool, hypotest: {poi_value, calctype}, upper_limit: bool,
+    measured}}, staterror: bool, hypotest: {poi_value, calctype, ntoys}, upper_limit: bool,
     impacts: bool}``. ``this`` is the reweighter the spec trains; a path names a saved
     one. Several ``data`` samples are added bin by bin (e.g. a signal injected into
     background-only data). ``measured`` is the auxiliary measurement of θ that the
@@ -116,8 +130,9 @@ from typing import Any
 
 from ._spec_yaml import Path_, _Ctx, _dotted, _Located, _unknown_param, _unknown_sample
 from .errors import PluginError, RatiofitError, SpecError
-from .options import OptionError, resolve_options
+from .options import OptionError, resolve_options, resolve_paths
 from .parameters import Parameter, ParameterSet
+from .plugin_api import THETA_COLUMNS
 from .registry import Registry, get_registry
 from .spec_inference import (
     InferenceSampleSpec,
@@ -162,25 +177,33 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ThetaSpec:
-    """How a sample sets one parameter: ``fixed`` at ``value`` or ``uniform`` in [low, high]."""
+    """How a sample sets one parameter: ``fixed`` at ``value``, ``uniform`` in [low, high],
+    or ``column``: read per event from the files' column ``column`` (a source that reads
+    files), within the parameter's range [low, high]."""
 
     kind: str
     value: float | None = None
     low: float | None = None
     high: float | None = None
+    column: str | None = None
 
 
 @dataclass(frozen=True)
 class SampleSpec:
+    """One sample. ``n_events`` is ``None`` for a file sample that reads every row, of
+    which it keeps the first ``fraction`` (``--scale`` below 1)."""
+
     name: str
     source: str
-    n_events: int
+    n_events: int | None
     theta: dict[str, ThetaSpec]
     options: dict[str, Any]
+    fraction: float = 1.0
 
     @property
     def varied(self) -> list[str]:
-        return [n for n, t in self.theta.items() if t.kind == "uniform"]
+        """The parameters that vary per event: drawn (``uniform``) or read (``column``)."""
+        return [n for n, t in self.theta.items() if t.kind in ("uniform", "column")]
 
 
 @dataclass(frozen=True)
@@ -256,10 +279,15 @@ def load_spec(path: str | Path, *, registry: Registry | None = None) -> Spec:
     return load_spec_text(text, path=str(p), registry=registry)
 
 
-def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None = None) -> Spec:
-    """Validate spec text; ``path`` is only used in messages."""
+def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None = None,
+                   base_dir: str | Path | None = None) -> Spec:
+    """Validate spec text; ``path`` names it in messages, and relative file paths in
+    plugin options are taken from ``base_dir`` (default: the directory of ``path``, the
+    current directory for ``<spec>``)."""
     doc = _Located(text, path)
-    ctx = _Ctx(doc)
+    if base_dir is None:
+        base_dir = Path(path).parent if path and not path.startswith("<") else Path(".")
+    ctx = _Ctx(doc, base_dir=str(Path(base_dir).expanduser().absolute()))
     reg = registry or get_registry()
     top = ctx.mapping(doc.value, ())
     ctx.no_unknown(top, (), _TOP)
@@ -297,7 +325,19 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
     if average_fit and (ensemble < 2 or fit is None):
         raise ctx.error(("ensemble", "average_fit"),
                         "needs at least 2 members and a 'fit' section")
+    if independent and reweighter is not None:
+        for role in ("reference", "target"):
+            s = samples[getattr(reweighter, role)]
+            if _reads_files(reg, s):
+                raise ctx.error(("ensemble", "training_samples"),
+                                f"independent samples are generated afresh per member, and "
+                                f"the {role} sample '{s.name}' reads files (use 'shared')")
     outputs = _outputs(ctx, parameters, reweighter, ctx.mapping(top.get("outputs"), ("outputs",)))
+    if outputs.closure and reweighter is not None and \
+            _reads_files(reg, samples[reweighter.target]):
+        raise ctx.error(("outputs", "closure"), f"closure points generate the target at "
+                        f"given theta values, and the target sample '{reweighter.target}' "
+                        "reads files")
     uncertainty = _uncertainty(ctx, ctx.mapping(top.get("uncertainty"), ("uncertainty",)))
     inference = None
     if top.get("inference") is not None:
@@ -310,6 +350,11 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
                 reweighter=reweighter, fit=fit, ensemble=ensemble, outputs=outputs, raw=top,
                 ensemble_independent_samples=independent, ensemble_average_fit=average_fit,
                 inference=inference, studies=studies, uncertainty=uncertainty)
+
+
+def _reads_files(reg: Registry, sample: SampleSpec) -> bool:
+    """Whether the sample's source reads files rather than generating events."""
+    return bool(getattr(reg.get("source", sample.source), "reads_files", False))
 
 
 def _uncertainty(ctx: _Ctx, body: dict[str, Any]) -> UncertaintySpec:
@@ -390,22 +435,34 @@ def _plugin_ref(ctx: _Ctx, reg: Registry, kind: str, value: Any, path: Path_
 
 
 def _options(ctx: _Ctx, impl: Any, given: dict[str, Any], path: Path_) -> dict[str, Any]:
+    """Validated options with defaults; ``path`` options made absolute (spec's directory)."""
+    declared = getattr(impl, "options", {})
     try:
-        return resolve_options(getattr(impl, "options", {}), given, where=_dotted(path))
+        options = resolve_options(declared, given, where=_dotted(path))
     except OptionError as exc:
         fpath = (*path, exc.field) if exc.field in given else path
         raise ctx.error(fpath, f"{exc.message} (plugin '{impl.name}')") from None
+    return resolve_paths(declared, options, ctx.base_dir)
 
 
 def _sample(ctx: _Ctx, reg: Registry, params: ParameterSet, name: str, body: dict[str, Any]
             ) -> SampleSpec:
     path: Path_ = ("samples", name)
-    ctx.no_unknown(body, path, ["source", "n_events", "theta", "options"])
+    ctx.no_unknown(body, path, ["source", "n_events", "fraction", "theta", "options"])
     src_name, _, impl = _plugin_ref(ctx, reg, "source", ctx.get(body, path, "source", str),
                                     (*path, "source"))
-    n_events = ctx.get(body, path, "n_events", int)
-    if n_events < 1:
+    reads_files = bool(getattr(impl, "reads_files", False))
+    # a file sample reads every row unless n_events says how many
+    n_events = ctx.get(body, path, "n_events", int, default=None if reads_files else ...)
+    if n_events is not None and n_events < 1:
         raise ctx.error((*path, "n_events"), f"must be >= 1, got {n_events}")
+    fraction = ctx.get(body, path, "fraction", float, default=1.0, what="a number")
+    if "fraction" in body:
+        if not reads_files or n_events is not None:
+            raise ctx.error((*path, "fraction"), "only for a sample that reads files, without "
+                            "n_events (the first fraction of its rows)")
+        if not 0 < fraction <= 1:
+            raise ctx.error((*path, "fraction"), f"must be in (0, 1], got {fraction}")
     theta: dict[str, ThetaSpec] = {}
     tbody = ctx.mapping(body.get("theta"), (*path, "theta"))
     for pname, tval in tbody.items():
@@ -413,10 +470,23 @@ def _sample(ctx: _Ctx, reg: Registry, params: ParameterSet, name: str, body: dic
         if pname not in params:
             raise ctx.error(tpath, _unknown_param(pname, params))
         theta[pname] = _theta(ctx, params[pname], tval, tpath)
+        if reads_files and theta[pname].kind == "uniform":
+            raise ctx.error(tpath, f"sample '{name}' reads files (source '{src_name}'): theta "
+                            f"'{pname}' cannot be drawn at random for its events; give the "
+                            f"column that holds it per event ({{column: NAME}}) or a fixed "
+                            "value")
+        if not reads_files and theta[pname].kind == "column":
+            raise ctx.error(tpath, f"theta from a column needs a source that reads files; "
+                            f"source '{src_name}' generates its events (use a value, "
+                            "'uniform' or {uniform: [low, high]})")
     for p in params:
         theta.setdefault(p.name, ThetaSpec(kind="fixed", value=p.nominal))
     options = _options(ctx, impl, ctx.mapping(body.get("options"), (*path, "options")),
                        (*path, "options"))
+    columns = {n: {"column": t.column, "range": [t.low, t.high]}
+               for n, t in theta.items() if t.kind == "column"}
+    if columns:  # the reserved key: which θ columns the source reads (plugin_api.Source)
+        options[THETA_COLUMNS] = columns
     # String values in number-or-name options are parameter references: check them.
     for oname, opt in getattr(impl, "options", {}).items():
         if opt.kind not in ("number_or_name", "number_or_name_list"):
@@ -435,8 +505,12 @@ def _sample(ctx: _Ctx, reg: Registry, params: ParameterSet, name: str, body: dic
             field = getattr(exc, "field", None)
             given = ctx.mapping(body.get("options"), (*path, "options"))
             where = (*path, "options", field) if field in given else (*path, "options")
+            if isinstance(field, str) and field.startswith("theta.") and \
+                    field[len("theta."):] in tbody:  # a θ column the source cannot read
+                where = (*path, "theta", field[len("theta."):])
             raise ctx.error(where, f"{exc} (plugin '{impl.name}')") from None
-    return SampleSpec(name=name, source=src_name, n_events=n_events, theta=theta, options=options)
+    return SampleSpec(name=name, source=src_name, n_events=n_events, theta=theta,
+                      options=options, fraction=fraction)
 
 
 def _theta(ctx: _Ctx, p: Parameter, value: Any, path: Path_) -> ThetaSpec:
@@ -461,8 +535,13 @@ def _theta(ctx: _Ctx, p: Parameter, value: Any, path: Path_) -> ThetaSpec:
         if not lo < hi:
             raise ctx.error(upath, f"low must be below high, got {lohi!r}")
         return ThetaSpec(kind="uniform", low=lo, high=hi)
-    raise ctx.error(path, "expected 'nominal', a number, 'uniform' or {uniform: [low, high]}, "
-                    f"got {value!r}")
+    if isinstance(value, dict) and set(value) == {"column"}:
+        column = value["column"]
+        if not isinstance(column, str) or not column:
+            raise ctx.error((*path, "column"), f"expected a column name, got {column!r}")
+        return ThetaSpec(kind="column", column=column, low=p.low, high=p.high)
+    raise ctx.error(path, "expected 'nominal', a number, 'uniform', {uniform: [low, high]} or "
+                    f"{{column: NAME}}, got {value!r}")
 
 
 def _reweighter(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
@@ -670,6 +749,8 @@ def _oversized_sample(samples: Mapping[str, SampleSpec], n_parameters: int,
     if not memory:
         return None
     for name, s in samples.items():
+        if s.n_events is None:  # every row of its files: they are as large as they are
+            continue
         try:
             d = len(reg.get("source", s.source).feature_names(s.options))
         except Exception:  # a source that cannot say: count one feature
@@ -687,7 +768,11 @@ def scale_spec(spec: Spec, factor: float) -> Spec:
     gate events, and an inference's expected yields) times ``factor``.
 
     Specs are sized for a 2-core CPU; ``ratiofit run --scale 10`` runs the paper's sizes
-    on a bigger machine without editing the file.
+    on a bigger machine without editing the file. A file sample without ``n_events``
+    (every row) keeps the first ``factor`` of its rows (``fraction``) when ``factor`` is
+    below 1, as the yields scale; it cannot be scaled up (its files hold what they hold),
+    which is an error. A file sample with ``n_events`` scales like any other (more rows
+    than the files hold is an error when it is read).
     """
     from dataclasses import replace
 
@@ -698,7 +783,16 @@ def scale_spec(spec: Spec, factor: float) -> Spec:
     def n(value: int) -> int:
         return max(1, round(value * factor))
 
-    samples = {k: replace(s, n_events=n(s.n_events)) for k, s in spec.samples.items()}
+    samples = {}
+    for k, s in spec.samples.items():
+        if s.n_events is not None:
+            samples[k] = replace(s, n_events=n(s.n_events))
+        elif factor > 1:
+            raise RatiofitError(f"{spec.path}: --scale {factor:g}: sample '{k}' reads every "
+                                "row of its files, which cannot be scaled up (give it "
+                                "n_events, or scale by at most 1)")
+        else:
+            samples[k] = replace(s, fraction=s.fraction * factor)
     outputs = replace(spec.outputs, closure_events=n(spec.outputs.closure_events))
     unc = spec.uncertainty
     if unc.gate_events is not None:
@@ -750,16 +844,24 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
     """The spec with every default filled in, in the same YAML schema (loadable again)."""
 
     def theta(t: ThetaSpec) -> Any:
+        if t.kind == "column":
+            return {"column": t.column}
         return t.value if t.kind == "fixed" else {"uniform": [t.low, t.high]}
+
+    def one_sample(s: SampleSpec) -> dict[str, Any]:
+        return {"source": s.source,
+                **({"n_events": s.n_events} if s.n_events is not None else {}),
+                **({"fraction": s.fraction} if s.fraction != 1.0 else {}),
+                "theta": {n: theta(t) for n, t in s.theta.items()},
+                # the θ columns are written under theta, not as the reserved option
+                "options": {k: v for k, v in s.options.items() if k != THETA_COLUMNS}}
 
     out: dict[str, Any] = {
         "seed": spec.seed,
         "parameters": {p.name: {"nominal": p.nominal, "range": [p.low, p.high],
                                 **({"scale": p.scale} if p.scale is not None else {})}
                        for p in spec.parameters},
-        "samples": {s.name: {"source": s.source, "n_events": s.n_events,
-                             "theta": {n: theta(t) for n, t in s.theta.items()},
-                             "options": dict(s.options)} for s in spec.samples.values()},
+        "samples": {s.name: one_sample(s) for s in spec.samples.values()},
         "ensemble": {"members": spec.ensemble,
                      "training_samples": "independent" if spec.ensemble_independent_samples
                      else "shared", "average_fit": spec.ensemble_average_fit},
@@ -817,7 +919,8 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
                           for n, ns in inf.nuisances.items()},
             "staterror": inf.staterror,
             "hypotest": "none" if inf.hypotest_poi is None else {
-                "poi_value": inf.hypotest_poi, "calctype": inf.hypotest_calctype},
+                "poi_value": inf.hypotest_poi, "calctype": inf.hypotest_calctype,
+                "ntoys": inf.hypotest_ntoys},
             "upper_limit": inf.upper_limit, "impacts": inf.impacts,
             **({"ratio_training": dict(inf.ratio_training.__dict__), "scan": inf.scan}
                if inf.backend == "unbinned" else {})}

@@ -248,7 +248,7 @@ def _option_table(opts: Any) -> list[str]:
 
 #: Which docs page reports each family of specs (first matching prefix wins).
 SPEC_PAGES = (("dctr_pythia", "results.md"), ("gpu_", "results.md"),
-              ("dctr_gaussian", "results.md"),
+              ("dctr_gaussian", "results.md"), ("files_", "getting-started.md"),
               ("gaussian_2d_likelihood", "coverage.md"),
               ("gaussian_2d", "results.md"), ("quickstart", "getting-started.md"),
               ("inference_", "inference.md"), ("nuisance_", "inference.md"),

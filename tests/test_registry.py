@@ -32,7 +32,7 @@ BUILTINS: dict[str, set[str]] = {
     "architecture": {"mlp", "pfn", "ncr_trunk", "deepsets_ensemble"},
     "loss": {"bce", "mse", "sqrt", "mlc", "mlc_exp", "lr_direct", "ncr"},
     "strategy": {"dctr", "likelihood", "scan", "srgn", "classifier_loss", "regression"},
-    "source": {"gaussian", "gaussian_particles", "parquet", "pythia", "bumphunt",
+    "source": {"gaussian", "gaussian_particles", "parquet", "root", "pythia", "bumphunt",
                "gaussian_detector", "pythia_detector", "ncr_gaussian"},
     # The paper-reproduction studies (ncr, search_*, ensemble_*, mutual_information) are
     # registered by the ratiofit-papers distribution: examples/ratiofit-papers/tests.
@@ -492,6 +492,13 @@ def test_check_plugin_passes_for_builtins(module_registry: Registry, kind: str,
         EventSet(features=np.arange(60.0).reshape(60, 1), feature_names=("x",)).to_parquet(
             tmp_path / "events.parquet")
         options = {"path": str(tmp_path / "events.parquet")}
+    if name == "root":
+        import uproot
+
+        with uproot.recreate(tmp_path / "events.root") as f:
+            f.mktree("events", {"x": "f8"})
+            f["events"].extend({"x": np.arange(60.0)})
+        options = {"files": str(tmp_path / "events.root"), "tree": "events"}
     if name == "pfn":  # a particle architecture is exercised with particle inputs
         signature = InputSignature(
             feature_names=(), feature_mean=(), feature_std=(), theta_names=("mu",),

@@ -1,8 +1,19 @@
-"""Source ``parquet``: read flat features from a parquet file (e.g. real or external data).
+"""Source ``parquet``: read events from parquet files (e.g. real or external data).
 
-Reads the first ``n_events`` rows of the listed ``columns`` (default: every numeric
-column). Non-finite values are refused with the file, column and first row named; a
-file with fewer rows than ``n_events`` is an error, never silently shortened.
+``files`` is a path, a glob or a list of them (``path``, one file, is the older
+spelling), relative to the spec file; the files are read in that order as one sample,
+in batches of ``step_size`` rows (only the columns needed), so the peak memory is about
+the result plus one batch. Flat numeric columns are the features (``features``, or its
+alias ``columns``; default: all of them except the weight and θ columns); ``particles``
+maps particle fields to list-typed columns (``{pt: part_pt}``), which must have the same
+lengths per row; ``weight`` names a column of per-event weights (negative ones allowed,
+a non-positive total refused); ``selection`` keeps the rows for which an expression of
+flat columns is true (:mod:`ratiofit.selection`). Per-event θ comes from columns that
+the sample names (``theta: {mu: {column: mu_gen}}``).
+
+``n_events`` absent reads every row that passes the selection; more than that is an
+error, never a shorter sample. NaN/inf/null values and θ outside its range are refused
+with the file, the column and the row named (:mod:`ratiofit.file_events`).
 """
 
 from __future__ import annotations
@@ -12,6 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from ratiofit.file_events import (
+    FLAT,
+    JAGGED,
+    EventAssembler,
+    FileColumns,
+    FileOptionError,
+    describe_files,
+    expand_files,
+    file_columns,
+)
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
 
@@ -21,78 +42,167 @@ class Parquet:
     #: It reads data: it cannot simulate at a fitted θ (no simulation correction there).
     reads_files = True
     options: Mapping[str, Option] = {
-        "path": Option(kind="str", required=True, doc="parquet file to read"),
-        "columns": Option(kind="str_list", default=None,
-                          doc="feature columns (default: all numeric columns)"),
+        "files": Option(kind="path_list", default=None,
+                        doc="parquet file(s): a path, a glob or a list of them, read in order"),
+        "path": Option(kind="path", default=None, doc="one parquet file (or use 'files')"),
+        "features": Option(kind="str_list", default=None,
+                           doc="flat numeric columns fed to the network (default: all but "
+                               "the weight and theta columns)"),
+        "columns": Option(kind="str_list", default=None, doc="the same as 'features'"),
+        "particles": Option(kind="mapping", default=None,
+                            doc="particle field -> list-typed column, e.g. {pt: part_pt}"),
+        "weight": Option(kind="str", default=None,
+                         doc="column of per-event weights (may be negative)"),
+        "selection": Option(kind="str", default=None,
+                            doc="keep rows where this expression of flat columns is true, "
+                                "e.g. '(pt > 20) & (abs(eta) < 2.5)'"),
+        "step_size": Option(kind="int", default=100_000, minimum=1, doc="rows read per batch"),
     }
 
-    def _table(self, options: Mapping[str, Any]) -> Any:
+    @staticmethod
+    def _files(options: Mapping[str, Any]) -> list[str]:
+        if (options["path"] is None) == (options["files"] is None):
+            raise _PathError("give 'files' (a path, glob or list) or 'path', not "
+                             f"{'both' if options['path'] else 'neither'}")
+        if options["path"] is not None:
+            try:
+                return expand_files([options["path"]], what="parquet file")
+            except FileOptionError as exc:
+                raise _PathError(str(exc)) from None
+        return expand_files(options["files"], what="parquet file")
+
+    @staticmethod
+    def _features(options: Mapping[str, Any]) -> dict[str, Any]:
+        if options["features"] is not None and options["columns"] is not None:
+            raise FileOptionError("columns", "give 'features' or its alias 'columns', not both")
+        features = options["features"] if options["features"] is not None else options["columns"]
+        return {**options, "features": features}
+
+    @staticmethod
+    def _schema(path: str, field: str) -> dict[str, str]:
+        """Column → FLAT (a number per row), JAGGED (a list of numbers) or its type."""
         import pyarrow.parquet as pq
-
-        try:
-            return pq.read_table(options["path"], columns=options["columns"])
-        except FileNotFoundError:
-            raise ValueError(f"{options['path']}: file not found") from None
-        except Exception as exc:
-            raise ValueError(f"{options['path']}: cannot read parquet: {exc}") from None
-
-    def _schema(self, options: Mapping[str, Any]) -> Any:
-        import os
-
-        import pyarrow.parquet as pq
-
-        path = options["path"]
-        if not os.path.exists(path):
-            raise _PathError(f"{path}: file not found")
-        if not os.path.isfile(path):
-            raise _PathError(f"{path}: not a file (a parquet source reads one file)")
-        try:
-            return pq.read_schema(path)
-        except Exception as exc:  # not parquet, unreadable, truncated
-            raise _PathError(f"{path}: cannot read a parquet schema: {exc}") from None
-
-    def check(self, *, options: Mapping[str, Any],
-              theta: Mapping[str, tuple[float, float]]) -> None:
-        """At validation: the file exists, is parquet, and has the columns asked for."""
-        schema = self._schema(options)
-        if options["columns"] is not None:
-            missing = [c for c in options["columns"] if c not in schema.names]
-            if missing:
-                err = ValueError(f"{options['path']}: no column(s) {missing} (it has "
-                                 f"{', '.join(schema.names)})")
-                err.field = "columns"  # type: ignore[attr-defined]
-                raise err
-
-    def feature_names(self, options: Mapping[str, Any]) -> Sequence[str]:
-        if options["columns"] is not None:
-            return list(options["columns"])
         import pyarrow.types as pt
 
-        schema = self._schema(options)
-        return [f.name for f in schema if pt.is_integer(f.type) or pt.is_floating(f.type)]
+        try:
+            schema = pq.read_schema(path)
+        except Exception as exc:  # not parquet, unreadable, truncated
+            err = FileOptionError(field, f"{path}: cannot read a parquet schema: {exc}")
+            raise err from None
 
-    def generate(self, *, n_events: int, theta: Mapping[str, np.ndarray],
-                 options: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
-        names = self.feature_names(options)
-        table = self._table({**options, "columns": names})
-        if table.num_rows < n_events:
-            raise ValueError(f"{options['path']}: has {table.num_rows} rows, "
-                             f"n_events asks for {n_events}")
-        cols = []
-        for name in names:
-            col = table.column(name).to_numpy(zero_copy_only=False)[:n_events].astype(np.float64)
-            bad = ~np.isfinite(col)
-            if bad.any():
-                raise ValueError(f"{options['path']}: column '{name}' has {int(bad.sum())} "
-                                 f"NaN/inf value(s) (first at row {int(np.argmax(bad))})")
-            cols.append(col)
-        return np.stack(cols, axis=1)
+        def numeric(t: Any) -> bool:
+            return bool(pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t))
+
+        out = {}
+        for f in schema:
+            if numeric(f.type):
+                out[f.name] = FLAT
+            elif (pt.is_list(f.type) or pt.is_large_list(f.type)) and \
+                    numeric(f.type.value_type) and not pt.is_boolean(f.type.value_type):
+                out[f.name] = JAGGED
+            else:
+                out[f.name] = str(f.type)
+        return out
+
+    def _columns(self, options: Mapping[str, Any]) -> tuple[list[str], FileColumns]:
+        """The files and the columns to read (checked in every file)."""
+        files = self._files(options)
+        opts = self._features(options)
+        field = "path" if options["path"] is not None else "files"
+        columns: FileColumns | None = None
+        for path in files:
+            cols = file_columns(opts, schema=self._schema(path, field), origin=path)
+            if columns is None:
+                columns = cols
+            elif cols.features != columns.features:
+                raise FileOptionError("features", f"{path} has the features "
+                                      f"{list(cols.features)}, {files[0]} has "
+                                      f"{list(columns.features)}; list the features")
+        assert columns is not None
+        return files, columns
+
+    # -- the Source protocol -------------------------------------------------------------
+    def check(self, *, options: Mapping[str, Any],
+              theta: Mapping[str, tuple[float, float]]) -> None:
+        """At validation: every file is parquet and has the columns asked for, each of the
+        right kind, and the selection parses over the flat columns."""
+        self._columns(options)
+
+    def feature_names(self, options: Mapping[str, Any]) -> Sequence[str]:
+        files = self._files(options)
+        field = "path" if options["path"] is not None else "files"
+        cols = file_columns(self._features(options), schema=self._schema(files[0], field),
+                            origin=files[0])
+        return list(cols.features)
+
+    def particle_fields(self, options: Mapping[str, Any]) -> Sequence[str]:
+        return list(options["particles"] or {})
+
+    def generate(self, *, n_events: int | None, theta: Mapping[str, np.ndarray],
+                 options: Mapping[str, Any], rng: np.random.Generator) -> Any:
+        """The first ``n_events`` rows passing the selection (``None``: all of them)."""
+        import pyarrow.parquet as pq
+
+        files, cols = self._columns(options)
+        assembler = EventAssembler(cols, limit=n_events, origin=describe_files(files))
+        for path in files:
+            try:
+                batches = pq.ParquetFile(path).iter_batches(
+                    batch_size=options["step_size"], columns=[*cols.flat, *cols.jagged])
+            except Exception as exc:
+                raise ValueError(f"{path}: cannot read parquet: {exc}") from None
+            row = 0
+            for batch in batches:
+                flat = {c: _flat(batch.column(c), c, path, row) for c in cols.flat}
+                jagged = {c: _jagged(batch.column(c), c, path, row) for c in cols.jagged}
+                assembler.add(flat, jagged, file=path, first_row=row)
+                row += batch.num_rows
+                if assembler.done:
+                    break
+            if assembler.done:
+                break
+        events = assembler.finish()
+        from dataclasses import replace
+
+        return replace(events, provenance={**events.provenance, "files": files})
 
 
-class _PathError(ValueError):
+def _null_row(array: Any) -> int | None:
+    import pyarrow.compute as pc
+
+    if not array.null_count:
+        return None
+    return int(np.argmax(pc.is_null(array).to_numpy(zero_copy_only=False)))
+
+
+def _flat(array: Any, name: str, path: str, row: int) -> np.ndarray:
+    j = _null_row(array)
+    if j is not None:
+        raise ValueError(f"{path}: column '{name}' has a null value at row {row + j}")
+    return np.asarray(array.to_numpy(zero_copy_only=False))
+
+
+def _jagged(array: Any, name: str, path: str, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, flat values) of a list column."""
+    import pyarrow.compute as pc
+
+    j = _null_row(array)
+    if j is not None:
+        raise ValueError(f"{path}: column '{name}' has a null list at row {row + j}")
+    counts = pc.list_value_length(array).to_numpy(zero_copy_only=False)
+    values = pc.list_flatten(array)
+    if values.null_count:
+        k = int(np.argmax(pc.is_null(values).to_numpy(zero_copy_only=False)))
+        event = int(np.searchsorted(np.cumsum(counts), k, side="right"))
+        raise ValueError(f"{path}: column '{name}' has a null value at row {row + event}")
+    return np.asarray(counts), np.asarray(values.to_numpy(zero_copy_only=False))
+
+
+class _PathError(FileOptionError):
     """A problem with option ``path`` (the spec validator points at it)."""
 
-    field = "path"
+    def __init__(self, message: str) -> None:
+        super().__init__("path", message)
 
 
 @hookimpl

@@ -1,0 +1,197 @@
+"""Source ``root``: read events from ROOT TTrees with uproot.
+
+``files`` is a path, a glob or a list of them (relative to the spec file); the files are
+read in that order (a glob's matches sorted) as one sample, chunk by chunk
+(``uproot.iterate``, ``step_size`` entries at a time, only the branches needed), so the
+peak memory is about the result plus one chunk. Flat numeric branches are the features
+(default: all of them except the weight and θ branches); ``particles`` maps particle
+fields to jagged branches (``{pt: part_pt, eta: part_eta}``), which must have the same
+counts per event; ``weight`` is a branch of per-event weights (negative ones allowed, a
+non-positive total refused); ``selection`` keeps the events for which an expression of
+flat branches is true (:mod:`ratiofit.selection`). Per-event θ comes from branches that
+the sample names (``theta: {mu: {column: mu_gen}}``).
+
+Every file's tree is checked when the spec is validated (missing file, tree or branch,
+a branch of the wrong kind, a bad selection); NaN/inf values and θ outside its range
+are refused naming the file, the branch and the entry (:mod:`ratiofit.file_events`).
+``n_events`` absent reads every entry that passes the selection; more than that is an
+error.
+
+Example (a sample in a spec)::
+
+    varied:
+      source: root
+      theta: {mu: {column: mu_gen}}
+      options: {files: data/varied_*.root, tree: events, weight: w,
+                particles: {pt: part_pt, eta: part_eta}, selection: "abs(x) < 4"}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ratiofit.file_events import (
+    FLAT,
+    JAGGED,
+    EventAssembler,
+    FileColumns,
+    FileOptionError,
+    describe_files,
+    expand_files,
+    file_columns,
+)
+from ratiofit.hookspecs import hookimpl
+from ratiofit.options import Option
+
+
+class Root:
+    name = "root"
+    #: It reads data: it cannot simulate at a fitted θ (no simulation correction there).
+    reads_files = True
+    options: Mapping[str, Option] = {
+        "files": Option(kind="path_list", required=True,
+                        doc="ROOT file(s): a path, a glob or a list of them, read in order"),
+        "tree": Option(kind="str", required=True, doc="name of the TTree in every file"),
+        "features": Option(kind="str_list", default=None,
+                           doc="flat numeric branches fed to the network (default: all but "
+                               "the weight and theta branches)"),
+        "particles": Option(kind="mapping", default=None,
+                            doc="particle field -> jagged branch, e.g. {pt: part_pt}"),
+        "weight": Option(kind="str", default=None,
+                         doc="branch of per-event weights (may be negative)"),
+        "selection": Option(kind="str", default=None,
+                            doc="keep events where this expression of flat branches is true, "
+                                "e.g. '(pt > 20) & (abs(eta) < 2.5)'"),
+        "step_size": Option(kind="int", default=100_000, minimum=1,
+                            doc="entries read per chunk"),
+    }
+
+    # -- the files' schema -------------------------------------------------------------
+    def _tree(self, file: Any, path: str, tree: str) -> Any:
+        import uproot
+
+        try:
+            obj = file[tree]
+        except KeyError:
+            trees = [k.split(";")[0] for k, c in file.classnames().items() if c == "TTree"]
+            raise FileOptionError("tree", f"{path}: no tree '{tree}' (has: "
+                                  f"{', '.join(dict.fromkeys(trees)) or 'no TTree'})") from None
+        if not isinstance(obj, uproot.behaviors.TTree.TTree):
+            raise FileOptionError("tree", f"{path}: '{tree}' is a {obj.classname}, not a TTree")
+        return obj
+
+    def _open(self, path: str) -> Any:
+        import uproot
+
+        try:
+            return uproot.open(path)
+        except FileNotFoundError:
+            raise FileOptionError("files", f"{path}: file not found") from None
+        except Exception as exc:  # not ROOT, truncated, unreadable
+            raise FileOptionError("files", f"{path}: cannot read as a ROOT file: "
+                                  f"{type(exc).__name__}: {exc}") from None
+
+    @staticmethod
+    def _schema(tree: Any) -> dict[str, str]:
+        """Branch → FLAT (a number per entry), JAGGED (a list of numbers) or its type."""
+        from uproot.interpretation.jagged import AsJagged
+        from uproot.interpretation.numerical import AsDtype
+
+        def numeric(interp: Any) -> bool:
+            if not isinstance(interp, AsDtype):
+                return False
+            dtype = interp.to_dtype
+            return dtype.shape == () and dtype.kind in "biuf"
+
+        out = {}
+        for name in tree.keys(recursive=True):
+            branch = tree[name]
+            try:
+                interp = branch.interpretation
+            except Exception:
+                interp = None
+            if numeric(interp):
+                out[name] = FLAT
+            elif isinstance(interp, AsJagged) and numeric(interp.content):
+                out[name] = JAGGED
+            else:
+                out[name] = branch.typename or type(interp).__name__
+        return out
+
+    def _columns(self, options: Mapping[str, Any]) -> tuple[list[str], FileColumns, int]:
+        """The files, the columns to read (checked in every file) and the entries in all."""
+        files = expand_files(options["files"], what="ROOT file")
+        columns: FileColumns | None = None
+        total = 0
+        for path in files:
+            with self._open(path) as file:
+                tree = self._tree(file, path, options["tree"])
+                cols = file_columns(options, schema=self._schema(tree),
+                                    origin=f"{path}:{options['tree']}", what="branch")
+                total += int(tree.num_entries)
+            if columns is None:
+                columns = cols
+            elif cols.features != columns.features:  # default features differ per file
+                raise FileOptionError("features", f"{path}: tree '{options['tree']}' has "
+                                      f"the features {list(cols.features)}, {files[0]} has "
+                                      f"{list(columns.features)}; list the features")
+        assert columns is not None
+        return files, columns, total
+
+    # -- the Source protocol -------------------------------------------------------------
+    def check(self, *, options: Mapping[str, Any],
+              theta: Mapping[str, tuple[float, float]]) -> None:
+        """At validation: every file opens, has the tree and the branches asked for, each
+        of the right kind, and the selection parses over the flat branches."""
+        self._columns(options)
+
+    def feature_names(self, options: Mapping[str, Any]) -> Sequence[str]:
+        files = expand_files(options["files"], what="ROOT file")
+        with self._open(files[0]) as file:
+            tree = self._tree(file, files[0], options["tree"])
+            cols = file_columns(options, schema=self._schema(tree),
+                                origin=f"{files[0]}:{options['tree']}", what="branch")
+        return list(cols.features)
+
+    def particle_fields(self, options: Mapping[str, Any]) -> Sequence[str]:
+        return list(options["particles"] or {})
+
+    def generate(self, *, n_events: int | None, theta: Mapping[str, np.ndarray],
+                 options: Mapping[str, Any], rng: np.random.Generator) -> Any:
+        """The first ``n_events`` entries passing the selection (``None``: all of them)."""
+        import awkward as ak
+        import uproot
+
+        files, cols, _ = self._columns(options)
+        origin = f"{describe_files(files)}:{options['tree']}"
+        assembler = EventAssembler(cols, limit=n_events, origin=origin)
+        chunks = uproot.iterate({path: options["tree"] for path in files},
+                                expressions=[*cols.flat, *cols.jagged],
+                                step_size=options["step_size"], library="ak", report=True)
+        while not assembler.done:
+            try:
+                arrays, report = next(chunks)
+            except StopIteration:
+                break
+            except Exception as exc:  # a corrupt basket, a file changed since validation
+                raise ValueError(f"{origin}: cannot read: {type(exc).__name__}: {exc}"
+                                 ) from None
+            flat = {c: ak.to_numpy(arrays[c]) for c in cols.flat}
+            jagged = {c: (ak.to_numpy(ak.num(arrays[c], axis=1)),
+                          ak.to_numpy(ak.flatten(arrays[c], axis=1))) for c in cols.jagged}
+            assembler.add(flat, jagged, file=report.file_path,
+                          first_row=int(report.tree_entry_start))
+        chunks.close()
+        events = assembler.finish()
+        from dataclasses import replace
+
+        return replace(events, provenance={**events.provenance, "files": files,
+                                           "tree": options["tree"]})
+
+
+@hookimpl
+def ratiofit_sources() -> list[Any]:
+    return [Root()]

@@ -14,8 +14,10 @@ that file, counted from 0):
 - a total weight that is not positive (negative weights themselves are allowed);
 - fewer events than ``n_events`` asks for (never silently shortened), or none at all.
 
-Columns are gathered one chunk at a time and joined column by column at the end, so
-the peak memory is about the result plus one chunk.
+Where the reader knows how many rows its files hold (``capacity``), the features are
+written straight into the result, so the peak memory is about the result plus one chunk
+(a selection leaves the rest of that allocation untouched, which costs address space,
+not memory); the weights, θ and particle fields are joined at the end, one at a time.
 
 Examples
 --------
@@ -218,20 +220,40 @@ def file_columns(options: Mapping[str, Any], *, schema: Mapping[str, str], origi
 
 
 def _first_bad(values: np.ndarray) -> int | None:
+    """The index of the first NaN/inf value, or None."""
     if values.dtype.kind not in "fc":
         return None
-    bad = ~np.isfinite(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(values)):  # the common case, without a [n] temporary
+            return None
+    bad = ~np.isfinite(values)  # (or the sum overflowed)
     return int(np.argmax(bad)) if bad.any() else None
 
 
-def _gather(counts: np.ndarray, values: np.ndarray, idx: np.ndarray
+@dataclass(frozen=True)
+class _Rows:
+    """The rows of a chunk that are kept: ``take`` indexes them (a slice where they are
+    the first ``count``, which copies nothing), ``first`` is the chunk's first entry."""
+
+    take: np.ndarray | slice
+    count: int
+    first: int
+
+    def entry(self, j: int) -> int:
+        """The file entry of the ``j``-th kept row."""
+        return self.first + (j if isinstance(self.take, slice) else int(self.take[j]))
+
+
+def _gather(counts: np.ndarray, values: np.ndarray, rows: _Rows
             ) -> tuple[np.ndarray, np.ndarray]:
-    """The jagged entries of events ``idx``: their counts and their values, in order."""
+    """The jagged entries of the kept rows: their counts and their values, in order."""
+    c = counts[rows.take]
+    if isinstance(rows.take, slice):
+        return c, values[: int(c.sum())]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    c = counts[idx]
     total = int(c.sum())
     out_starts = np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64)
-    pos = np.repeat(starts[idx] - out_starts, c) + np.arange(total, dtype=np.int64)
+    pos = np.repeat(starts[rows.take] - out_starts, c) + np.arange(total, dtype=np.int64)
     return c, values[pos]
 
 
@@ -239,15 +261,29 @@ class EventAssembler:
     """Collects chunks of columns into one checked :class:`~ratiofit.events.EventSet`.
 
     ``limit``: stop after this many events (``n_events``; ``None``: all). ``origin``
-    names the files in messages that are not about one row.
+    names the files in messages that are not about one row. ``capacity``: the rows the
+    files hold, where the reader knows it (the features then go straight into the
+    result; without it they are kept per chunk and joined at the end, twice the memory).
     """
 
-    def __init__(self, columns: FileColumns, *, limit: int | None, origin: str) -> None:
+    def __init__(self, columns: FileColumns, *, limit: int | None, origin: str,
+                 capacity: int | None = None) -> None:
         self.columns, self.limit, self.origin = columns, limit, origin
         self.filled = 0
         self.read = 0  # rows looked at, before the selection
+        # the features: one [rows, d] array the chunks are written into, or (capacity
+        # unknown, or more than can be reserved) one [m, d] block per chunk
+        self._buffer: np.ndarray | None = None
+        if capacity is not None:
+            rows = capacity if limit is None else min(capacity, limit)
+            try:
+                self._buffer = np.empty((rows, len(columns.features)))
+            except MemoryError:  # more than the address space allows: per chunk then
+                self._buffer = None
+        self._blocks: list[np.ndarray] = []
+        # the weight and θ columns as [m] arrays per chunk
         self._flat: dict[str, list[np.ndarray]] = {
-            c: [] for c in [*columns.features, *([columns.weight] if columns.weight else []),
+            c: [] for c in [*([columns.weight] if columns.weight else []),
                             *(c for c, _, _ in columns.theta.values())]}
         self._counts: list[np.ndarray] = []
         self._values: dict[str, list[np.ndarray]] = {f: [] for f in columns.particles}
@@ -270,33 +306,47 @@ class EventAssembler:
                 if j is not None:
                     raise ValueError(f"{file}: column '{name}' (read by the selection) has a "
                                      f"NaN/inf value at row {first_row + j}")
-            idx = np.flatnonzero(cols.selection.mask(flat))
+            kept = np.flatnonzero(cols.selection.mask(flat))
+            if self.limit is not None:
+                kept = kept[: self.limit - self.filled]
+            rows = _Rows(take=kept, count=len(kept), first=first_row)
         else:
-            idx = np.arange(n)
-        if self.limit is not None:
-            idx = idx[: self.limit - self.filled]
+            m = n if self.limit is None else min(n, self.limit - self.filled)
+            rows = _Rows(take=slice(0, m), count=m, first=first_row)
+        if self._buffer is not None and self.filled + rows.count <= len(self._buffer):
+            block = self._buffer[self.filled:self.filled + rows.count]
+        else:  # no buffer, or the files grew since they were counted
+            block = np.empty((rows.count, len(cols.features)))
+            self._blocks.append(block)
+        for j, name in enumerate(cols.features):
+            block[:, j] = self._checked(flat, name, rows, file=file)
         for name in self._flat:
-            values = np.asarray(flat[name])[idx]
-            j = _first_bad(values)
-            if j is not None:
-                raise ValueError(f"{file}: column '{name}' has a NaN/inf value at row "
-                                 f"{first_row + int(idx[j])}")
-            self._flat[name].append(values.astype(np.float64, copy=False))
+            self._flat[name].append(self._checked(flat, name, rows, file=file))
         for pname, (column, low, high) in cols.theta.items():
             values = self._flat[column][-1]
             out = (values < low) | (values > high)
             if out.any():
                 j = int(np.argmax(out))
                 raise ValueError(f"{file}: column '{column}' (theta '{pname}') has "
-                                 f"{values[j]:g} at row {first_row + int(idx[j])}, outside "
-                                 f"the range of '{pname}' [{low:g}, {high:g}]")
+                                 f"{values[j]:g} at row {rows.entry(j)}, outside the range "
+                                 f"of '{pname}' [{low:g}, {high:g}]")
         if cols.particles:
-            self._add_particles(jagged, idx, file=file, first_row=first_row)
-        self.filled += len(idx)
+            self._add_particles(jagged, rows, file=file)
+        self.filled += rows.count
         return self.done
 
+    @staticmethod
+    def _checked(flat: Mapping[str, np.ndarray], name: str, rows: _Rows, *, file: str
+                 ) -> np.ndarray:
+        values = np.asarray(flat[name])[rows.take]
+        bad = _first_bad(values)
+        if bad is not None:
+            raise ValueError(f"{file}: column '{name}' has a NaN/inf value at row "
+                             f"{rows.entry(bad)}")
+        return values.astype(np.float64, copy=False)
+
     def _add_particles(self, jagged: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                       idx: np.ndarray, *, file: str, first_row: int) -> None:
+                       rows: _Rows, *, file: str) -> None:
         fields = list(self.columns.particles.items())
         first_col = fields[0][1]
         counts0 = np.asarray(jagged[first_col][0])
@@ -306,16 +356,16 @@ class EventAssembler:
                 at = int(np.argmax(counts != counts0))
                 raise FileOptionError("particles", f"{file}: particle columns '{first_col}' "
                                       f"and '{column}' have different counts at row "
-                                      f"{first_row + at} ({counts0[at]} and {counts[at]}): "
+                                      f"{rows.first + at} ({counts0[at]} and {counts[at]}): "
                                       "all particle fields must have one entry per particle")
         selected = None
         for fname, column in fields:
-            c, values = _gather(counts0, np.asarray(jagged[column][1]), idx)
+            c, values = _gather(counts0, np.asarray(jagged[column][1]), rows)
             bad = _first_bad(values)
             if bad is not None:
                 event = int(np.searchsorted(np.cumsum(c), bad, side="right"))
                 raise ValueError(f"{file}: particle column '{column}' has a NaN/inf value at "
-                                 f"row {first_row + int(idx[event])}")
+                                 f"row {rows.entry(event)}")
             self._values[fname].append(values.astype(np.float64, copy=False))
             selected = c
         assert selected is not None
@@ -331,11 +381,6 @@ class EventAssembler:
         if self.filled == 0:
             raise ValueError(f"{self.origin}: no rows{sel} (of {self.read} read)")
         n = self.filled
-        features = np.empty((n, len(cols.features)))
-        kept = {cols.weight, *(c for c, _, _ in cols.theta.values())}
-        for j, name in enumerate(cols.features):  # column by column: the chunks go as we go
-            chunks = self._flat[name] if name in kept else self._flat.pop(name)
-            np.concatenate(chunks, out=features[:, j])
         weights = None
         if cols.weight is not None:
             weights = np.concatenate(self._flat[cols.weight])
@@ -346,6 +391,14 @@ class EventAssembler:
                                  "must be positive")
         theta = np.stack([np.concatenate(self._flat[c]) for c, _, _ in cols.theta.values()],
                          axis=1) if cols.theta else None
+        if self._buffer is not None and not self._blocks:
+            features = self._buffer[:n]
+        else:
+            head = [] if self._buffer is None else [self._buffer[:n - sum(map(len,
+                                                                          self._blocks))]]
+            features = np.concatenate([*head, *self._blocks]) if n else \
+                np.empty((0, len(cols.features)))
+            self._blocks = []
         particles = None
         if cols.particles:
             import awkward as ak

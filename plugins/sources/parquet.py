@@ -2,8 +2,8 @@
 
 ``files`` is a path, a glob or a list of them (``path``, one file, is the older
 spelling), relative to the spec file; the files are read in that order as one sample,
-in batches of ``step_size`` rows (only the columns needed), so the peak memory is about
-the result plus one batch. Flat numeric columns are the features (``features``, or its
+in batches of ``step_size`` rows (only the columns needed) into the result, so the peak
+memory is about the result plus one batch. Flat numeric columns are the features (``features``, or its
 alias ``columns``; default: all of them except the weight and θ columns); ``particles``
 maps particle fields to list-typed columns (``{pt: part_pt}``), which must have the same
 lengths per row; ``weight`` names a column of per-event weights (negative ones allowed,
@@ -144,13 +144,15 @@ class Parquet:
         import pyarrow.parquet as pq
 
         files, cols = self._columns(options)
-        assembler = EventAssembler(cols, limit=n_events, origin=describe_files(files))
-        for path in files:
-            try:
-                batches = pq.ParquetFile(path).iter_batches(
-                    batch_size=options["step_size"], columns=[*cols.flat, *cols.jagged])
-            except Exception as exc:
-                raise ValueError(f"{path}: cannot read parquet: {exc}") from None
+        try:
+            readers = [pq.ParquetFile(path) for path in files]
+        except Exception as exc:
+            raise ValueError(f"{describe_files(files)}: cannot read parquet: {exc}") from None
+        assembler = EventAssembler(cols, limit=n_events, origin=describe_files(files),
+                                   capacity=sum(r.metadata.num_rows for r in readers))
+        for path, reader in zip(files, readers, strict=True):
+            batches = reader.iter_batches(batch_size=options["step_size"],
+                                          columns=[*cols.flat, *cols.jagged])
             row = 0
             for batch in batches:
                 flat = {c: _flat(batch.column(c), c, path, row) for c in cols.flat}

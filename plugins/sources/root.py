@@ -2,8 +2,8 @@
 
 ``files`` is a path, a glob or a list of them (relative to the spec file); the files are
 read in that order (a glob's matches sorted) as one sample, chunk by chunk
-(``uproot.iterate``, ``step_size`` entries at a time, only the branches needed), so the
-peak memory is about the result plus one chunk. Flat numeric branches are the features
+(``uproot.iterate``, ``step_size`` entries at a time, only the branches needed) into
+the result, so the peak memory is about the result plus one chunk. Flat numeric branches are the features
 (default: all of them except the weight and θ branches); ``particles`` maps particle
 fields to jagged branches (``{pt: part_pt, eta: part_eta}``), which must have the same
 counts per event; ``weight`` is a branch of per-event weights (negative ones allowed, a
@@ -165,9 +165,9 @@ class Root:
         import awkward as ak
         import uproot
 
-        files, cols, _ = self._columns(options)
+        files, cols, entries = self._columns(options)
         origin = f"{describe_files(files)}:{options['tree']}"
-        assembler = EventAssembler(cols, limit=n_events, origin=origin)
+        assembler = EventAssembler(cols, limit=n_events, origin=origin, capacity=entries)
         chunks = uproot.iterate({path: options["tree"] for path in files},
                                 expressions=[*cols.flat, *cols.jagged],
                                 step_size=options["step_size"], library="ak", report=True)

@@ -1,5 +1,5 @@
 """Command line: ``ratiofit run | validate | plugins | train | fit | calibrate | coverage |
-report``.
+report | reweight | export``.
 
 Errors caused by input are one line on stderr with exit status 2; ``--debug`` shows the
 traceback instead.
@@ -75,7 +75,9 @@ verbose_opt = click.option("--verbose", "-v", is_flag=True,
               help="Output directory (default: runs/<spec name>).")
 @click.option("--no-plots", is_flag=True, help="Skip plots.")
 @click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Multiply every sample's n_events (e.g. 10 for paper sizes on a GPU).")
+              help="Multiply every sample's n_events (e.g. 10 for paper sizes on a GPU); "
+                   "a file sample without n_events keeps that fraction of its rows (it "
+                   "cannot be scaled up).")
 @click.option("--scheduler", metavar="ADDR", default=None,
               help="Run the independent jobs (ensemble members) on this dask scheduler "
                    "(tcp://host:8786); workers must share OUTPUT's file system.")
@@ -138,9 +140,10 @@ def _with_inference(spec: Any, backend: str | None, mode: str | None) -> Any:
 
 
 def _run_fingerprint(spec: Any) -> str:
-    """What a run's job results depend on: the resolved spec, ratiofit's source files and
-    the versions of the distributions providing plugins (stored job results are reused
-    only while all of them are unchanged)."""
+    """What a run's job results depend on: the resolved spec, ratiofit's source files,
+    the versions of the distributions providing plugins and the size and modification
+    time of the files that samples read (stored job results are reused only while all of
+    them are unchanged)."""
     import hashlib
     import importlib.metadata as md
 
@@ -164,6 +167,13 @@ def _run_fingerprint(spec: Any) -> str:
     for f in sorted(files):
         h.update(f.name.encode())
         h.update(f.read_bytes())
+    from .file_events import file_stamps
+
+    for sample in spec.samples.values():  # options naming files (kinds path, path_list)
+        declared = getattr(get_registry().get("source", sample.source), "options", {})
+        for key, opt in declared.items():
+            if opt.kind in ("path", "path_list") and sample.options.get(key):
+                h.update(repr(file_stamps(sample.options[key])).encode())
     for dist in sorted({r.distribution for r in get_registry().all_records()}):
         try:
             h.update(f"{dist}=={md.version(dist)}".encode())
@@ -530,6 +540,126 @@ def report(run_dir: str, debug: bool) -> None:
 
     files = _guard(debug, lambda: report_directory(run_dir))
     click.echo(f"wrote {len(files)} plot(s) to {Path(run_dir) / 'plots'}")
+
+
+def _reweighter_dir(path: str) -> str:
+    """A run directory stands for its ``reweighter/`` (ensemble member 0)."""
+    p = Path(path)
+    if not (p / "metadata.json").exists() and (p / "reweighter" / "metadata.json").exists():
+        if (p / "ensemble").is_dir():
+            click.echo(f"note: {path} is a run directory: using {p / 'reweighter'} (ensemble "
+                       "member 0); give each member's reweighter with --reweighter to use "
+                       "their mean", err=True)
+        return str(p / "reweighter")
+    return path
+
+
+@main.command()
+@click.option("--reweighter", "reweighter_dirs", type=click.Path(), required=True, multiple=True,
+              help="A saved reweighter directory, or a run directory (its reweighter/); "
+              "given several times, the members' mean log-ratio.")
+@click.option("--input", "inputs", type=click.Path(dir_okay=False), required=True,
+              multiple=True, help="A parquet (.parquet) or ROOT (.root) file; repeatable.")
+@click.option("--theta", "theta_items", multiple=True, metavar="NAME=VALUE",
+              help="The θ to reweight to: every parameter of the reweighter, inside its "
+              "range; repeatable.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="OUT.parquet (columns log_w, w) or OUT.root (a friend tree "
+              "'ratiofit_weights' with branches log_w, w). With several inputs, input "
+              "NAME.EXT writes OUT_STEM.NAME.OUT_EXT beside OUT.")
+@click.option("--tree", default=None, help="The TTree of ROOT inputs (default: the file's "
+              "only TTree).")
+@click.option("--step-size", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Events read, evaluated and written at a time.")
+@click.option("--feature", "feature_items", multiple=True, metavar="NAME=COLUMN",
+              help="Read the reweighter's feature NAME from COLUMN (default: the column "
+              "named NAME); repeatable.")
+@click.option("--particle", "particle_items", multiple=True, metavar="FIELD=BRANCH",
+              help="Read particle field FIELD from the jagged column/branch BRANCH "
+              "(default: the one named FIELD); repeatable.")
+@quiet_opt
+@verbose_opt
+@debug_opt
+def reweight(reweighter_dirs: tuple[str, ...], inputs: tuple[str, ...],
+             theta_items: tuple[str, ...], output: str, tree: str | None, step_size: int,
+             feature_items: tuple[str, ...], particle_items: tuple[str, ...], quiet: bool,
+             verbose: bool, debug: bool) -> None:
+    """Write log w(x, θ) and w = exp(log w) of every event in the input files.
+
+    The reweighter's features (and particle fields) are read by name, in chunks of
+    --step-size events; the output holds one row (entry) per input row (entry), in the
+    same order. A NaN/inf/null input value is refused, naming the file, column and row.
+    Outputs are written to temporary files and renamed at the end: an error or Ctrl-C
+    leaves none.
+    """
+    from .apply import parse_assignments, parse_theta, reweight_files
+    from .registry import get_registry
+    from .reweighter import load_reweighters
+
+    def go() -> None:
+        dirs = [_reweighter_dir(d) for d in reweighter_dirs]
+        features = parse_assignments(feature_items, option="--feature")
+        particles = parse_assignments(particle_items, option="--particle")
+        rw = load_reweighters(list(dirs), registry=get_registry())
+        theta = parse_theta(theta_items, rw.parameters)
+        members = getattr(rw, "members", [rw])
+        record = {"reweighters": [{"path": d, "model_sha256": m.metadata.get("model_sha256")}
+                                  for d, m in zip(dirs, members, strict=True)]}
+        from . import __version__
+
+        record["ratiofit"] = __version__
+        summaries = reweight_files(rw, list(inputs), theta=theta, output=output, tree=tree,
+                                   step_size=step_size, features=features,
+                                   particles=particles, progress=_progress(quiet, verbose),
+                                   record=record)
+        for s in summaries:
+            line = (f"wrote {s['output']} ({s['events']} events of {s['input']}; mean w "
+                    f"{s['mean_w']:.4g}, ESS {s['ess']:.4g})")
+            click.echo(line)
+            if s["nonfinite_w"]:
+                click.echo(f"warning: {s['output']}: {s['nonfinite_w']} event(s) with w = inf "
+                           "(log w > 709): the reweighter extrapolates there", err=True)
+            if s["outside_training_range"]:
+                click.echo(f"warning: {s['output']}: {s['outside_training_range']} event(s) "
+                           "more than one training span outside the features' training "
+                           "range: their weights are extrapolations", err=True)
+
+    _guard(debug, go)
+
+
+@main.command()
+@click.option("--reweighter", "reweighter_dir", type=click.Path(), required=True,
+              help="A saved reweighter directory, or a run directory (its reweighter/).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="OUT.onnx; the sidecar OUT.json is written beside it.")
+@click.option("--opset", type=click.IntRange(min=13), default=None,
+              help="ONNX opset (default: tf2onnx's).")
+@debug_opt
+def export(reweighter_dir: str, output: str, opset: int | None, debug: bool) -> None:
+    """Write the reweighter as ONNX, checked against Keras with onnxruntime.
+
+    The ONNX model takes the Keras model's inputs (float32: features [n, d], particles
+    [n, m, k] and mask [n, m] for particle reweighters, theta [n, p]; raw values, the
+    standardisation is inside) and returns log_w [n], calibration included. OUT.json
+    records the inputs' columns, θ's names and ranges, the SHA-256 of the source model and
+    of the ONNX file, and the check. Needs the 'export' extra: pip install
+    'ratiofit[export]' (tf2onnx, onnx, onnxruntime).
+    """
+    from .export import export_onnx, sidecar_path
+    from .registry import get_registry
+    from .reweighter import Reweighter
+
+    def go() -> None:
+        d = _reweighter_dir(reweighter_dir)
+        rw = Reweighter.load(d, registry=get_registry())
+        doc = export_onnx(rw, output, source=d, opset=opset)
+        check = doc["check"]
+        click.echo(f"wrote {output} and {sidecar_path(output)}")
+        click.echo(f"check: onnxruntime vs Keras on {check['events']} random events: max "
+                   f"|d log w| = {check['max_abs_difference']:.2g} (relative "
+                   f"{check['max_relative_difference']:.2g}, tolerance {check['tolerance']:g})")
+
+    _guard(debug, go)
 
 
 if __name__ == "__main__":  # pragma: no cover

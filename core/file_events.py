@@ -48,7 +48,7 @@ from .selection import Selection, SelectionError, parse_selection
 
 __all__ = ["FLAT", "JAGGED", "EventAssembler", "FileColumns", "FileOptionError",
            "default_features", "describe_files", "expand_files", "file_columns",
-           "theta_columns"]
+           "file_stamps", "theta_columns"]
 
 #: Column kinds in a file's schema (:func:`file_columns`): a number per event, and a
 #: variable-length list of numbers per event; any other kind is described by its type name.
@@ -90,6 +90,25 @@ def expand_files(patterns: str | Sequence[str], *, what: str = "file") -> list[s
             if not os.path.isfile(path):
                 raise FileOptionError("files", f"{path}: not a file")
         out.extend(matches)
+    return out
+
+
+def file_stamps(patterns: str | Sequence[str]) -> list[tuple[str, int, int]]:
+    """(path, size, modification time in ns) of every file the paths and globs name now
+    (a missing one with -1s): a cheap identity of the data a sample reads, e.g. for
+    deciding whether stored results still hold.
+
+    >>> [s[0] for s in file_stamps([__file__])] == [__file__]
+    True
+    """
+    out = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+            try:
+                st = os.stat(path)
+                out.append((path, int(st.st_size), int(st.st_mtime_ns)))
+            except OSError:
+                out.append((path, -1, -1))
     return out
 
 

@@ -78,7 +78,9 @@ def ratiofit_sources() -> list[Source]:  # type: ignore[empty-body]
     ``generate(*, n_events, theta, options, rng)`` returning the feature matrix ``[n, d]``
     for events whose per-event parameter values are ``theta`` (name → array ``[n]``).
     A source that knows its density also defines ``log_density(*, features, theta,
-    options)``; closure checks then compare with the exact ratio.
+    options)``; closure checks then compare with the exact ratio. A source that reads
+    files sets ``reads_files = True`` (then ``n_events`` may be ``None``, every row, and
+    θ columns are asked for under a reserved option: :class:`ratiofit.plugin_api.Source`).
     """
 
 

@@ -64,7 +64,7 @@ PUBLIC = {
     "ratiofit.selection": ["Selection", "SelectionError", "parse_selection"],
     "ratiofit.file_events": ["EventAssembler", "FLAT", "FileColumns", "FileOptionError",
                              "JAGGED", "default_features", "describe_files", "expand_files",
-                             "file_columns", "theta_columns"],
+                             "file_columns", "file_stamps", "theta_columns"],
     "ratiofit.seeding": ["derive_rng", "derive_seed"],
     "ratiofit.training": ["TrainingData", "prepare_training_data", "train_reweighter"],
     "ratiofit.reweighter": ["AveragedReweighter", "Calibration", "Reweighter", "Tilt",

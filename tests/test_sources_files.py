@@ -512,3 +512,20 @@ def test_run_trains_a_reweighter_from_root_files_with_a_theta_column(tmp_path: P
     assert copy["samples"]["varied"]["theta"] == {"mu": {"column": "mu_gen"}}
     rerun = load_spec(out / "spec.yaml")
     assert rerun.samples == load_spec(spec).samples
+
+
+def test_a_changed_file_changes_the_run_fingerprint(tmp_path: Path) -> None:
+    """Stored job results are reused only while the files a run read are unchanged."""
+    import os
+
+    from ratiofit.cli import _run_fingerprint
+
+    path = write_root(tmp_path / "v.root", branches(100, seed=40))
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(spec_text({"s": root_sample("v.root", features=["x0"])}))
+    first = _run_fingerprint(load_spec(spec_path))
+    assert _run_fingerprint(load_spec(spec_path)) == first
+    write_root(path, branches(100, seed=41))
+    stat = os.stat(path)  # even where the clock is coarse: a new size or time
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert _run_fingerprint(load_spec(spec_path)) != first

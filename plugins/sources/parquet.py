@@ -1,15 +1,15 @@
 """Source ``parquet``: read events from parquet files (e.g. real or external data).
 
 ``files`` is a path, a glob or a list of them (``path``, one file, is the older
-spelling), relative to the spec file; the files are read in that order as one sample,
-in batches of ``step_size`` rows (only the columns needed) into the result, so the peak
-memory is about the result plus one batch. Flat numeric columns are the features (``features``, or its
-alias ``columns``; default: all of them except the weight and θ columns); ``particles``
-maps particle fields to list-typed columns (``{pt: part_pt}``), which must have the same
-lengths per row; ``weight`` names a column of per-event weights (negative ones allowed,
-a non-positive total refused); ``selection`` keeps the rows for which an expression of
-flat columns is true (:mod:`ratiofit.selection`). Per-event θ comes from columns that
-the sample names (``theta: {mu: {column: mu_gen}}``).
+spelling), relative to the spec file; the files are read in that order as one sample, in
+batches of ``step_size`` rows (only the columns needed) into the result, so the peak
+memory is about the result plus one batch. Flat numeric columns are the features
+(``features``, or its alias ``columns``; default: all of them except the weight and θ
+columns); ``particles`` maps particle fields to list-typed columns (``{pt: part_pt}``),
+which must have the same lengths per row; ``weight`` names a column of per-event weights
+(negative ones allowed, a non-positive total refused); ``selection`` keeps the rows for
+which an expression of flat columns is true (:mod:`ratiofit.selection`). Per-event θ
+comes from columns that the sample names (``theta: {mu: {column: mu_gen}}``).
 
 ``n_events`` absent reads every row that passes the selection; more than that is an
 error, never a shorter sample. NaN/inf/null values and θ outside its range are refused

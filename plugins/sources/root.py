@@ -2,14 +2,14 @@
 
 ``files`` is a path, a glob or a list of them (relative to the spec file); the files are
 read in that order (a glob's matches sorted) as one sample, chunk by chunk
-(``uproot.iterate``, ``step_size`` entries at a time, only the branches needed) into
-the result, so the peak memory is about the result plus one chunk. Flat numeric branches are the features
-(default: all of them except the weight and θ branches); ``particles`` maps particle
-fields to jagged branches (``{pt: part_pt, eta: part_eta}``), which must have the same
-counts per event; ``weight`` is a branch of per-event weights (negative ones allowed, a
-non-positive total refused); ``selection`` keeps the events for which an expression of
-flat branches is true (:mod:`ratiofit.selection`). Per-event θ comes from branches that
-the sample names (``theta: {mu: {column: mu_gen}}``).
+(``uproot.iterate``, ``step_size`` entries at a time, only the branches needed) into the
+result, so the peak memory is about the result plus one chunk. Flat numeric branches are
+the features (default: all of them except the weight and θ branches); ``particles`` maps
+particle fields to jagged branches (``{pt: part_pt, eta: part_eta}``), which must have
+the same counts per event; ``weight`` is a branch of per-event weights (negative ones
+allowed, a non-positive total refused); ``selection`` keeps the events for which an
+expression of flat branches is true (:mod:`ratiofit.selection`). Per-event θ comes from
+branches that the sample names (``theta: {mu: {column: mu_gen}}``).
 
 Every file's tree is checked when the spec is validated (missing file, tree or branch,
 a branch of the wrong kind, a bad selection); NaN/inf values and θ outside its range

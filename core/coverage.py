@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import RatiofitError
 from .execution import Executor, Job, LocalExecutor
 from .inference.errors import InferenceError
 from .registry import get_registry
@@ -117,14 +118,22 @@ def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) ->
                 continue
             drawn.add(d)
             sd = samples[d]
+            if sd.n_events is None:
+                raise RatiofitError(f"{spec.path}: coverage redraws the data sample '{d}' at "
+                                    "each repeat's truth, and it reads its files' rows: give "
+                                    "the data as a generated sample")
             theta = dict(sd.theta)
             for name, ns in ispec.nuisances.items():
                 theta[ns.parameter] = ThetaSpec(kind="fixed", value=float(truth[name]))
             samples[d] = replace(sd, theta=theta, n_events=int(rng.poisson(sd.n_events)))
         for ss in (s for s in ch.samples.values() if s.signal):
             src = samples[ss.sample]
+            if ss.yield_ is None and src.n_events is None:
+                raise RatiofitError(f"{spec.path}: coverage injects the signal sample "
+                                    f"'{ss.sample}' by its number of events, and it reads "
+                                    "every row of its files: give the sample a yield")
             expected = truth[ss.poi or ispec.poi] * (ss.yield_ if ss.yield_ is not None
-                                                     else src.n_events)
+                                                     else float(src.n_events or 0))
             n = int(rng.poisson(expected))
             if n > 0:
                 name = f"coverage-signal-{j}"
@@ -254,8 +263,6 @@ def run_coverage(spec: Spec, *, repeats: int, outdir: str | Path, truths: str = 
     """Run ``repeats`` repeats of the spec's pipeline; summarise each fitted parameter (a
     ``fit``'s parameters, or an ``inference``'s POI and reweighter nuisances)."""
     if spec.fit is None and spec.inference is None:
-        from .errors import RatiofitError
-
         raise RatiofitError(f"{spec.path}: coverage needs a 'fit' or an 'inference' section")
     from .provenance import provenance
 

@@ -529,3 +529,25 @@ def test_a_changed_file_changes_the_run_fingerprint(tmp_path: Path) -> None:
     stat = os.stat(path)  # even where the clock is coarse: a new size or time
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert _run_fingerprint(load_spec(spec_path)) != first
+
+
+def test_coverage_refuses_data_read_from_files(tmp_path: Path) -> None:
+    """Coverage redraws the data at each repeat's truth: a data sample that reads every row
+    of its file cannot be redrawn, and says so in one line."""
+    from ratiofit.coverage import run_coverage
+    from ratiofit.errors import RatiofitError
+
+    f = write_root(tmp_path / "data.root", branches(500, seed=5, mu=0.1))
+    text = spec_text(
+        {"nominal": {"source": "gaussian", "n_events": 500, "options": {"mean": "mu"}},
+         "signal": {"source": "gaussian", "n_events": 200, "options": {"mean": 2.0}},
+         "data": root_sample(str(f), theta={"mu": 0.1}, features=["x0"])},
+        inference={"observable": "x0", "bins": {"n": 4, "range": [-4, 4]}, "flow": "fold",
+                   "poi": "mu_sig", "data": "data",
+                   "samples": {"sig": {"sample": "signal", "yield": 20, "signal": True},
+                               "bkg": {"sample": "nominal", "yield": 500}},
+                   "nuisances": {}})
+    spec = load_spec_text(text, path=str(tmp_path / "spec.yaml"))
+    with pytest.raises(RatiofitError, match="coverage redraws the data sample 'data'") as e:
+        run_coverage(spec, repeats=2, outdir=tmp_path / "cov")
+    assert "\n" not in str(e.value)

@@ -602,12 +602,13 @@ def reweight(reweighter_dirs: tuple[str, ...], inputs: tuple[str, ...],
         particles = parse_assignments(particle_items, option="--particle")
         rw = load_reweighters(list(dirs), registry=get_registry())
         theta = parse_theta(theta_items, rw.parameters)
-        members = getattr(rw, "members", [rw])
-        record = {"reweighters": [{"path": d, "model_sha256": m.metadata.get("model_sha256")}
-                                  for d, m in zip(dirs, members, strict=True)]}
         from . import __version__
 
-        record["ratiofit"] = __version__
+        members = getattr(rw, "members", [rw])
+        record: dict[str, Any] = {
+            "ratiofit": __version__,
+            "reweighters": [{"path": d, "model_sha256": m.metadata.get("model_sha256")}
+                            for d, m in zip(dirs, members, strict=True)]}
         summaries = reweight_files(rw, list(inputs), theta=theta, output=output, tree=tree,
                                    step_size=step_size, features=features,
                                    particles=particles, progress=_progress(quiet, verbose),

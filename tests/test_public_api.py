@@ -179,6 +179,10 @@ PUBLIC = {
                                   "draw_impacts", "draw_pulls", "inference_markdown",
                                   "make_inference_plots"],
     "ratiofit.cli": ["main"],
+    "ratiofit.apply": ["DEFAULT_STEP", "FRIEND_TREE", "INFO_KEY", "output_paths",
+                       "parse_assignments", "parse_theta", "reweight_files"],
+    "ratiofit.export": ["CHECK_EVENTS", "ExportError", "INPUT_ORDER", "RTOL", "export_onnx",
+                        "sidecar_path"],
     "ratiofit.testing": ["analytic_gaussian_reweighter", "analytic_gaussian_width_reweighter",
                          "check_plugin"],
 }

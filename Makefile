@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_dask.py
 	$(PY) bench/bench_uncertainty.py
 	$(PY) bench/bench_srgn.py
+	$(PY) bench/bench_reweight.py
 
 ## make docs-tables: regenerate the result tables in docs/ from the run directories
 docs-tables: $(STAMP)

@@ -42,8 +42,9 @@ from .errors import DataError
 __all__ = ["DEFAULT_STEP", "FRIEND_TREE", "INFO_KEY", "output_paths", "parse_assignments",
            "parse_theta", "reweight_files"]
 
-#: Events read, evaluated and written at a time.
-DEFAULT_STEP = 100_000
+#: Events read, evaluated and written at a time: 2^17, two of the reweighter's evaluation
+#: batches of 65536 (a chunk of 10^5 pads its second batch from 34464 to 65536 events).
+DEFAULT_STEP = 131_072
 #: The name of the friend tree a ROOT output holds.
 FRIEND_TREE = "ratiofit_weights"
 #: The ROOT output's record of what made it (a TObjString of JSON).
@@ -348,7 +349,9 @@ class _ParquetOutput(_Output):
                                  metadata={"ratiofit": self.info})
         self._writer: Any = None
         try:
-            self._writer = pq.ParquetWriter(self.tmp, self._schema)
+            # no dictionary pages: distinct floats gain nothing from them, and the
+            # attempt made writing 6x slower (pyarrow 26)
+            self._writer = pq.ParquetWriter(self.tmp, self._schema, use_dictionary=False)
         except BaseException:
             self.discard()
             raise
@@ -372,7 +375,8 @@ class _RootOutput(_Output):
         super().__init__(path, info)
         self._file: Any = None
         try:
-            self._file = uproot.recreate(self.tmp)
+            # uncompressed: zlib took 0.7 s per 10^6 entries to save 4% on float64 weights
+            self._file = uproot.recreate(self.tmp, compression=None)
             self._file[INFO_KEY] = self.info
             self._tree = self._file.mktree(FRIEND_TREE, {"log_w": np.float64, "w": np.float64},
                                            title="ratiofit: log w(x, theta) and w per entry")

@@ -569,8 +569,9 @@ def _reweighter_dir(path: str) -> str:
               "NAME.EXT writes OUT_STEM.NAME.OUT_EXT beside OUT.")
 @click.option("--tree", default=None, help="The TTree of ROOT inputs (default: the file's "
               "only TTree).")
-@click.option("--step-size", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Events read, evaluated and written at a time.")
+@click.option("--step-size", type=click.IntRange(min=1), default=131_072, show_default=True,
+              help="Events read, evaluated and written at a time (2^17: whole evaluation "
+              "batches of 65536).")
 @click.option("--feature", "feature_items", multiple=True, metavar="NAME=COLUMN",
               help="Read the reweighter's feature NAME from COLUMN (default: the column "
               "named NAME); repeatable.")

@@ -167,12 +167,20 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
     out: dict[str, Any] = {"repeat": k, "seed": rep.seed, "parameters": {},
                            "measured": {n: ns.measured for n, ns in ispec.nuisances.items()}}
 
-    def entry(fit: dict[str, Any], name: str) -> dict[str, Any]:
+    def entry(fit: dict[str, Any], name: str, truth: float | None) -> dict[str, Any]:
         i = fit["names"].index(name)
         value, error = fit["values"][i], fit["errors"][i]
         if name in ispec.nuisances:  # in θ units
             pull = fit["pulls"][name]
             value, error = pull["theta"], pull["theta_error"]
+        intervals = fit.get("poi_intervals") if name == fit.get("poi") else None
+        if intervals is not None and truth is not None:
+            # an asymmetric (profile-likelihood) interval: the error is the side towards
+            # the truth, so |pull| <= 1 exactly where the 68 % interval holds the truth
+            lo, hi = intervals["68"]
+            return {"value": value, "error": (value - lo) if value > truth else (hi - value),
+                    "error_hesse": error, "interval_68": [lo, hi],
+                    "interval_95": list(intervals["95"])}
         z = 1.959963984540054
         return {"value": value, "error": error, "interval_95": [value - z * error,
                                                                 value + z * error]}
@@ -185,10 +193,11 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
             if value is not None:
                 truth[n] = value
     for name in [*(ispec.pois or (ispec.poi,)), *ispec.nuisances]:
-        row = {"truth": truth.get(name), **entry(inf["fit"], name),
+        row = {"truth": truth.get(name), **entry(inf["fit"], name, truth.get(name)),
                "components": (inf["fit"].get("error_components") or {}).get(name)}
         if "fit_without_learned_ratio" in inf:
-            row["without_learned_ratio"] = entry(inf["fit_without_learned_ratio"], name)
+            row["without_learned_ratio"] = entry(inf["fit_without_learned_ratio"], name,
+                                                 truth.get(name))
         out["parameters"][name] = row
     out["gate"] = None
     out["warnings"] = inf.get("warnings", [])

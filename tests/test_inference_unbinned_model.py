@@ -133,3 +133,30 @@ def test_limit_bands_and_impacts_are_ordered(reweighter):
     ranked = impacts_model(model, best=fit)
     assert [i.size for i in ranked] == sorted((i.size for i in ranked), reverse=True)
     assert {i.name for i in ranked} == {"mean", "width", "xsec", "lumi"}
+
+
+def test_the_poi_intervals_are_where_the_profile_likelihood_crosses(reweighter):
+    """fit_model(intervals=True): the 68 % and 95 % ends are where 2ΔNLL of the profile
+    likelihood reaches 1 and 3.84 (Wilks), the lower end held at the bound 0 when the
+    profile stays below there (few signal events: a lopsided interval)."""
+    from ratiofit.inference.unbinned_analysis import profile_scan_model
+
+    for n_sig, seed in ((100, 4), (3, 9)):
+        model = _model(reweighter, data=_data(seed, n_sig=n_sig), normsys=None, lumi=None)
+        fit = fit_model(model, intervals=True)
+        assert fit.poi_intervals is not None
+        assert fit.to_dict()["poi_intervals"]["68"] == list(fit.poi_intervals["68"])
+        for key, level in (("68", 1.0), ("95", 3.841458820694124)):
+            lo, hi = fit.poi_intervals[key]
+            assert lo <= fit.poi_value <= hi
+            ends = [hi] if lo == 0.0 else [lo, hi]
+            scan = profile_scan_model(model, ends, best=fit)["twice_delta_nll"]
+            # MINOS's own tolerance on the crossing: 2ΔNLL within 0.01 of the level
+            # (its default is ~1e-3 of the error; the fits' EDM goal 2e-5 is far below)
+            np.testing.assert_allclose(scan, level, atol=0.02)
+            if lo == 0.0:  # held at the bound: the profile there is below the level
+                assert profile_scan_model(model, [0.0], best=fit)["twice_delta_nll"][0] \
+                    < level
+        # the intervals nest, and the few-signal one is lopsided
+        assert fit.poi_intervals["95"][0] <= fit.poi_intervals["68"][0]
+        assert fit.poi_intervals["95"][1] >= fit.poi_intervals["68"][1]

@@ -119,6 +119,9 @@ class BinnedFitResult:
     pulls: dict[str, Pull]
     valid: bool
     nfev: int
+    #: the POI's profile-likelihood (MINOS) intervals where the fit made them:
+    #: ``{"68": (lo, hi), "95": (lo, hi)}``, the lower end held at the POI's bound
+    poi_intervals: dict[str, tuple[float, float]] | None = None
 
     def value(self, name: str) -> float:
         return float(self.values[self._index(name)])
@@ -149,7 +152,9 @@ class BinnedFitResult:
                 "errors": self.errors.tolist(), "correlation": self.correlation.tolist(),
                 "twice_nll": self.twice_nll, "poi": self.poi, "valid": self.valid,
                 "nfev": self.nfev,
-                "pulls": {k: vars(p) for k, p in self.pulls.items()}}
+                "pulls": {k: vars(p) for k, p in self.pulls.items()},
+                **({"poi_intervals": {k: list(v) for k, v in self.poi_intervals.items()}}
+                   if self.poi_intervals is not None else {})}
 
 
 def _flat_names(model: Any) -> list[str]:

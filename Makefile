@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_uncertainty.py
 	$(PY) bench/bench_srgn.py
 	$(PY) bench/bench_reweight.py
+	$(PY) bench/bench_sources.py
 
 ## make docs-tables: regenerate the result tables in docs/ from the run directories
 docs-tables: $(STAMP)

@@ -3,6 +3,13 @@ objective and the studies use.
 
 AUC = Pr(s(x_target) > s(x_reference)) + ½ Pr(tie), each pair weighted by the product of
 the two events' weights (srgn.md Eq. 5); 0.5 means the score cannot tell the samples apart.
+
+With negative weights (NLO samples) the same formula is used with the signed weights: the
+weighted Mann–Whitney statistic is bilinear in the two samples' weights, so its
+expectation is the AUC of the two densities the signed samples represent, which lies in
+[0, 1]. One finite sample's value need not: a few negative-weight events can push it
+below 0 or above 1 in small samples (its statistical error grows as the Kish effective
+sizes (Σw)²/Σw² fall). Each sample's total weight must be positive.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ def weighted_auc(*, target_scores: np.ndarray, reference_scores: np.ndarray,
         AUC = Σ_t Σ_r w_t w_r [1(s_t > s_r) + ½ 1(s_t = s_r)] / (Σ_t w_t · Σ_r w_r),
 
     computed in O(n log n) by sorting the scores; 0.5 means g cannot tell the weighted
-    reference from the target. Weights must be finite and non-negative with positive sums.
+    reference from the target. Weights must be finite with positive sums; negative ones
+    enter with their sign (module docstring: the value may then leave [0, 1]).
 
     Examples
     --------
@@ -44,9 +52,9 @@ def weighted_auc(*, target_scores: np.ndarray, reference_scores: np.ndarray,
                             "differ in shape")
         if not (np.all(np.isfinite(s)) and np.all(np.isfinite(w))):
             raise DataError(f"weighted_auc: {what} scores or weights contain NaN/inf")
-        if np.any(w < 0) or w.sum() <= 0:
-            raise DataError(f"weighted_auc: {what} weights must be non-negative with a "
-                            "positive sum")
+        if not w.sum() > 0:
+            raise DataError(f"weighted_auc: the {what} weights sum to {w.sum():g}; each "
+                            "sample's total weight must be positive")
     scores = np.concatenate([s_t, s_r])
     unique, inverse = np.unique(scores, return_inverse=True)
     inverse = inverse.reshape(-1)

@@ -29,7 +29,11 @@ calibrated ratio is exact in form; in general it corrects the fit-relevant first
 The regression's own noise, not the network's error, then limits the calibrated ratio.
 
 The averages over the reference sample are weighted by its event weights (a weighted
-generator's sample), as E_reference[·] is.
+generator's sample), as E_reference[·] is. Negative weights (NLO) enter the normalisation
+as they are: c(θ) = log(Σ w₀ᵢ w(xᵢ, θ) / Σ w₀ᵢ), a signed weighted mean, refused only where
+that mean is not positive (:mod:`ratiofit.weights`). The moment calibration's match
+minimises log Σ w₀ w e^{a·T}, which a signed sum does not define: it refuses negative
+reference weights in one line (use the normalisation calibration).
 
 Examples
 --------
@@ -55,6 +59,7 @@ import numpy as np
 from .errors import DataError
 from .events import EventSet
 from .log_normalisation import log_mean_ratio
+from .weights import check_weights
 
 if TYPE_CHECKING:
     from .reweighter import Reweighter, _Inputs
@@ -219,8 +224,9 @@ def calibrate(rw: Reweighter, *, reference_features: Any, points: int, degree: i
     ``reference_weights`` (default: those of ``reference_features`` when it is an
     :class:`~ratiofit.events.EventSet`) weight every average over the reference: c(θ) =
     log Σ w₀ᵢ w(xᵢ, θ) / Σ w₀ᵢ, and the reweighted reference's moments likewise. They must
-    be ≥ 0 (a bootstrap replica's Poisson weights include 0; a log-sum with negative
-    weights is undefined).
+    be finite with a positive total; negative ones are taken as they are by the
+    normalisation (a signed weighted mean) and refused by a moment calibration (module
+    docstring).
 
     Returns the measured table (θ points, c, and with moments the reweighted reference's
     moment error before and after calibration).
@@ -230,9 +236,20 @@ def calibrate(rw: Reweighter, *, reference_features: Any, points: int, degree: i
         reference_weights = reference_features.weights
     inp = rw._prepare(reference_features)
     n_ref = len(inp.x)
+    what = "the calibration's reference sample"
+    if isinstance(reference_features, EventSet):
+        what += f" ({reference_features.provenance.get('origin', 'events')})"
+    w0 = check_weights(reference_weights, n=n_ref, what=what)
+    n_negative = 0 if w0 is None else int(np.count_nonzero(w0 < 0))
+    signed = n_negative > 0
+    if signed and moments:
+        raise DataError(f"{what}: {n_negative} negative event weights: a "
+                        "moment calibration matches moments in log space (log Σ w0·w·e^(a·T)), "
+                        "which a signed sum does not define; use calibration: normalisation")
     # log(w₀/mean w₀), added to log w wherever the reference is averaged; None for equal
-    # weights (then the unweighted sums, bit for bit as before weights were read)
-    log_w0 = _log_relative_weights(reference_weights, n_ref)
+    # weights (then the unweighted sums, bit for bit as before weights were read) and for
+    # signed ones (then w₀ multiplies inside the signed mean, below)
+    log_w0 = None if signed else _log_relative_weights(w0, n_ref)
     p = len(rw.parameters)
     lo = np.array([q.low for q in rw.parameters])
     hi = np.array([q.high for q in rw.parameters])
@@ -282,8 +299,15 @@ def calibrate(rw: Reweighter, *, reference_features: Any, points: int, degree: i
             lw = lw + t_ref @ (Calibration.design(zt, exps) @ tilt.coefficients)[0]
             q = np.exp(lw - lw.max())
             after.append((q @ t_ref) / q.sum())
-        # log E_reference[w] (the reference's weights are already in lw: log_w0)
-        c.append(log_mean_ratio(lw)[0])
+        # log E_reference[w] (non-negative reference weights are already in lw: log_w0;
+        # signed ones weight the mean)
+        try:
+            c.append(log_mean_ratio(lw, weights=w0 if signed else None)[0])
+        except DataError:
+            at = dict(zip(rw.theta_names, t.tolist(), strict=True))
+            raise DataError(f"{what}: the signed weighted mean of w(x, θ) at θ = {at} is "
+                            "not positive; the learned ratio cannot be normalised there"
+                            ) from None
     c_arr = np.array(c)
     if tilt is not None:
         moments_measured = measured["moments"]
@@ -364,15 +388,11 @@ def _fit_tilt(rw: Reweighter, *, inp: _Inputs, raw: Any, grid: np.ndarray, desig
 
 
 def _log_relative_weights(weights: Any, n: int) -> np.ndarray | None:
-    """log(w₀/mean w₀) of the reference events, or None where they are all equal."""
+    """log(w₀/mean w₀) of the reference events (finite, ≥ 0, positive total), or None
+    where they are all equal."""
     if weights is None:
         return None
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (n,):
-        raise DataError(f"reference weights: expected {n} values, got shape {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-        raise DataError("the calibration averages over the reference sample in log space: "
-                        "its event weights must be finite and >= 0, not all 0")
+    w = np.asarray(weights, dtype=np.float64)  # checked by the caller: finite, ≥ 0, Σ > 0
     if np.all(w == w[0]):
         return None
     # a zero weight (an event a bootstrap replica leaves out) is log 0 = −inf: it drops out

@@ -21,6 +21,11 @@ events within a window around θ̂), and runs two kinds of test:
   budget's reweighter component R: χ² = bᵀ (R + I⁻¹ C I⁻¹)⁻¹ b on p degrees of freedom.
   A failure means the learned ratio is off at θ̂ by more than its stated error.
 
+Event weights (the reference's times w(x, θ̂), the target's) enter every test with their
+sign: the histograms' contents and Σw² variances, the logistic regression's loss, the
+weighted AUC and the score means; the effective numbers are Kish's (Σw)²/Σw² of the
+signed weights (:mod:`ratiofit.weights`).
+
 The tests share a family-wise level ``level`` (Bonferroni). The result states the gate's
 power: the AUC excess it detects with 50 % probability, and the mean shift of a
 unit-width feature that this excess corresponds to (AUC = Φ(δ/√2) for two unit
@@ -45,12 +50,9 @@ import numpy as np
 
 from .auc import weighted_auc
 from .events import EventSet
+from .weights import kish_ess, variance_of_mean
 
 __all__ = ["chi2_between", "closure_gate", "reweighted_histograms"]
-
-
-def _kish(w: np.ndarray) -> float:
-    return float(w.sum() ** 2 / np.sum(w**2))
 
 
 def _design(z: np.ndarray) -> np.ndarray:
@@ -93,8 +95,8 @@ def _classifier_test(ref_x: np.ndarray, ref_w: np.ndarray, tgt_x: np.ndarray,
     yt, wt = y[test], w[test]
     auc = weighted_auc(target_scores=score[yt == 1], reference_scores=score[yt == 0],
                        target_weights=wt[yt == 1], reference_weights=wt[yt == 0])
-    n0 = _kish(w[test][y[test] == 0])
-    n1 = _kish(w[test][y[test] == 1])
+    n0 = kish_ess(w[test][y[test] == 0])
+    n1 = kish_ess(w[test][y[test] == 1])
     sigma = float(np.sqrt((1 / n0 + 1 / n1) / 12))
     return {"auc": auc, "auc_null_sigma": sigma, "n_eff_reference": n0, "n_eff_target": n1}
 
@@ -169,10 +171,10 @@ def score_test(*, reweighter: Any, reference: EventSet, target: EventSet,
     b_w = target.event_weights / target.event_weights.sum()
     m_r, m_t = a @ s_r, b_w @ s_t
     c_t = ((s_t - m_t).T * b_w) @ (s_t - m_t)
-    # Variances of the two weighted means (delta method for the self-normalised one).
-    v_t = c_t * float(np.sum(b_w**2))
-    d_r = (s_r - m_r) * a[:, None]
-    v_r = d_r.T @ d_r
+    # Variances of the two weighted means (delta method for the self-normalised one; right
+    # for signed weights too: ratiofit.weights.variance_of_mean).
+    v_t = np.atleast_2d(variance_of_mean(s_t, b_w))
+    v_r = np.atleast_2d(variance_of_mean(s_r, a))
     fisher_inv = np.linalg.inv(np.atleast_2d(c_t))
     bias = fisher_inv @ (m_t - m_r)
     cov_b = fisher_inv @ (v_t + v_r) @ fisher_inv
@@ -244,5 +246,5 @@ def closure_gate(*, reweighter: Any, reference: EventSet, target: EventSet,
         "verdict": "fail" if failed else "pass", "failed": failed, "theta": dict(theta),
         "level": level, "per_test_level": threshold, "target": target_method,
         "n_reference": len(reference), "n_target": len(target),
-        "ess_reference": _kish(w * reference.event_weights), "tests": tests,
+        "ess_reference": kish_ess(w * reference.event_weights), "tests": tests,
         "power": power}

@@ -13,15 +13,16 @@ E_θ[s], not the learned ratio). One Newton step from θ₀, with E_θ₀[s] and
 
     θ₁ = θ₀ + J⁻¹ (mean_data[s] − mean_sim[s]),   J = Cov_sim(s),
 
-with covariance J⁻¹ (V_data + V_sim) J⁻¹, V_data = Cov_data(s)/N_eff(data) and V_sim =
-Cov_sim(s)/N_eff(sim). When s is the true score, J is the Fisher information and θ₁ is as
-efficient as the maximum-likelihood estimate up to the simulated sample's share V_sim; an
-imperfect s only costs efficiency. The true Jacobian is ∂_θ E_θ[s] = Cov_θ(s, score),
-which Cov(s) only approximates; the workflow therefore iterates (a new simulation at each
-new θ) until a step is below a fifth of an error, replacing the Jacobian along each step
-by the simulator's own change of E[s] (a secant, Broyden's update), and says so when it
-does not converge. The bootstrap replicas, each corrected with its own s on the same
-samples, measure what the learned ratio still adds.
+with covariance J⁻¹ (V_data + V_sim) J⁻¹, V_data = Cov_data(s)/N_data and V_sim =
+Cov_sim(s)/N_sim for unit weights (for weighted events Σ aᵢ² (sᵢ − m)(sᵢ − m)ᵀ, aᵢ = wᵢ/Σw,
+:func:`ratiofit.weights.variance_of_mean`). When s is the true score, J is the Fisher
+information and θ₁ is as efficient as the maximum-likelihood estimate up to the simulated
+sample's share V_sim; an imperfect s only costs efficiency. The true Jacobian is
+∂_θ E_θ[s] = Cov_θ(s, score), which Cov(s) only approximates; the workflow therefore
+iterates (a new simulation at each new θ) until a step is below a fifth of an error,
+replacing the Jacobian along each step by the simulator's own change of E[s] (a secant,
+Broyden's update), and says so when it does not converge. The bootstrap replicas, each
+corrected with its own s on the same samples, measure what the learned ratio still adds.
 
 Examples
 --------
@@ -46,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .events import EventSet
+from .weights import variance_of_mean
 
 __all__ = ["OneStep", "one_step", "score_mean", "secant_jacobian"]
 
@@ -73,11 +75,13 @@ class OneStep:
                 "jacobian": self.jacobian}
 
 
-def _mean_cov(s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def _mean_cov(s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The weighted mean of ``s``, its weighted covariance and the covariance of the mean
+    (Σ aᵢ² (sᵢ − m)(sᵢ − m)ᵀ: Cov/N for unit weights, right also for signed weights)."""
     a = w / w.sum()
     m = a @ s
     c = ((s - m).T * a) @ (s - m)
-    return m, np.atleast_2d(c), float(1.0 / np.sum(a**2))
+    return m, np.atleast_2d(c), np.atleast_2d(variance_of_mean(s, w))
 
 
 def score_mean(reweighter: Any, events: EventSet, theta: Mapping[str, float],
@@ -105,13 +109,13 @@ def one_step(reweighter: Any, *, data: EventSet, sim: EventSet, theta: Mapping[s
     cols = [reweighter.theta_names.index(n) for n in names]
     _, g_d = reweighter.log_ratio_and_gradient(features=data, theta=dict(theta))
     _, g_s = reweighter.log_ratio_and_gradient(features=sim, theta=dict(theta))
-    m_d, c_d, n_d = _mean_cov(g_d[:, cols], data.event_weights)
-    m_s, c_s, n_s = _mean_cov(g_s[:, cols], sim.event_weights)
+    m_d, _, v_d = _mean_cov(g_d[:, cols], data.event_weights)
+    m_s, c_s, v_s = _mean_cov(g_s[:, cols], sim.event_weights)
     jac = c_s if jacobian is None else np.atleast_2d(np.asarray(jacobian, dtype=np.float64))
     j_inv = np.linalg.inv(jac)
     theta0 = np.array([theta[n] for n in names], dtype=np.float64)
     values = theta0 + j_inv @ (m_d - m_s)
     return OneStep(names=list(names), theta0=theta0.tolist(), values=values.tolist(),
-                   covariance_data=(j_inv @ (c_d / n_d) @ j_inv).tolist(),
-                   covariance_simulation=(j_inv @ (c_s / n_s) @ j_inv).tolist(),
+                   covariance_data=(j_inv @ v_d @ j_inv).tolist(),
+                   covariance_simulation=(j_inv @ v_s @ j_inv).tolist(),
                    jacobian=jac.tolist())

@@ -17,6 +17,7 @@ import numpy as np
 from .events import EventSet
 from .parameters import ParameterSet
 from .reweighter import AveragedReweighter, Reweighter
+from .weights import check_weights
 
 __all__ = ["FitProblem", "FitResult", "Objective", "landscape", "minimise"]
 
@@ -50,6 +51,14 @@ class FitProblem:
     fixed: dict[str, float] = field(default_factory=dict)
     start: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # weights given through the Python API: finite with a positive total (samples from
+        # a spec were checked when they were made; negative weights are allowed)
+        for role, events in (("data", self.data), ("reference", self.reference)):
+            if events is not None and events.weights is not None:
+                origin = (events.provenance or {}).get("origin", "events")
+                check_weights(events.weights, n=len(events), what=f"fit {role} {origin}")
 
     def theta(self, values: Sequence[float]) -> dict[str, float]:
         """Fitted values (in ``parameters`` order) plus the fixed ones → named θ."""

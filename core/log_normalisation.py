@@ -9,8 +9,10 @@ visits. All three compute
     log Z = log Σᵢ w₀ᵢ exp(log wᵢ) − log Σᵢ w₀ᵢ,
     ∂ log Z/∂θ = Σᵢ w₀ᵢ exp(log wᵢ) ∂ log wᵢ/∂θ / Σᵢ w₀ᵢ exp(log wᵢ),
 
-with the reference's event weights w₀ (≥ 0; zero for an event a bootstrap replica leaves
-out), shifted by max log w so that no exponential overflows.
+with the reference's event weights w₀ (zero for an event a bootstrap replica leaves out;
+negative ones, as at NLO, enter as they are: both sums are linear in w₀, so log Z is the
+log of a signed weighted mean, defined where that mean is positive), shifted by max log w
+so that no exponential overflows.
 
 >>> import numpy as np
 >>> log_z, _ = log_mean_ratio(np.log([1.0, 3.0]))          # mean of w = 2

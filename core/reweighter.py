@@ -27,6 +27,7 @@ from .errors import DataError, ReweighterLoadError
 from .events import EventSet
 from .parameters import ParameterSet
 from .plugin_api import InputSignature
+from .weights import kish_ess
 
 __all__ = ["AveragedReweighter", "Calibration", "Reweighter", "Tilt", "load_reweighters"]
 
@@ -55,7 +56,9 @@ class _WeightMethods:
     def diagnostics(self, *, features: Any, theta: Mapping[str, Any] | None = None,
                     event_weights: np.ndarray | None = None, clip: float | None = None
                     ) -> dict[str, float]:
-        """Kish effective sample size, max and mean weight, non-finite and clipped counts."""
+        """Kish effective sample size (Σw)²/Σw² of w(x, θ) times ``event_weights`` (signed
+        ones as they are: :func:`ratiofit.weights.kish_ess`), max and mean weight,
+        non-finite and clipped counts."""
         lw = self.log_ratio(features=features, theta=theta)
         with np.errstate(over="ignore"):  # an overflow is counted below, as n_nonfinite
             w = np.exp(lw)
@@ -66,7 +69,7 @@ class _WeightMethods:
         if event_weights is not None:
             w = w * event_weights
         finite = w[np.isfinite(w)]
-        ess = float(finite.sum() ** 2 / np.sum(finite ** 2)) if finite.size else 0.0
+        ess = kish_ess(finite)
         out: dict[str, Any] = {
             "n_events": len(w), "ess": ess, "ess_fraction": ess / max(len(w), 1),
             "max_weight": float(finite.max()) if finite.size else float("nan"),

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PluginError
+from .errors import DataError, PluginError
 from .events import EventSet
 from .parameters import ParameterSet
 from .registry import Registry, get_registry
@@ -59,7 +59,8 @@ def make_sample(sample: SampleSpec, *, parameters: ParameterSet, seed: int,
         made = source.generate(n_events=n_asked, theta=theta, options=sample.options,
                                rng=rng)
         names = tuple(source.feature_names(sample.options))
-    except (PluginError, ValueError, KeyError, TypeError) as exc:
+    except (PluginError, DataError, ValueError, KeyError, TypeError) as exc:
+        # (DataError: e.g. an EventSet the source built with NaN/inf weights)
         raise PluginError(f"source '{sample.source}' failed for sample '{sample.name}': "
                           f"{type(exc).__name__}: {exc}") from exc
     n = len(made)

@@ -8,6 +8,23 @@ applied is recorded. Data are shuffled *before* the validation split (Keras'
 ``validation_split`` takes the last rows unshuffled, which would make the validation
 set one class).
 
+Event weights enter the loss per event (Keras' ``sample_weight``) and the input
+standardisation (the weighted mean and standard deviation of the training split,
+:func:`~ratiofit.weights.weighted_standardisation`). Negative weights are taken as they
+are: every loss is a sum of per-event terms, L = Σᵢ wᵢ ℓ(f(xᵢ), yᵢ), linear in the
+weights, so a signed sample that represents a density gives an unbiased estimate of the
+expected loss and the same minimiser, f* = p₁/(p₀ + p₁) for BCE. Known caveat: one
+minibatch may hold a negative (or tiny) total weight, so that step's gradient is noisy
+or points the wrong way; it is still an unbiased estimate of the full gradient, since
+Keras scales each batch by its event count (Σ wᵢ ℓᵢ / B), not by its weight total. The
+class balance is therefore computed once from each class's total over the whole sample,
+never per batch. A network flexible enough to isolate single events can also lower the
+loss of a negative-weight event by pushing its own output to the wrong extreme (the
+signed loss is not bounded below event by event); early stopping on the (weighted)
+validation loss guards against it, and tests/test_weights.py measures that 10 %
+negative weights reproduce the unsigned result within its statistical error. Each
+sample's weights must be finite with a positive total (one-line error naming the sample).
+
 Interrupted trainings resume: with a checkpoint directory, model, optimizer and epoch are
 backed up after every epoch (``keras.callbacks.BackupAndRestore``) together with the
 early-stopping state, and a rerun continues from there. A checkpoint is bound to what it
@@ -46,6 +63,7 @@ from .parameters import ParameterSet
 from .plugin_api import InputSignature
 from .reweighter import Reweighter, _check_float32, _sha256
 from .spec import TrainingSpec
+from .weights import check_weights, weighted_standardisation
 
 __all__ = ["TrainingData", "prepare_training_data", "train_reweighter"]
 
@@ -92,6 +110,9 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
                             f"features {target.feature_names}")
         features = reference.feature_names
     features = tuple(features)
+    for role, events in (("reference", reference), ("target", target)):
+        check_weights(events.weights, n=len(events), what=f"training {role} {_origin(events)}")
+    weighted = reference.weights is not None or target.weights is not None
     names = parameters.names
     if names:
         reference = assign_theta_from(reference, varied=target, names=names, rng=rng)
@@ -108,7 +129,9 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
     w_ref, w_tgt = reference.event_weights, target.event_weights
     class_factor = 1.0
     if class_balance:
-        # Equal total weight per class; mean weight stays 1 overall.
+        # Equal total weight per class; mean weight stays 1 overall. The factors come from
+        # each class's total over the whole sample, never per batch (a batch of signed
+        # weights may sum to anything; module docstring).
         total = len(y) / 2
         w_ref, w_tgt = w_ref * (total / w_ref.sum()), w_tgt * (total / w_tgt.sum())
         class_factor = float(reference.event_weights.sum() / target.event_weights.sum())
@@ -117,9 +140,15 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
     n_val = round(validation_fraction * len(y))
     tr, va = perm[n_val:], perm[:n_val]
     _check_float32(feats, features)
-    mean = feats[tr].mean(axis=0)
-    std = feats[tr].std(axis=0)
-    std = np.where(std > 0, std, 1.0)
+    # the events' own weights, each sample's scaled to a mean of 1 (its overall scale, a
+    # cross-section in pb, does not matter; each sample counts as many events as it has):
+    # unit weights give numpy's unweighted mean and std, bit for bit; an importance-weighted
+    # sample the moments of the distribution it represents
+    w_events = np.concatenate([e.event_weights * (len(e) / e.event_weights.sum())
+                               for e in (reference, target)]) if weighted else None
+    what = f"the training events ({_origin(reference)} and {_origin(target)})"
+    mean, std = weighted_standardisation(feats[tr], None if w_events is None
+                                         else w_events[tr], what=what)
     part_mean: tuple[float, ...] = ()
     part_std: tuple[float, ...] = ()
     ragged = None
@@ -129,10 +158,15 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
         flat = np.concatenate([flat_ref, flat_tgt])
         counts = np.concatenate([n_ref, n_tgt])
         # Standardise over the real particles of the training split only.
+        # (each particle weighted by its event's weight)
         in_train = np.repeat(np.isin(np.arange(len(y)), tr), counts)
-        pm = flat[in_train].mean(axis=0) if in_train.any() else np.zeros(len(particles))
-        ps = flat[in_train].std(axis=0) if in_train.any() else np.ones(len(particles))
-        part_mean, part_std = tuple(pm.tolist()), tuple(np.where(ps > 0, ps, 1.0).tolist())
+        if in_train.any():
+            pm, ps = weighted_standardisation(
+                flat[in_train], None if w_events is None
+                else np.repeat(w_events, counts)[in_train], what=f"the particles of {what}")
+        else:
+            pm, ps = np.zeros(len(particles)), np.ones(len(particles))
+        part_mean, part_std = tuple(pm.tolist()), tuple(ps.tolist())
         from .batching import ragged_particles
 
         ragged = ragged_particles(flat, counts)
@@ -161,6 +195,12 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
     return TrainingData(x=inputs(tr), y=y[tr].astype(f32), w=w[tr].astype(f32), x_val=inputs(va),
                         y_val=y[va].astype(f32), w_val=w[va].astype(f32), signature=signature,
                         class_factor=class_factor)
+
+
+def _origin(events: EventSet) -> str:
+    """How messages name a sample (its provenance's origin, e.g. "sample 'nominal'")."""
+    prov = events.provenance or {}
+    return str(prov.get("origin", prov.get("source", "events")))
 
 
 def _resampling_dataset(data: TrainingData, *, batch_size: int, epochs: int, seed: int

@@ -168,6 +168,8 @@ PUBLIC = {
     "ratiofit.uncertainty": ["ErrorBudget", "bootstrap", "objective_hessian", "refit"],
     "ratiofit.closure_gate": ["chi2_between", "closure_gate", "reweighted_histograms"],
     "ratiofit.auc": ["weighted_auc"],
+    "ratiofit.weights": ["check_weights", "kish_ess", "variance_of_mean",
+                         "weighted_standardisation"],
     "ratiofit.run_directory": ["MANIFEST", "RunDirectory", "read_manifest"],
     "ratiofit.log_normalisation": ["log_mean_ratio"],
     "ratiofit.coverage": ["COMPARISONS", "POI_TRUTHS", "plot_pulls", "repeat_inference_spec",

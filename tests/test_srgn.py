@@ -123,7 +123,7 @@ def test_weighted_auc_matches_pair_count(seed: int) -> None:
 def test_weighted_auc_rejects_bad_weights() -> None:
     with pytest.raises(DataError, match="NaN/inf"):
         weighted_auc(target_scores=np.array([np.nan]), reference_scores=np.zeros(1))
-    with pytest.raises(DataError, match="non-negative"):
+    with pytest.raises(DataError, match="total weight must be positive"):
         weighted_auc(target_scores=np.zeros(2), reference_scores=np.zeros(2),
                      reference_weights=np.array([1.0, -2.0]))
 

@@ -53,7 +53,9 @@ def _draw(n_pool: int, n: int, log_weight: np.ndarray | None, w0: np.ndarray | N
     p = np.exp(lw - lw.max())
     if w0 is not None:
         if np.any(w0 < 0):
-            raise InferenceError(f"{what}: accept/reject needs non-negative event weights")
+            raise InferenceError(f"{what}: accept/reject draws events with probability ∝ "
+                                 f"their weight, so it needs weights >= 0 "
+                                 f"({int(np.count_nonzero(w0 < 0))} are negative)")
         p = p * w0 / w0.max()
     # Accepting each row of a random permutation with probability p/max(p) and keeping
     # the first n accepted draws n distinct rows with inclusion ∝ p.

@@ -73,8 +73,10 @@ class _ToySampler:
                 what = f"channel '{ch.name}', sample '{c.name}'"
                 p = np.asarray(c.events.event_weights, dtype=np.float64).reshape(-1)
                 if not np.all(np.isfinite(p)) or np.any(p < 0):
-                    raise InferenceError(f"{what}: toys need finite, non-negative event "
-                                         f"weights ({int(np.count_nonzero(~(p >= 0)))} are not)")
+                    raise InferenceError(f"{what}: toys draw events with probability ∝ their "
+                                         "weight, so they need finite, non-negative event "
+                                         f"weights ({int(np.count_nonzero(~(p >= 0)))} are "
+                                         "not); fits and asymptotic tests take negative ones")
                 if c.log_ratio is None:
                     lw = np.asarray(model.reweighter.log_ratio(features=c.events, theta=theta),
                                     dtype=np.float64).reshape(-1)

@@ -33,6 +33,7 @@ from ratiofit.fitting import FitProblem, FitResult
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
 from ratiofit.plugins.strategies.regression import log_ratio_grid, theta_grid
+from ratiofit.weights import kish_ess
 
 __all__ = ["LOSS_TERMS", "ClassifierLoss", "classifier_loss_estimate", "data_loss_table",
            "parabola_extremum", "reference_loss_table"]
@@ -54,15 +55,19 @@ def reference_loss_table(*, loss: str, reference_log_ratio: np.ndarray,
                          reference_weights: np.ndarray | None = None) -> np.ndarray:
     """R[j, k] = −⟨B(ℓ_k − ℓ_j)⟩ over the reference reweighted to θ′_j, ``[K, K]``.
 
-    ``reference_log_ratio`` is ``[n_r, K]`` = log w(x, θ_k) on the reference events.
+    ``reference_log_ratio`` is ``[n_r, K]`` = log w(x, θ_k) on the reference events;
+    ``reference_weights`` their event weights, negative ones included (the average is the
+    signed weighted mean Σ w₀ w_j B / Σ w₀ w_j, which must have a positive denominator).
     """
     _, b_term = LOSS_TERMS[loss]
     lw = np.asarray(reference_log_ratio, dtype=np.float64)
     w = np.ones(len(lw)) if reference_weights is None else np.asarray(reference_weights)
     table = np.empty((lw.shape[1], lw.shape[1]))
     for j in range(lw.shape[1]):
-        log_wt = lw[:, j] + np.log(w)
-        wt = np.exp(log_wt - log_wt.max())
+        wt = w * np.exp(lw[:, j] - lw[:, j].max())
+        if not wt.sum() > 0:
+            raise DataError(f"classifier_loss: the reference reweighted to grid point {j} "
+                            "has a total weight that is not positive")
         table[j] = -(wt / wt.sum()) @ b_term(lw - lw[:, [j]])
     return table
 
@@ -148,8 +153,7 @@ class ClassifierLoss:
                                      data_weights=problem.data.event_weights)
         est = classifier_loss_estimate(data_table=data_table, reference_table=ref_table,
                                        grid=grid[:, 0])
-        n_eff = float(problem.data.event_weights.sum() ** 2
-                      / np.sum(problem.data.event_weights ** 2))
+        n_eff = kish_ess(problem.data.event_weights)
         curvature = float(est["curvature"])
         step = float(grid[1, 0] - grid[0, 0])
         best = int(np.argmax(est["score"]))

@@ -14,6 +14,14 @@ moment calibration's tilt a(θ)·T(x) (ratiofit.reweighter) is part of the model
 HESSE with errordef = 0.5 gives the errors; MINOS intervals and a likelihood landscape
 (2ΔNLL around the minimum) are reported too.
 
+Weighted data (weights wᵢ, negative ones included): the weighted NLL above is an unbiased
+estimating equation, but its inverse Hessian counts Σ w as events, which is the
+covariance only for unit weights. For weighted data the reported covariance is the
+sandwich H⁻¹ V H⁻¹ with V = Σᵢ wᵢ² uᵢ uᵢᵀ, uᵢ = ∂_θ log w(xᵢ, θ̂) − ∂_θ log Z(θ̂) the
+per-event score (the variance of a sum of independent weighted terms); HESSE's H⁻¹ is
+kept in ``extra.hesse_naive_errors``, and MINOS intervals, which assume a likelihood,
+are left out. Unit-weight data keep HESSE (and MINOS).
+
 With reference normalisation Z(θ) is itself an estimate from N_ref events, so θ̂ carries
 a Monte Carlo error from the reference sample. Its covariance is reported as
 ``extra.mc_stat_covariance`` = H⁻¹ V H⁻¹, where V is the variance of the score term
@@ -34,6 +42,7 @@ from ratiofit.fitting import FitProblem, FitResult, Objective, landscape, minimi
 from ratiofit.hookspecs import hookimpl
 from ratiofit.log_normalisation import log_mean_ratio
 from ratiofit.options import Option
+from ratiofit.weights import variance_of_mean
 
 
 class Likelihood:
@@ -87,6 +96,9 @@ class Likelihood:
                              minos=options["minos"], tolerance=options["tolerance"])
         by_reference = self._by_reference(problem, options)
         result.extra["normalisation"] = "reference" if by_reference else "calibration"
+        w = problem.data.weights
+        if w is not None and not np.all(w == 1.0):
+            self._weighted_data_covariance(problem, result, by_reference=by_reference)
         if by_reference:
             mc = self._reference_covariance(problem, result)
             result.extra["mc_stat_covariance"] = mc.tolist()
@@ -102,6 +114,34 @@ class Likelihood:
         return result
 
     @staticmethod
+    def _weighted_data_covariance(problem: FitProblem, result: FitResult, *,
+                                  by_reference: bool) -> None:
+        """Replace HESSE's covariance by the sandwich H⁻¹ (Σ wᵢ² uᵢ uᵢᵀ) H⁻¹ (module
+        docstring), in place."""
+        rw, ref = problem.reweighter, problem.reference
+        cols = [rw.theta_names.index(n) for n in problem.parameters.names]
+        theta = problem.theta([result.values[n] for n in result.names])
+        _, g = rw.log_ratio_and_gradient(features=problem.data, theta=theta)
+        u = g[:, cols]
+        if by_reference:
+            assert ref is not None
+            lw_r, g_r = rw.log_ratio_and_gradient(features=ref, theta=theta)
+            _, d_log_z = log_mean_ratio(lw_r, weights=ref.weights, gradient=g_r[:, cols])
+            assert d_log_z is not None
+            u = u - d_log_z[None, :]
+        w = problem.data.event_weights
+        wu = w[:, None] * u
+        h_inv = np.asarray(result.covariance)
+        cov = h_inv @ (wu.T @ wu) @ h_inv
+        result.extra["hesse_naive_errors"] = {
+            n: float(np.sqrt(h_inv[i, i])) for i, n in enumerate(result.names)}
+        result.extra["error_method"] = ("sandwich H^-1 (sum w^2 u u^T) H^-1 (weighted data; "
+                                        "MINOS left out)")
+        result.covariance = cov.tolist()
+        result.errors = {n: float(np.sqrt(cov[i, i])) for i, n in enumerate(result.names)}
+        result.minos = {}
+
+    @staticmethod
     def _reference_covariance(problem: FitProblem, result: FitResult) -> np.ndarray:
         """H⁻¹ V H⁻¹ with V the reference-sample variance of the normalisation score."""
         rw, ref = problem.reweighter, problem.reference
@@ -115,10 +155,10 @@ class Likelihood:
         mean_v = float(a @ v)
         ratio = (a @ u) / mean_v
         influence = (u - ratio[None, :] * v[:, None]) / mean_v
-        # Effective number of reference events for weighted samples (Kish).
-        n_eff = 1.0 / float(np.sum(a**2))
-        centred = influence - a @ influence
-        var_ratio = (centred.T * a) @ centred / n_eff
+        # The variance of the weighted mean Σ aᵢ influenceᵢ, Σ aᵢ² (infl − mean)²: for unit
+        # weights the sample variance over N_ref, and right also for signed weights and
+        # weights correlated with the influence (:func:`ratiofit.weights.variance_of_mean`)
+        var_ratio = variance_of_mean(influence, ref.event_weights)
         n_data = float(problem.data.event_weights.sum())
         h_inv = np.asarray(result.covariance)
         return h_inv @ (n_data**2 * var_ratio) @ h_inv

@@ -70,10 +70,16 @@ def log_ratio_grid(*, reweighter: Any, events: Any, grid: np.ndarray, names: Seq
 def log_normalisation(*, reference_log_ratio: np.ndarray, reference_weights: np.ndarray | None
                       = None) -> np.ndarray:
     """log Z(θ_k) = log ⟨w(x, θ_k)⟩ over the reference sample, ``[K]`` (ensembles.md Eq. 23:
-    a perfect ratio has Z = 1)."""
+    a perfect ratio has Z = 1); with signed event weights the signed weighted mean, which
+    must be positive at every θ_k."""
     lw = np.asarray(reference_log_ratio, dtype=np.float64)
     w = np.ones(len(lw)) if reference_weights is None else np.asarray(reference_weights)
-    return np.asarray(logsumexp(lw, axis=0, b=(w / w.sum())[:, None]))
+    log_z, sign = logsumexp(lw, axis=0, b=(w / w.sum())[:, None], return_sign=True)
+    if np.any(sign <= 0):
+        k = int(np.argmax(sign <= 0))
+        raise DataError(f"the reference's signed weighted mean of w(x, θ) at grid point {k} "
+                        "is not positive: the ratio cannot be normalised there")
+    return np.asarray(log_z)
 
 
 def ensemble_log_likelihood(*, log_ratio: np.ndarray, log_norm: np.ndarray | None = None,

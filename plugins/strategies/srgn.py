@@ -29,6 +29,13 @@ Choices (options):
   on the held-out split and measured on the training split, and the objective is the
   mean of the two AUCs: every event enters, at twice the training cost per point.
 
+Event weights: the data's and the reference's weight every loss term, the AUC pairs
+(:func:`ratiofit.auc.weighted_auc`) and g's input standardisation (weighted moments,
+:mod:`ratiofit.weights`); the reference at θ carries w₀·w(x_G, θ). Negative weights (NLO)
+are taken with their sign: the loss and the AUC are linear in each sample's weights, so
+their expectations are those of the densities the signed samples represent; each split's
+total weight at θ must be positive (one-line error otherwise).
+
 The same split, initial weights and batch order are used at every θ (common random
 numbers), so the AUC landscape is a smooth function of θ rather than noise from point to
 point. Every evaluated (θ, AUC) is kept in ``FitResult.trace`` and the scanned points in
@@ -55,6 +62,7 @@ from ratiofit.options import Option
 from ratiofit.parameters import ParameterSet
 from ratiofit.plugin_api import InputSignature
 from ratiofit.seeding import derive_seed
+from ratiofit.weights import check_weights, kish_ess, weighted_standardisation
 
 __all__ = ["SRGN", "evaluate_point", "held_out_split", "split_rng", "weighted_auc"]
 
@@ -244,11 +252,14 @@ def _heldout_loss(*, log_ratio_data: np.ndarray, log_ratio_reference: np.ndarray
 
 
 def evaluate_point(*, setup: PointSetup, reference_log_weights: np.ndarray,
-                   theta: dict[str, float], warm: bool = False) -> dict[str, Any]:
+                   theta: dict[str, float], warm: bool = False,
+                   reference_weights: np.ndarray | None = None) -> dict[str, Any]:
     """Train g at one θ and measure it on the held-out split (srgn.md Eqs. 4–5).
 
     ``reference_log_weights`` is log w(x_G, θ) for the training then the held-out
-    reference events (computed by the caller from the frozen reweighter). Returns the
+    reference events (computed by the caller from the frozen reweighter), with log w₀ of
+    non-negative event weights added; signed event weights w₀ come as
+    ``reference_weights`` instead (same order) and multiply exp(log w). Returns the
     held-out weighted AUC, the held-out weighted loss, epochs run and seconds. With a
     ``swapped`` set-up (option ``cross_fit``) a second g is trained on the held-out split
     and measured on the training split, and AUC and loss are the means of the two folds,
@@ -259,10 +270,15 @@ def evaluate_point(*, setup: PointSetup, reference_log_weights: np.ndarray,
     if not np.all(np.isfinite(weights)):
         bad = int(np.count_nonzero(~np.isfinite(weights)))
         raise DataError(f"srgn: the reweighter gives {bad} non-finite weight(s) at θ = {theta}")
+    if reference_weights is not None:
+        weights = weights * reference_weights
+    n_rt = len(setup.reference_train)
+    for part, w_part in (("training", weights[:n_rt]), ("held-out", weights[n_rt:])):
+        check_weights(w_part, what=f"srgn: the reference's {part} split reweighted to "
+                      f"θ = {theta}")
     auc, loss, epochs = _evaluate_fold(setup, weights, warm=warm)
     out: dict[str, Any] = {"theta": dict(theta), "auc": auc, "loss": loss, "epochs": epochs}
     if setup.swapped is not None:
-        n_rt = len(setup.reference_train)
         auc_2, loss_2, epochs_2 = _evaluate_fold(
             setup.swapped, np.concatenate([weights[n_rt:], weights[:n_rt]]), warm=warm)
         out.update(auc=(auc + auc_2) / 2, loss=(loss + loss_2) / 2, epochs=epochs + epochs_2,
@@ -604,13 +620,22 @@ class SRGN:
         x_d = problem.data.feature_columns(names)
         x_r = problem.reference.feature_columns(names)
         w_d = problem.data.event_weights
+        for part, rows in (("training", d_train), ("held-out", d_held)):
+            check_weights(w_d[rows], what=f"srgn: the data's {part} split")
         n_train = len(d_train) + len(r_train)
         order = rng.permutation(n_train)
         n_val = max(1, round(options["validation_fraction"] * n_train))
         fit_rows = np.concatenate([x_r[r_train], x_d[d_train]])[order][n_val:]
-        mean = fit_rows.mean(axis=0)
-        std = fit_rows.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
+        # g's inputs standardised with the events' own weights, each sample's scaled to a
+        # mean of 1 (None, numpy's unweighted moments, where neither sample is weighted)
+        fit_weights = None
+        if problem.data.weights is not None or problem.reference.weights is not None:
+            w_r = problem.reference.event_weights
+            fit_weights = np.concatenate([w_r[r_train] * (len(w_r) / w_r.sum()),
+                                          w_d[d_train] * (len(w_d) / w_d.sum())]
+                                         )[order][n_val:]
+        mean, std = weighted_standardisation(fit_rows, fit_weights,
+                                             what="srgn: the training split of g")
         signature = InputSignature(feature_names=tuple(names), feature_mean=tuple(mean.tolist()),
                                    feature_std=tuple(std.tolist()), theta_names=(),
                                    theta_centre=(), theta_half_width=())
@@ -650,8 +675,20 @@ class SRGN:
     def _log_weights(self, problem: FitProblem, reference: EventSet,
                      values: Sequence[float] | np.ndarray
                      ) -> np.ndarray:
+        """log w(x_G, θ), plus log w₀ where the reference's event weights are all ≥ 0
+        (signed ones go to :func:`evaluate_point` as ``reference_weights``:
+        :meth:`_signed_weights`)."""
         lw = problem.reweighter.log_ratio(features=reference, theta=problem.theta(values))
-        return lw + np.log(reference.event_weights)
+        if self._signed_weights(reference) is not None:
+            return lw
+        with np.errstate(divide="ignore"):  # a zero weight: log 0 = −inf, exp → 0
+            return lw + np.log(reference.event_weights)
+
+    @staticmethod
+    def _signed_weights(reference: EventSet) -> np.ndarray | None:
+        """The reference's event weights where some are negative, else ``None``."""
+        w = reference.weights
+        return w if w is not None and bool(np.any(w < 0)) else None
 
     def _objective(self, record: Mapping[str, Any], options: Mapping[str, Any]) -> float:
         return float(record["auc"]) if options["objective"] == "auc" else -float(record["loss"])
@@ -668,18 +705,20 @@ class SRGN:
               executor: Executor) -> list[dict[str, Any]]:
         names = problem.parameters.names
         warm = options["initialisation"] == "warm"
+        signed = self._signed_weights(reference)
         if warm:  # sequential by construction: each point starts from the previous one
             out = []
             for k, row in enumerate(points):
                 out.append(evaluate_point(
                     setup=setup, reference_log_weights=self._log_weights(problem, reference,
                                                                          row),
-                    theta=problem.theta(row), warm=k > 0))
+                    theta=problem.theta(row), warm=k > 0, reference_weights=signed))
         else:
             jobs = [Job(name=f"srgn-{stage}-{k}", function=evaluate_point,
                         kwargs={"setup": setup, "theta": problem.theta(row),
                                 "reference_log_weights": self._log_weights(problem, reference,
-                                                                           row)})
+                                                                           row),
+                                "reference_weights": signed})
                     for k, row in enumerate(points)]
             out = executor.run(jobs)
         for rec, row in zip(out, points, strict=True):
@@ -766,11 +805,12 @@ class SRGN:
 
         names = problem.parameters.names
         warm = options["initialisation"] == "warm"
+        signed = self._signed_weights(reference)
 
         def objective(v: np.ndarray) -> float:
             rec = evaluate_point(setup=setup, theta=problem.theta(v),
                                  reference_log_weights=self._log_weights(problem, reference, v),
-                                 warm=warm and bool(records))
+                                 warm=warm and bool(records), reference_weights=signed)
             rec["stage"] = "powell"
             rec["values"] = dict(zip(names, (float(x) for x in v), strict=True))
             rec["objective"] = self._objective(rec, options)
@@ -868,11 +908,12 @@ class SRGN:
         scatter (``bowl_fit_errors``) is far smaller: with common random numbers the whole
         landscape moves with the events, not point by point.
         """
-        def kish(w: np.ndarray) -> float:
-            return float(w.sum() ** 2 / np.sum(w * w))
-
+        kish = kish_ess
         log_w = self._log_weights(problem, reference, vertex)
         w_ref = np.exp(log_w - log_w.max())
+        signed = self._signed_weights(reference)
+        if signed is not None:
+            w_ref = w_ref * signed
         n_rt = len(setup.reference_train)
         both = setup.swapped is not None
         w_data = np.concatenate([setup.data_train_weights, setup.data_held_weights]) if both \

@@ -5,6 +5,12 @@ reference. A classifier score may be anything monotonic in the log-ratio (a logi
 over an ensemble, …). The AUC is the weighted probability that a target example scores
 above a reference one, ties counting one half (the Mann–Whitney statistic), which equals
 the trapezoidal area under the ROC curve built on the distinct score values.
+
+Weights may be negative (NLO samples): the rates are signed weighted fractions, so the
+curve is that of the densities the signed samples represent in expectation, but one
+sample's curve may step backwards or leave [0, 1] where negative weights sit; the AUC is
+:func:`ratiofit.auc.weighted_auc` (bilinear in the weights). Each sample's total weight
+must be positive.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ def _scores(name: str, scores: Any, weights: Any) -> tuple[np.ndarray, np.ndarra
         raise DataError(f"{name}: {len(w)} weights for {len(s)} scores")
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(w))):
         raise DataError(f"{name}: scores or weights contain NaN/inf")
-    if np.any(w < 0) or w.sum() <= 0:
-        raise DataError(f"{name}: weights must be non-negative with a positive sum")
+    if not w.sum() > 0:
+        raise DataError(f"{name}: the weights sum to {w.sum():g}; a sample's total weight "
+                        "must be positive")
     return s, w
 
 
@@ -92,6 +99,9 @@ def fpr_at_tpr(*, reference_scores: Any, target_scores: Any, tpr_value: float = 
     interpolated linearly along the ROC curve."""
     fpr, tpr, _ = roc_curve(reference_scores=reference_scores, target_scores=target_scores,
                             reference_weights=reference_weights, target_weights=target_weights)
+    if np.any(np.diff(tpr) < 0):
+        raise DataError("fpr_at_tpr: negative target weights make this ROC curve step back "
+                        "in tpr, so the fpr at a given tpr is not one number")
     return float(np.interp(tpr_value, tpr, fpr))
 
 

@@ -473,13 +473,17 @@ def test_bad_data_are_one_line_when_read_and_nothing_is_written(case: str, files
 # ---------------------------------------------------------------------------------------
 def test_run_trains_a_reweighter_from_root_files_with_a_theta_column(tmp_path: Path) -> None:
     """Nominal ROOT file at mu = 0, two varied files (a glob) with mu per event in a
-    branch, data from parquet: train (2 epochs), fit, and the run directory's copy of
-    the spec reruns from anywhere."""
+    branch, 10 % negative weights in all three (independent of the event, so the signed
+    weights describe the same distribution; issue 19), data from parquet: train (2
+    epochs), calibrate, fit, and the run directory's copy of the spec reruns from
+    anywhere."""
     data = tmp_path / "files"
     data.mkdir()
-    write_root(data / "nominal.root", branches(4000, seed=30, mu=0.0, negative=0.0))
+    nominal = branches(4000, seed=30, mu=0.0, negative=0.1)
+    assert 0.08 < np.mean(nominal["w"] < 0) < 0.12
+    write_root(data / "nominal.root", nominal)
     for k in range(2):
-        write_root(data / f"varied_{k}.root", branches(2000, seed=31 + k, negative=0.0))
+        write_root(data / f"varied_{k}.root", branches(2000, seed=31 + k, negative=0.1))
     write_parquet(data / "data.parquet", {k: v for k, v in branches(
         1500, seed=33, mu=0.5, negative=0.0).items() if k in ("x0", "x1")})
     opts = {"tree": "events", "features": ["x0", "x1"], "particles": PARTICLES,
@@ -503,6 +507,7 @@ def test_run_trains_a_reweighter_from_root_files_with_a_theta_column(tmp_path: P
     result = json.loads((out / "result.json").read_text())
     mu = result["fit"]["parameters"]["mu"]
     assert np.isfinite(mu["value"]) and -1.0 <= mu["value"] <= 1.0
+    assert np.isfinite(result["normalisation"]["max_abs_log_norm"])  # signed E_ref[w]
     assert result["fit"]["correction"]["applied"] is False  # the target reads files
     assert result["fit"]["gate"]["verdict"] == "not run"  # no held-out reference events
     meta = json.loads((out / "reweighter" / "metadata.json").read_text())

@@ -63,8 +63,8 @@ html_static_path: list[str] = []
 nitpicky = False
 
 #: Pages placed by hand in the index; every other page goes under "Results".
-GUIDE_PAGES = ["index", "getting-started", "concepts", "plugin-authors", "cli", "plugins",
-               "api", "execution"]
+GUIDE_PAGES = ["index", "getting-started", "tutorial-files", "concepts", "plugin-authors",
+               "cli", "plugins", "api", "execution"]
 RESULT_PAGES_TOKEN = "%RESULT_PAGES%"
 
 

@@ -14,10 +14,13 @@ that file, counted from 0):
 - a total weight that is not positive (negative weights themselves are allowed);
 - fewer events than ``n_events`` asks for (never silently shortened), or none at all.
 
-Where the reader knows how many rows its files hold (``capacity``), the features are
-written straight into the result, so the peak memory is about the result plus one chunk
-(a selection leaves the rest of that allocation untouched, which costs address space,
-not memory); the weights, θ and particle fields are joined at the end, one at a time.
+Every column is written straight into its part of the result as the chunks arrive
+(converted to float64 on the way in; nothing is joined at the end), so the peak memory is
+about the result plus one chunk. Where the reader knows how many rows its files hold
+(``capacity``), the features, weights and θ are reserved once for that many rows; the
+particle fields are reserved for the particles per row seen so far times those rows and
+grow (by copying) when they do not fit. A selection leaves the rest of a reservation
+untouched, which costs address space, not memory.
 
 Examples
 --------
@@ -263,17 +266,56 @@ class _Rows:
         return self.first + (j if isinstance(self.take, slice) else int(self.take[j]))
 
 
-def _gather(counts: np.ndarray, values: np.ndarray, rows: _Rows
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """The jagged entries of the kept rows: their counts and their values, in order."""
+def _positions(counts: np.ndarray, rows: _Rows) -> tuple[np.ndarray, np.ndarray | slice]:
+    """The counts of the kept rows, and where their jagged entries are in the chunk's flat
+    values (a slice where the kept rows are the first ones, which copies nothing)."""
     c = counts[rows.take]
     if isinstance(rows.take, slice):
-        return c, values[: int(c.sum())]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        return c, slice(0, int(c.sum()))
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], dtype=np.int64, out=starts[1:])
     total = int(c.sum())
-    out_starts = np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64)
-    pos = np.repeat(starts[rows.take] - out_starts, c) + np.arange(total, dtype=np.int64)
-    return c, values[pos]
+    out_starts = np.zeros(len(c), dtype=np.int64)
+    np.cumsum(c[:-1], dtype=np.int64, out=out_starts[1:])
+    return c, np.repeat(starts[rows.take] - out_starts, c) + np.arange(total, dtype=np.int64)
+
+
+class _Column:
+    """A 1-d result column written chunk by chunk into one reservation (converted to
+    ``dtype`` on the way in); when a chunk does not fit, a larger reservation (``expect``
+    entries if given, at least half as large again) takes what is written so far."""
+
+    def __init__(self, dtype: Any, reserve: int | None = None) -> None:
+        self.dtype, self.size = np.dtype(dtype), 0
+        self._buf: np.ndarray | None = None
+        if reserve:
+            self._grow(reserve, reserve)
+
+    def _grow(self, need: int, expect: int | None) -> None:
+        old = 0 if self._buf is None else len(self._buf)
+        want = max(need, expect or 0, old + old // 2)
+        try:
+            buf = np.empty(want, self.dtype)
+        except MemoryError:  # more than the address space allows: just what is needed
+            buf = np.empty(need, self.dtype)
+        if self._buf is not None:
+            buf[:self.size] = self._buf[:self.size]
+        self._buf = buf
+
+    def extend(self, values: np.ndarray, *, expect: int | None = None) -> np.ndarray:
+        """Append ``values``; returns their converted copy in the result (a view)."""
+        need = self.size + len(values)
+        if self._buf is None or need > len(self._buf):
+            self._grow(need, expect)
+        assert self._buf is not None
+        out = self._buf[self.size:need]
+        out[...] = values
+        self.size = need
+        return out
+
+    def array(self) -> np.ndarray:
+        """The entries written (a view of the reservation)."""
+        return self._buf[:self.size] if self._buf is not None else np.empty(0, self.dtype)
 
 
 class EventAssembler:
@@ -281,8 +323,9 @@ class EventAssembler:
 
     ``limit``: stop after this many events (``n_events``; ``None``: all). ``origin``
     names the files in messages that are not about one row. ``capacity``: the rows the
-    files hold, where the reader knows it (the features then go straight into the
-    result; without it they are kept per chunk and joined at the end, twice the memory).
+    files hold, where the reader knows it (the features, weights and θ are then reserved
+    once; without it the features are kept per chunk and joined at the end, twice the
+    memory, and the other columns grow as they fill).
     """
 
     def __init__(self, columns: FileColumns, *, limit: int | None, origin: str,
@@ -290,22 +333,34 @@ class EventAssembler:
         self.columns, self.limit, self.origin = columns, limit, origin
         self.filled = 0
         self.read = 0  # rows looked at, before the selection
+        # the rows expected in all (for the reservations), where known
+        self._rows: int | None = None
+        if capacity is not None:
+            self._rows = capacity if limit is None else min(capacity, limit)
+        elif limit is not None:
+            self._rows = limit
         # the features: one [rows, d] array the chunks are written into, or (capacity
         # unknown, or more than can be reserved) one [m, d] block per chunk
         self._buffer: np.ndarray | None = None
         if capacity is not None:
-            rows = capacity if limit is None else min(capacity, limit)
+            assert self._rows is not None
             try:
-                self._buffer = np.empty((rows, len(columns.features)))
+                self._buffer = np.empty((self._rows, len(columns.features)))
             except MemoryError:  # more than the address space allows: per chunk then
                 self._buffer = None
         self._blocks: list[np.ndarray] = []
-        # the weight and θ columns as [m] arrays per chunk
-        self._flat: dict[str, list[np.ndarray]] = {
-            c: [] for c in [*([columns.weight] if columns.weight else []),
-                            *(c for c, _, _ in columns.theta.values())]}
-        self._counts: list[np.ndarray] = []
-        self._values: dict[str, list[np.ndarray]] = {f: [] for f in columns.particles}
+        reserve = self._rows if capacity is not None else None
+        # the weight and θ columns, float64
+        self._flat: dict[str, _Column] = {
+            c: _Column(np.float64, reserve)
+            for c in [*([columns.weight] if columns.weight else []),
+                      *(c for c, _, _ in columns.theta.values())]}
+        # the particles: the list offsets of the kept rows (from 0), and each field's
+        # values (float64)
+        self._offsets = _Column(np.int64, (reserve or 0) + 1 if columns.particles else None)
+        if columns.particles:
+            self._offsets.extend(np.zeros(1, np.int64))
+        self._values: dict[str, _Column] = {f: _Column(np.float64) for f in columns.particles}
 
     @property
     def done(self) -> bool:
@@ -338,11 +393,12 @@ class EventAssembler:
             block = np.empty((rows.count, len(cols.features)))
             self._blocks.append(block)
         for j, name in enumerate(cols.features):
-            block[:, j] = self._checked(flat, name, rows, file=file)
-        for name in self._flat:
-            self._flat[name].append(self._checked(flat, name, rows, file=file))
+            block[:, j] = self._checked(flat, name, rows, file=file)  # to float64
+        written = {name: column.extend(self._checked(flat, name, rows, file=file),
+                                       expect=self._rows)
+                   for name, column in self._flat.items()}
         for pname, (column, low, high) in cols.theta.items():
-            values = self._flat[column][-1]
+            values = written[column]
             out = (values < low) | (values > high)
             if out.any():
                 j = int(np.argmax(out))
@@ -357,12 +413,13 @@ class EventAssembler:
     @staticmethod
     def _checked(flat: Mapping[str, np.ndarray], name: str, rows: _Rows, *, file: str
                  ) -> np.ndarray:
+        """The kept rows of a flat column (in the file's dtype), checked for NaN/inf."""
         values = np.asarray(flat[name])[rows.take]
         bad = _first_bad(values)
         if bad is not None:
             raise ValueError(f"{file}: column '{name}' has a NaN/inf value at row "
                              f"{rows.entry(bad)}")
-        return values.astype(np.float64, copy=False)
+        return values
 
     def _add_particles(self, jagged: Mapping[str, tuple[np.ndarray, np.ndarray]],
                        rows: _Rows, *, file: str) -> None:
@@ -377,21 +434,29 @@ class EventAssembler:
                                       f"and '{column}' have different counts at row "
                                       f"{rows.first + at} ({counts0[at]} and {counts[at]}): "
                                       "all particle fields must have one entry per particle")
-        selected = None
+        c, where = _positions(counts0, rows)
+        before = self._values[fields[0][0]].size
+        particles = before + int(c.sum())
+        # the reservation: the particles per row so far, times the rows expected
+        expect = None
+        if self._rows is not None and self.filled + rows.count:
+            expect = int(np.ceil(particles / (self.filled + rows.count) * self._rows * 1.05))
         for fname, column in fields:
-            c, values = _gather(counts0, np.asarray(jagged[column][1]), rows)
+            values = np.asarray(jagged[column][1])[where]
             bad = _first_bad(values)
             if bad is not None:
                 event = int(np.searchsorted(np.cumsum(c), bad, side="right"))
                 raise ValueError(f"{file}: particle column '{column}' has a NaN/inf value at "
                                  f"row {rows.entry(event)}")
-            self._values[fname].append(values.astype(np.float64, copy=False))
-            selected = c
-        assert selected is not None
-        self._counts.append(selected.astype(np.int64))
+            self._values[fname].extend(values, expect=expect)  # to float64
+        offsets = self._offsets.extend(c, expect=None if self._rows is None else
+                                       self._rows + 1)
+        np.cumsum(offsets, out=offsets)
+        offsets += before
 
-    def finish(self) -> EventSet:
-        """The events read, checked (see the module docstring)."""
+    def finish(self, provenance: Mapping[str, Any] | None = None) -> EventSet:
+        """The events read, checked (see the module docstring); ``provenance`` is added
+        to the EventSet's (which names ``origin``)."""
         cols = self.columns
         sel = f" passing the selection '{cols.selection.text}'" if cols.selection else ""
         if self.limit is not None and self.filled < self.limit:
@@ -402,13 +467,13 @@ class EventAssembler:
         n = self.filled
         weights = None
         if cols.weight is not None:
-            weights = np.concatenate(self._flat[cols.weight])
+            weights = self._flat[cols.weight].array()
             total = float(weights.sum())
             if not total > 0:
                 raise ValueError(f"{self.origin}: the weights in column '{cols.weight}' sum "
                                  f"to {total:g} over {n} events; a sample's total weight "
                                  "must be positive")
-        theta = np.stack([np.concatenate(self._flat[c]) for c, _, _ in cols.theta.values()],
+        theta = np.stack([self._flat[c].array() for c, _, _ in cols.theta.values()],
                          axis=1) if cols.theta else None
         if self._buffer is not None and not self._blocks:
             features = self._buffer[:n]
@@ -422,9 +487,13 @@ class EventAssembler:
         if cols.particles:
             import awkward as ak
 
-            counts = np.concatenate(self._counts)
-            particles = ak.unflatten(ak.zip({f: np.concatenate(self._values.pop(f))
-                                             for f in cols.particles}), counts)
+            # what ak.unflatten(ak.zip(values), counts) makes, from the offsets
+            content = ak.contents.RecordArray(
+                [ak.contents.NumpyArray(self._values[f].array()) for f in cols.particles],
+                list(cols.particles),
+                length=self._values[next(iter(cols.particles))].size)
+            particles = ak.Array(ak.contents.ListOffsetArray(
+                ak.index.Index64(self._offsets.array()), content))
         return EventSet(features=features, feature_names=cols.features, theta=theta,
                         theta_names=tuple(cols.theta), weights=weights, particles=particles,
-                        provenance={"origin": self.origin})
+                        provenance={"origin": self.origin, **(provenance or {})})

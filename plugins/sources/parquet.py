@@ -163,10 +163,7 @@ class Parquet:
                     break
             if assembler.done:
                 break
-        events = assembler.finish()
-        from dataclasses import replace
-
-        return replace(events, provenance={**events.provenance, "files": files})
+        return assembler.finish({"files": files})
 
 
 def _null_row(array: Any) -> int | None:

@@ -2,8 +2,11 @@
 
 ``files`` is a path, a glob or a list of them (relative to the spec file); the files are
 read in that order (a glob's matches sorted) as one sample, chunk by chunk
-(``uproot.iterate``, ``step_size`` entries at a time, only the branches needed) into the
-result, so the peak memory is about the result plus one chunk. Flat numeric branches are
+(``TTree.iterate``, ``step_size`` entries at a time, only the branches needed) into the
+result, so the peak memory is about the result plus one chunk; a jagged branch is taken
+as the list offsets and the flat values that uproot built (numpy, no Python-level work per
+event). Each file's tree is opened and parsed once for both the checks and the reading
+(up to 64 files at a time; more are opened again to be read). Flat numeric branches are
 the features (default: all of them except the weight and θ branches); ``particles`` maps
 particle fields to jagged branches (``{pt: part_pt, eta: part_eta}``), which must have
 the same counts per event; ``weight`` is a branch of per-event weights (negative ones
@@ -121,25 +124,43 @@ class Root:
                 out[name] = branch.typename or type(interp).__name__
         return out
 
-    def _columns(self, options: Mapping[str, Any]) -> tuple[list[str], FileColumns, int]:
-        """The files, the columns to read (checked in every file) and the entries in all."""
+    def _columns(self, options: Mapping[str, Any], *, keep_open: int = 0
+                 ) -> tuple[list[str], FileColumns, int, list[tuple[Any, Any]]]:
+        """The files, the columns to read (checked in every file), the entries in all and
+        the first ``keep_open`` files still open, as (file, tree) (the caller closes
+        them), so that reading them does not open and parse their trees again."""
         files = expand_files(options["files"], what="ROOT file")
         columns: FileColumns | None = None
         total = 0
-        for path in files:
-            with self._open(path) as file:
-                tree = self._tree(file, path, options["tree"])
-                cols = file_columns(options, schema=self._schema(tree),
-                                    origin=f"{path}:{options['tree']}", what="branch")
-                total += int(tree.num_entries)
-            if columns is None:
-                columns = cols
-            elif cols.features != columns.features:  # default features differ per file
-                raise FileOptionError("features", f"{path}: tree '{options['tree']}' has "
-                                      f"the features {list(cols.features)}, {files[0]} has "
-                                      f"{list(columns.features)}; list the features")
+        kept: list[tuple[Any, Any]] = []
+        try:
+            for path in files:
+                file = self._open(path)
+                try:
+                    tree = self._tree(file, path, options["tree"])
+                    cols = file_columns(options, schema=self._schema(tree),
+                                        origin=f"{path}:{options['tree']}", what="branch")
+                    total += int(tree.num_entries)
+                except BaseException:
+                    file.close()
+                    raise
+                if len(kept) < keep_open:
+                    kept.append((file, tree))
+                else:
+                    file.close()
+                if columns is None:
+                    columns = cols
+                elif cols.features != columns.features:  # default features differ per file
+                    raise FileOptionError("features", f"{path}: tree '{options['tree']}' "
+                                          f"has the features {list(cols.features)}, "
+                                          f"{files[0]} has {list(columns.features)}; list "
+                                          "the features")
+        except BaseException:
+            for file, _ in kept:
+                file.close()
+            raise
         assert columns is not None
-        return files, columns, total
+        return files, columns, total, kept
 
     # -- the Source protocol -------------------------------------------------------------
     def check(self, *, options: Mapping[str, Any],
@@ -162,34 +183,85 @@ class Root:
     def generate(self, *, n_events: int | None, theta: Mapping[str, np.ndarray],
                  options: Mapping[str, Any], rng: np.random.Generator) -> Any:
         """The first ``n_events`` entries passing the selection (``None``: all of them)."""
-        import awkward as ak
-        import uproot
-
-        files, cols, entries = self._columns(options)
+        files, cols, entries, kept = self._columns(options, keep_open=_KEEP_OPEN)
         origin = f"{describe_files(files)}:{options['tree']}"
         assembler = EventAssembler(cols, limit=n_events, origin=origin, capacity=entries)
-        chunks = uproot.iterate({path: options["tree"] for path in files},
-                                expressions=[*cols.flat, *cols.jagged],
-                                step_size=options["step_size"], library="ak", report=True)
-        while not assembler.done:
-            try:
-                arrays, report = next(chunks)
-            except StopIteration:
-                break
-            except Exception as exc:  # a corrupt basket, a file changed since validation
-                raise ValueError(f"{origin}: cannot read: {type(exc).__name__}: {exc}"
-                                 ) from None
-            flat = {c: ak.to_numpy(arrays[c]) for c in cols.flat}
-            jagged = {c: (ak.to_numpy(ak.num(arrays[c], axis=1)),
-                          ak.to_numpy(ak.flatten(arrays[c], axis=1))) for c in cols.jagged}
-            assembler.add(flat, jagged, file=report.file_path,
-                          first_row=int(report.tree_entry_start))
-        chunks.close()
-        events = assembler.finish()
-        from dataclasses import replace
+        try:
+            for k, path in enumerate(files):
+                if assembler.done:
+                    break
+                file, tree = kept[k] if k < len(kept) else (self._open(path), None)
+                with file:  # closed once read
+                    if tree is None:  # past the files kept open: its tree again
+                        tree = self._tree(file, path, options["tree"])
+                    self._read(tree, cols, assembler, path=path,
+                               step_size=options["step_size"])
+        finally:
+            for file, _ in kept:  # those not read (closing twice does nothing)
+                file.close()
+        return assembler.finish({"files": files, "tree": options["tree"]})
 
-        return replace(events, provenance={**events.provenance, "files": files,
-                                           "tree": options["tree"]})
+    @staticmethod
+    def _read(tree: Any, cols: FileColumns, assembler: EventAssembler, *, path: str,
+              step_size: int) -> None:
+        """One file's entries, chunk by chunk, into ``assembler`` (until it is done)."""
+        chunks = tree.iterate(expressions=[*cols.flat, *cols.jagged], step_size=step_size,
+                              library="ak", report=True)
+        try:
+            while not assembler.done:
+                try:
+                    arrays, report = next(chunks)
+                except StopIteration:
+                    break
+                except Exception as exc:  # a corrupt basket, a file changed since validation
+                    raise ValueError(f"{path}:{tree.name}: cannot read: "
+                                     f"{type(exc).__name__}: {exc}") from None
+                flat = {c: _flat(arrays, c) for c in cols.flat}
+                jagged = {c: _jagged(arrays, c) for c in cols.jagged}
+                assembler.add(flat, jagged, file=path, first_row=int(report.tree_entry_start))
+        finally:
+            chunks.close()
+
+
+#: Files that :meth:`Root.generate` keeps open between checking their trees and reading
+#: them (each parsed once); the rest are opened again to be read.
+_KEEP_OPEN = 64
+
+
+def _content(arrays: Any, column: str) -> Any:
+    """The layout of one branch in a chunk (a record array of the branches read)."""
+    import awkward as ak
+
+    layout = arrays.layout
+    if isinstance(layout, ak.contents.RecordArray) and layout.has_field(column):
+        return layout.content(column)
+    return None
+
+
+def _flat(arrays: Any, column: str) -> np.ndarray:
+    """A flat branch of a chunk as numpy (its own dtype, no copy)."""
+    import awkward as ak
+
+    content = _content(arrays, column)
+    if isinstance(content, ak.contents.NumpyArray) and content.data.ndim == 1:
+        return np.asarray(content.data)
+    return np.asarray(ak.to_numpy(arrays[column]))
+
+
+def _jagged(arrays: Any, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A jagged branch of a chunk: its counts and its flat values (numpy, its own dtype),
+    from the list offsets and the content that uproot built (no copy of the values)."""
+    import awkward as ak
+
+    content = _content(arrays, column)
+    if isinstance(content, ak.contents.ListOffsetArray) and \
+            isinstance(content.content, ak.contents.NumpyArray) and \
+            content.content.data.ndim == 1:
+        offsets = np.asarray(content.offsets.data)
+        values = np.asarray(content.content.data)[offsets[0]:offsets[-1]]
+        return np.diff(offsets), values
+    array = arrays[column]
+    return (ak.to_numpy(ak.num(array, axis=1)), ak.to_numpy(ak.flatten(array, axis=1)))
 
 
 @hookimpl

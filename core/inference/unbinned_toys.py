@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..events import EventSet
-from ..execution import Executor, Job, LocalExecutor, ProcessExecutor
+from ..execution import Executor, Job, LocalExecutor
 from ..seeding import derive_seed
 from .binned_fit import _NORMAL_PERCENTILES, CLsResult
 from .errors import InferenceError
@@ -173,31 +173,20 @@ def _cls_of(clsb: np.ndarray, clb: np.ndarray) -> np.ndarray:
 
 
 def _executor_for(model: UnbinnedModel, executor: Executor | None) -> Executor:
-    """``executor``, or an in-process one where it would have to serialise the model and
-    cannot (a reweighter's Keras model with its traced functions does not pickle): every
-    toy has its own seed, so the numbers are the same; said in the log."""
+    """``executor`` where it runs jobs in this process; otherwise an in-process one: the
+    toys' jobs hold the model, whose reweighter (a Keras model with traced functions) is
+    not shipped to other processes (the project does not pickle). Every toy has its own
+    seed, so the numbers are the same; said in the log."""
     if executor is None:
         return LocalExecutor()
     if isinstance(executor, LocalExecutor):
         return executor
-    import pickle
+    from ..console import log
 
-    try:
-        try:  # dask serialises with cloudpickle where pickle fails
-            import cloudpickle
-
-            dumps = pickle.dumps if isinstance(executor, ProcessExecutor) else cloudpickle.dumps
-        except ImportError:
-            dumps = pickle.dumps
-        dumps(model)
-    except Exception as exc:  # whatever a serialiser raises: it cannot ship the model
-        from ..console import log
-
-        log.warning("toy-based CLs: %s cannot ship the unbinned model to its workers "
-                    "(%s: %s); the toys run in this process", type(executor).__name__,
-                    type(exc).__name__, " ".join(str(exc).split())[:120])
-        return LocalExecutor()
-    return executor
+    log.warning("toy-based CLs: %s cannot ship the unbinned model to its workers (its "
+                "networks are not serialised); the toys run in this process",
+                type(executor).__name__)
+    return LocalExecutor()
 
 
 def hypotest_toys(model: UnbinnedModel, *, poi_value: float = 1.0, ntoys: int = 1000,
@@ -217,9 +206,8 @@ def hypotest_toys(model: UnbinnedModel, *, poi_value: float = 1.0, ntoys: int = 
         Determines every toy (whatever ``chunk_size`` and ``executor``).
     executor
         Runs the chunks (default: :class:`~ratiofit.execution.LocalExecutor`). Each job
-        carries the model; where an executor that runs jobs in other processes cannot
-        serialise it (a reweighter backed by a Keras model cannot be pickled), the toys
-        run in this process instead, with a warning in the log.
+        carries the model, which is not shipped to other processes: with an executor
+        that would run jobs elsewhere the toys run in this process, with a warning.
     chunk_size
         Toys per job.
     cost

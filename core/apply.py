@@ -250,31 +250,9 @@ class _RootInput(_Input):
         self.entries = int(self._tree.num_entries)
 
     def schema(self) -> dict[str, str]:
-        from uproot.interpretation.jagged import AsJagged
-        from uproot.interpretation.numerical import AsDtype
+        from .file_events import root_branch_kinds
 
-        from .file_events import FLAT, JAGGED
-
-        def numeric(interp: Any) -> bool:
-            if not isinstance(interp, AsDtype):
-                return False
-            dtype = interp.to_dtype
-            return dtype.shape == () and dtype.kind in "biuf"
-
-        out = {}
-        for name in self._tree.keys(recursive=True):
-            branch = self._tree[name]
-            try:
-                interp = branch.interpretation
-            except Exception:
-                interp = None
-            if numeric(interp):
-                out[name] = FLAT
-            elif isinstance(interp, AsJagged) and numeric(interp.content):
-                out[name] = JAGGED
-            else:
-                out[name] = branch.typename or type(interp).__name__
-        return out
+        return root_branch_kinds(self._tree)
 
     def chunks(self, flat: list[str], jagged: list[str], step: int
                ) -> Iterator[tuple[int, dict[str, np.ndarray],

@@ -51,7 +51,7 @@ from .selection import Selection, SelectionError, parse_selection
 
 __all__ = ["FLAT", "JAGGED", "EventAssembler", "FileColumns", "FileOptionError",
            "default_features", "describe_files", "expand_files", "file_columns",
-           "file_stamps", "theta_columns"]
+           "file_stamps", "root_branch_kinds", "theta_columns"]
 
 #: Column kinds in a file's schema (:func:`file_columns`): a number per event, and a
 #: variable-length list of numbers per event; any other kind is described by its type name.
@@ -497,3 +497,31 @@ class EventAssembler:
         return EventSet(features=features, feature_names=cols.features, theta=theta,
                         theta_names=tuple(cols.theta), weights=weights, particles=particles,
                         provenance={"origin": self.origin, **(provenance or {})})
+
+
+def root_branch_kinds(tree: Any) -> dict[str, str]:
+    """An uproot TTree's branches → :data:`FLAT` (a number per entry), :data:`JAGGED` (a
+    list of numbers) or, for anything else, its type name."""
+    from uproot.interpretation.jagged import AsJagged
+    from uproot.interpretation.numerical import AsDtype
+
+    def numeric(interp: Any) -> bool:
+        if not isinstance(interp, AsDtype):
+            return False
+        dtype = interp.to_dtype
+        return dtype.shape == () and dtype.kind in "biuf"
+
+    out = {}
+    for name in tree.keys(recursive=True):
+        branch = tree[name]
+        try:
+            interp = branch.interpretation
+        except Exception:  # a branch uproot cannot interpret: reported by its type name
+            interp = None
+        if numeric(interp):
+            out[name] = FLAT
+        elif isinstance(interp, AsJagged) and numeric(interp.content):
+            out[name] = JAGGED
+        else:
+            out[name] = branch.typename or type(interp).__name__
+    return out

@@ -37,14 +37,13 @@ from typing import Any
 import numpy as np
 
 from ratiofit.file_events import (
-    FLAT,
-    JAGGED,
     EventAssembler,
     FileColumns,
     FileOptionError,
     describe_files,
     expand_files,
     file_columns,
+    root_branch_kinds,
 )
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
@@ -100,29 +99,7 @@ class Root:
     @staticmethod
     def _schema(tree: Any) -> dict[str, str]:
         """Branch → FLAT (a number per entry), JAGGED (a list of numbers) or its type."""
-        from uproot.interpretation.jagged import AsJagged
-        from uproot.interpretation.numerical import AsDtype
-
-        def numeric(interp: Any) -> bool:
-            if not isinstance(interp, AsDtype):
-                return False
-            dtype = interp.to_dtype
-            return dtype.shape == () and dtype.kind in "biuf"
-
-        out = {}
-        for name in tree.keys(recursive=True):
-            branch = tree[name]
-            try:
-                interp = branch.interpretation
-            except Exception:
-                interp = None
-            if numeric(interp):
-                out[name] = FLAT
-            elif isinstance(interp, AsJagged) and numeric(interp.content):
-                out[name] = JAGGED
-            else:
-                out[name] = branch.typename or type(interp).__name__
-        return out
+        return root_branch_kinds(tree)
 
     def _columns(self, options: Mapping[str, Any], *, keep_open: int = 0
                  ) -> tuple[list[str], FileColumns, int, list[tuple[Any, Any]]]:

@@ -18,6 +18,14 @@ from the best fit; the spread of the fitted values is the ``reweighter`` compone
 parameter's error, added to the fit's own (``stat``) covariance with the Welch–Satterthwaite
 t factor (:class:`ratiofit.uncertainty.ErrorBudget`). The reported ``errors`` and pulls are
 the totals; ``errors_stat`` keeps the fit's own.
+
+The learned model's bias: a bias common to every training (too few epochs) is invisible
+to the replicas. Where the samples can be simulated (``uncertainty.correction:
+simulation``, the default), the model is refitted to simulated data at the fitted point
+and the reported values are corrected by the offset found there
+(:mod:`ratiofit.unbinned_correction`); the learned fit's values stay in
+``learned_values``, its POI intervals in ``poi_intervals_stat``, the correction in
+``correction``, and its own noise is the ``simulation`` error component.
 """
 
 from __future__ import annotations
@@ -124,6 +132,7 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         concatenate_events,
     )
     from .inference_stage import _attempt, _inference_replicas, _tests
+    from .unbinned_correction import cannot_simulate, simulation_correction
 
     ispec = spec.inference
     assert ispec is not None
@@ -224,28 +233,76 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
                                                  this=this, executor=executor,
                                                  progress=progress)
     members = next(iter(replicas.values()))
-    replica_values: dict[str, list[float]] = {n: [] for n in fit.names}
+    replica_models: list[Any] = []
+    replica_fits: list[dict[str, float]] = []
     for k, rrw in enumerate(members, start=1):
         try:
-            rfit = fit_model(build(rrw, k), start={n: fit.value(n) for n in fit.names})
+            rmodel = build(rrw, k)
+            rfit = fit_model(rmodel, start={n: fit.value(n) for n in fit.names})
         except inf.InferenceError as exc:
             # one replica's fit that fails leaves its spread out: said, never hidden
             warnings.append(f"replica {k}: {exc}; left out of the learned ratios' error")
             continue
-        for n in fit.names:
-            replica_values[n].append(rfit.value(n))
-    budget = ErrorBudget.from_replicas(names=list(fit.names), stat=fit.covariance,
-                                       reference=None, replica_values=replica_values)
-    holder: dict[str, Any] = {"parameters": {n: {"value": fit.value(n)} for n in fit.names}}
-    budget.to_fit(holder)
-    if len(replica_values[fit.poi]) >= 2:
-        fitd["errors"] = [holder["parameters"][n]["error"] for n in fit.names]
+        replica_models.append(rmodel)
+        replica_fits.append({n: rfit.value(n) for n in fit.names})
+    # the learned model's bias at the fitted point, from simulated data there
+    # (ratiofit.unbinned_correction); the replicas corrected the same way
+    correction = None
+    reason = cannot_simulate(spec, registry)
+    if reason is None:
+        try:
+            correction = simulation_correction(spec, registry, model, fit,
+                                               replica_models=replica_models,
+                                               replica_values=replica_fits,
+                                               fit_model=fit_model)
+        except inf.InferenceError as exc:
+            reason = f"the fit of the simulated data failed: {exc}"
+    values = {n: fit.value(n) for n in fit.names}
+    if correction is not None:
+        fitd["correction"] = correction.to_dict()
+        fitd["learned_values"] = list(fitd["values"])
+        values = dict(zip(fit.names, (float(v) for v in correction.corrected), strict=True))
+        fitd["values"] = [values[n] for n in fit.names]
+        kept = []
+        for k, (rv, b) in enumerate(zip(replica_fits, correction.replica_bias, strict=True),
+                                    start=1):
+            if b is None:
+                warnings.append(f"replica {k}: its fit of the simulated data failed; left "
+                                "out of the learned ratios' error")
+                continue
+            kept.append({n: rv[n] - float(b[i]) for i, n in enumerate(fit.names)})
+        replica_fits = kept
         for n, pull in fitd["pulls"].items():
-            e = holder["parameters"][n]["error"]
-            pull["error"] = e
-            if pull.get("theta") is not None:
-                pull["theta_error"] = ispec.nuisances[n].sigma * e
+            pull["value"] = values[n]
+            pull["pull"] = (values[n] - pull["prefit"]) / pull["prefit_error"]
+            if n in model.nuisances:
+                pull["theta"] = model.nuisances[n].theta(values[n])
+        b_poi = float(correction.bias[list(fit.names).index(fit.poi)])
+        if abs(b_poi) > 0.5 * fit.poi_error:
+            warnings.append(
+                f"the learned model biases {fit.poi} by {b_poi:+.3g} at the fit (simulation "
+                f"correction, {b_poi / fit.poi_error:+.2f} of its error): the reported value "
+                "and intervals are corrected, the CLs, upper limit, impacts and scan are the "
+                "learned model's and inherit the bias (train the reweighter longer or on "
+                "more events)")
     else:
+        fitd["correction"] = {"applied": False, "reason": reason}
+    replica_values: dict[str, list[float]] = {n: [rv[n] for rv in replica_fits]
+                                              for n in fit.names}
+    budget = ErrorBudget.from_replicas(
+        names=list(fit.names), stat=fit.covariance, reference=None,
+        replica_values=replica_values,
+        simulation=None if correction is None else correction.covariance)
+    holder: dict[str, Any] = {"parameters": {n: {"value": values[n]} for n in fit.names}}
+    budget.to_fit(holder)
+    # the totals (stat, the replicas' spread where there are 2 or more, the correction's)
+    fitd["errors"] = [holder["parameters"][n]["error"] for n in fit.names]
+    for n, pull in fitd["pulls"].items():
+        e = holder["parameters"][n]["error"]
+        pull["error"] = e
+        if pull.get("theta") is not None:
+            pull["theta_error"] = ispec.nuisances[n].sigma * e
+    if len(replica_values[fit.poi]) < 2:
         warnings.append(f"{len(replica_values[fit.poi])} replica fit(s) (uncertainty.replicas "
                         f"= {spec.uncertainty.replicas}): fewer than 2, so the errors leave out "
                         "the learned ratios' own error")
@@ -255,19 +312,25 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         n: {"total": units[n] * holder["parameters"][n]["error"],
             "without_learned_ratio": units[n] * fit.error(n),
             "learned_ratio": units[n] * holder["parameters"][n]["error_components"]
-            ["reweighter"], "dof": holder["parameters"][n]["dof"]}
+            ["reweighter"],
+            "simulation": units[n] * holder["parameters"][n]["error_components"].get(
+                "simulation", 0.0),
+            "dof": holder["parameters"][n]["dof"]}
         for n in units}
     fitd["replica_values"] = replica_values
     if fit.poi_intervals is not None:
-        # the POI's profile-likelihood intervals (fit_model), each side widened by the
-        # learned ratios' share of the error (z·σ_lr in quadrature, z = 1 and 1.96)
-        mu = fit.poi_value
-        lr = fitd["error_components"][fit.poi]["learned_ratio"]
+        # the POI's profile-likelihood intervals (fit_model), moved by the simulation
+        # correction's bias and each side widened by the learned ratios' and the
+        # correction's shares of the error (z·σ in quadrature, z = 1 and 1.96); the ends
+        # stay within the POI's bound (the physical region)
+        mu = values[fit.poi]
+        comps = fitd["error_components"][fit.poi]
+        extra = float(np.hypot(comps["learned_ratio"], comps["simulation"]))
         bound = model.limits[fit.poi][0]
         fitd["poi_intervals_stat"] = {k: list(v) for k, v in fit.poi_intervals.items()}
         fitd["poi_intervals"] = {
-            k: [max(bound, mu - float(np.hypot(mu - lo, z * lr))),
-                mu + float(np.hypot(hi - mu, z * lr))]
+            k: [max(bound, mu - float(np.hypot(fit.poi_value - lo, z * extra))),
+                max(bound, mu + float(np.hypot(hi - fit.poi_value, z * extra)))]
             for (k, (lo, hi)), z in zip(fit.poi_intervals.items(), (1.0, 1.959963984540054),
                                         strict=True)}
     else:

@@ -98,7 +98,9 @@ def test_bad_pois_are_one_line_errors(old: str, new: str, match: str) -> None:
 
 # four epochs: the signal's density ratio of a one-epoch classifier mimicked a signal of
 # μ ≈ 8 ± 2.4 in background-only data (what the replicas, not the test, have to show)
-UNBINNED = HEAD.replace("replicas: 0", "replicas: 2").replace("epochs: 1", "epochs: 4") + """\
+# (and the simulation correction of ratiofit.unbinned_correction on)
+UNBINNED = HEAD.replace("replicas: 0", "replicas: 2").replace("epochs: 1", "epochs: 4").replace(
+    "correction: none", "correction: simulation") + """\
 inference:
   backend: unbinned
   poi: mu_sig
@@ -138,8 +140,17 @@ def test_the_unbinned_backend_runs_from_yaml(tmp_path: Path) -> None:
     training = json.loads((saved / "metadata.json").read_text())["training"]
     assert (training["epochs"], training["batch_size"], training["patience"]) == (4, 512, 5)
     comp = fit["error_components"]["mu_sig"]
-    assert comp["total"] == pytest.approx(np.hypot(comp["without_learned_ratio"],
-                                                   comp["learned_ratio"]), rel=0.5)
+    assert comp["total"] == pytest.approx(np.sqrt(comp["without_learned_ratio"] ** 2 + comp[
+        "learned_ratio"] ** 2 + comp["simulation"] ** 2), rel=0.5)
+    # the simulation correction: reported values are the corrected ones, the learned fit's
+    # kept beside them; its noise is a tenth of the data's variance (K = 10 events per
+    # expected event), so its error is about √0.1 of the statistical one
+    corr = fit["correction"]
+    assert corr["applied"] and corr["steps"]
+    for i, n in enumerate(fit["names"]):
+        assert fit["values"][i] == pytest.approx(corr["parameters"][n]["corrected"])
+        assert fit["learned_values"][i] == pytest.approx(corr["parameters"][n]["fitted"])
+    assert 0.1 < comp["simulation"] / comp["without_learned_ratio"] < 1.0
     assert comp["total"] >= comp["without_learned_ratio"]
     h = out["hypotest"]
     assert 0 <= h["cls_observed"] <= 1 and h["poi_value"] == 2.0

@@ -130,7 +130,9 @@ class Source(Protocol):
     ``feature_names``) or an :class:`~ratiofit.events.EventSet` carrying features and/or
     jagged particles. An EventSet that has θ columns for the sample's varied parameters
     replaces the drawn ``theta`` with them (a generator that re-initialises per block of
-    events reports the θ each event was actually made with).
+    events reports the θ each event was actually made with). A generator that knows each
+    event's probability ratio to other θ values returns them as the EventSet's
+    ``alt_weights`` (:class:`~ratiofit.events.AltWeights`); the sample keeps them.
 
     Optional members, looked up with ``getattr``:
 

@@ -49,6 +49,8 @@ def make_sample(sample: SampleSpec, *, parameters: ParameterSet, seed: int,
     ``n_events=None`` and an empty ``theta``) and keeps the first ``sample.fraction`` of
     them; θ of kind ``column`` is taken from the θ columns of the source's EventSet
     (:data:`~ratiofit.plugin_api.THETA_COLUMNS`), checked against the parameter's range.
+    The source's particles, event weights and alternative weights
+    (:class:`~ratiofit.events.AltWeights`) are kept.
     """
     reg = registry or get_registry()
     source = reg.get("source", sample.source)
@@ -73,13 +75,13 @@ def make_sample(sample: SampleSpec, *, parameters: ParameterSet, seed: int,
             made = made.take(np.arange(n)) if isinstance(made, EventSet) else made[:n]
         theta = draw_theta(sample, parameters, n, rng)  # the fixed values
     varied = sample.varied
-    particles = weights = None
+    particles = weights = alt_weights = None
     if isinstance(made, EventSet):
         for name in varied:
             if name in made.theta_names:  # θ the generator actually used, or read from files
                 theta[name] = made.theta_matrix([name])[:, 0]
         features, names, particles = made.features, made.feature_names, made.particles
-        weights = made.weights
+        weights, alt_weights = made.weights, made.alt_weights
         extra_provenance = dict(made.provenance)
     else:
         features, extra_provenance = np.asarray(made), {}
@@ -106,6 +108,7 @@ def make_sample(sample: SampleSpec, *, parameters: ParameterSet, seed: int,
         features=features, feature_names=names,
         theta=np.stack([theta[n] for n in varied], axis=1) if varied else None,  # type: ignore[arg-type]
         theta_names=tuple(varied), particles=particles, weights=weights,
+        alt_weights=alt_weights,
         provenance={**extra_provenance, "origin": f"sample '{sample.name}'",
                     "source": sample.source, "options": dict(sample.options), "seed": seed,
                     "sample": sample.name,

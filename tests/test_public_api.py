@@ -32,7 +32,7 @@ PUBLIC = {
     "ratiofit.registry": ["PluginRecord", "Registry", "get_registry", "reset_registry"],
     "ratiofit.batching": ["BUCKET_WINDOW", "PAD_MULTIPLE", "pad_batch", "particle_dataset",
                           "ragged_particles"],
-    "ratiofit.events": ["EventSet", "LEVELS", "assign_theta_from"],
+    "ratiofit.events": ["AltWeights", "EventSet", "LEVELS", "assign_theta_from"],
     "ratiofit.spec": [
         "CalibrationSpec",
         "EnsembleSpec",

@@ -137,7 +137,8 @@ class UncertaintySpec:
                                     minimum=0))
     correction: str = declared(Option(
         "str", "simulation", "simulation: the one-step simulation correction at the fitted "
-        "θ (and, in an inference, the non-closure modifier); none: off.",
+        "θ (in a pyhf inference the non-closure modifier; in an unbinned one the refit of "
+        "simulated data, ratiofit.unbinned_correction); none: off.",
         choices=("simulation", "none")))
     gate: bool = declared(Option("bool", True, "Test the reweighting at the fitted θ after "
                                  "every fit."))

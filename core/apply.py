@@ -29,8 +29,9 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,10 @@ def output_paths(output: str | os.PathLike[str], inputs: Sequence[str | os.PathL
 # -- reading ---------------------------------------------------------------------------
 class _Input:
     """One input file: its schema (column → FLAT, JAGGED or a type name), its entries,
-    and its columns chunk by chunk as (first row, flat columns, jagged (counts, values))."""
+    and its columns chunk by chunk as (first row, flat columns, jagged (counts, values)),
+    read as the ``parquet`` and ``root`` sources read them
+    (:func:`~ratiofit.file_events.parquet_chunks`,
+    :func:`~ratiofit.file_events.root_chunks`)."""
 
     path: str
     origin: str
@@ -167,58 +171,27 @@ class _ParquetInput(_Input):
         self.entries = int(self._file.metadata.num_rows)
 
     def schema(self) -> dict[str, str]:
-        import pyarrow.types as pt
+        from .file_events import parquet_column_kinds
 
-        from .file_events import FLAT, JAGGED
-
-        def numeric(t: Any) -> bool:
-            return bool(pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t))
-
-        out = {}
-        for f in self._file.schema_arrow:
-            if numeric(f.type):
-                out[f.name] = FLAT
-            elif (pt.is_list(f.type) or pt.is_large_list(f.type)) and \
-                    numeric(f.type.value_type) and not pt.is_boolean(f.type.value_type):
-                out[f.name] = JAGGED
-            else:
-                out[f.name] = str(f.type)
-        return out
+        return parquet_column_kinds(self._file.schema_arrow)
 
     def chunks(self, flat: list[str], jagged: list[str], step: int
                ) -> Iterator[tuple[int, dict[str, np.ndarray],
                                    dict[str, tuple[np.ndarray, np.ndarray]]]]:
-        import pyarrow.compute as pc
+        from .file_events import parquet_chunks
 
-        row = 0
-        for batch in self._file.iter_batches(batch_size=step, columns=[*flat, *jagged]):
-            f_cols = {}
-            for c in flat:
-                array = batch.column(c)
-                _no_nulls(array, self.path, c, row, None)
-                f_cols[c] = np.asarray(array.to_numpy(zero_copy_only=False))
-            j_cols = {}
-            for c in jagged:
-                array = batch.column(c)
-                _no_nulls(array, self.path, c, row, None)
-                counts = np.asarray(pc.list_value_length(array).to_numpy(zero_copy_only=False))
-                values = pc.list_flatten(array)
-                _no_nulls(values, self.path, c, row, counts)
-                j_cols[c] = (counts, np.asarray(values.to_numpy(zero_copy_only=False)))
-            yield row, f_cols, j_cols
-            row += batch.num_rows
+        return _data_errors(parquet_chunks(self._file, flat, jagged, step_size=step,
+                                           path=self.path))
 
 
-def _no_nulls(array: Any, path: str, column: str, row: int, counts: np.ndarray | None) -> None:
-    """A null (a missing value, or a missing list) is refused like a NaN."""
-    import pyarrow.compute as pc
-
-    if not array.null_count:
-        return
-    k = int(np.argmax(pc.is_null(array).to_numpy(zero_copy_only=False)))
-    if counts is not None:  # k indexes the flattened values: its event
-        k = int(np.searchsorted(np.cumsum(counts), k, side="right"))
-    raise DataError(f"{path}: column '{column}' has a null value at row {row + k}")
+def _data_errors(chunks: Generator[Any, None, None]) -> Iterator[Any]:
+    """``chunks``, where a value they refuse (a null) or a basket that cannot be read
+    raises the :class:`DataError` it is; closed when done."""
+    with closing(chunks):
+        try:
+            yield from chunks
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
 
 
 class _RootInput(_Input):
@@ -257,21 +230,10 @@ class _RootInput(_Input):
     def chunks(self, flat: list[str], jagged: list[str], step: int
                ) -> Iterator[tuple[int, dict[str, np.ndarray],
                                    dict[str, tuple[np.ndarray, np.ndarray]]]]:
-        import awkward as ak
+        from .file_events import root_chunks
 
-        it = self._tree.iterate([*flat, *jagged], step_size=step, library="ak", report=True)
-        while True:
-            try:
-                arrays, report = next(it)
-            except StopIteration:
-                return
-            except Exception as exc:  # a corrupt basket
-                raise DataError(f"{self.origin}: cannot read: {type(exc).__name__}: {exc}"
-                                ) from None
-            f_cols = {c: ak.to_numpy(arrays[c]) for c in flat}
-            j_cols = {c: (ak.to_numpy(ak.num(arrays[c], axis=1)),
-                          ak.to_numpy(ak.flatten(arrays[c], axis=1))) for c in jagged}
-            yield int(report.tree_entry_start), f_cols, j_cols
+        return _data_errors(root_chunks(self._tree, flat, jagged, step_size=step,
+                                        origin=self.origin))
 
     def close(self) -> None:
         self._file.close()
@@ -460,10 +422,9 @@ def reweight_files(rw: Any, inputs: Sequence[str], *, theta: Mapping[str, float]
                     asm = EventAssembler(cols, limit=None, origin=src.origin)
                     try:
                         asm.add(flat, jagged, file=src.path, first_row=first)
-                        events = asm.finish()
+                        events = asm.finish(feature_names=sig.feature_names)
                     except ValueError as exc:  # FileOptionError too: NaN/inf, counts differ
                         raise DataError(str(exc)) from None
-                    events = replace(events, feature_names=tuple(sig.feature_names))
                     log_w = np.asarray(rw.log_ratio(features=events, theta=th), np.float64)
                     with np.errstate(over="ignore"):
                         w = np.exp(log_w)

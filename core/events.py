@@ -57,8 +57,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,34 @@ _THETA_PREFIX = "theta."
 _WEIGHT_COL = "weight"
 _ALT_PREFIX = "alt_weight."
 _META_KEY = b"ratiofit"
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """Whether every value is finite: one sum (no ``[n]`` temporary) where they are, the
+    element-wise test only where the sum is not finite (a NaN/inf, or an overflow)."""
+    if values.size == 0 or values.dtype.kind not in "fc":
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(values)):
+            return True
+    return bool(np.all(np.isfinite(values)))
+
+
+def _particle_values(particles: Any, name: str) -> np.ndarray:
+    """The flat values of particle field ``name`` in event order: a view where the
+    particles are one list-offset array of a record of numbers (what the file sources
+    build), ``ak.flatten``'s copy otherwise."""
+    import awkward as ak
+
+    layout = particles.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and \
+            isinstance(layout.content, ak.contents.RecordArray) and \
+            layout.content.has_field(name):
+        content = layout.content.content(name)
+        if isinstance(content, ak.contents.NumpyArray) and content.data.ndim == 1:
+            offsets = np.asarray(layout.offsets.data)
+            return np.asarray(content.data)[offsets[0]:offsets[-1]]
+    return np.asarray(ak.to_numpy(ak.flatten(particles[name])))
 
 
 @dataclass(frozen=True)
@@ -214,8 +242,14 @@ class EventSet:
     particles: Any = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
     alt_weights: AltWeights | None = None
+    #: Parts (``features``, ``theta``, ``weights``, ``particles``) whose NaN/inf check
+    #: the caller has already made (a file source, per value, naming the file, column and
+    #: row; :func:`~ratiofit.sampling.make_sample` rebuilding a checked EventSet), so that
+    #: it is made once. Not a field: :func:`dataclasses.replace` and :meth:`take` check
+    #: everything again.
+    _finite_checked: InitVar[Collection[str]] = ()
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, _finite_checked: Collection[str]) -> None:
         feats = np.asarray(self.features, dtype=np.float64)
         if feats.ndim == 1:
             feats = feats[:, None]
@@ -240,7 +274,7 @@ class EventSet:
                 raise DataError(f"weights have shape {w.shape}, expected ({n},)")
             object.__setattr__(self, "weights", w)
         if self.particles is not None:
-            self._check_particles(n)
+            self._check_particles(n, finite="particles" not in _finite_checked)
         if self.alt_weights is not None:
             if not isinstance(self.alt_weights, AltWeights):
                 raise DataError("alt_weights must be an AltWeights, got "
@@ -249,13 +283,13 @@ class EventSet:
                 raise DataError(f"alternative weights have {self.alt_weights.n_events} events, "
                                 f"features {n}")
         for what, arr in (("features", feats), ("theta", theta), ("weights", self.weights)):
-            if arr is not None and arr.size and not np.all(np.isfinite(arr)):
+            if arr is not None and what not in _finite_checked and not _all_finite(arr):
                 bad = int(np.count_nonzero(~np.isfinite(arr)))
                 origin = self.provenance.get("origin", self.provenance.get("source", "events"))
                 raise DataError(f"{origin}: {what} contain {bad} NaN/inf value(s); "
                                 "ratiofit refuses non-finite inputs")
 
-    def _check_particles(self, n: int) -> None:
+    def _check_particles(self, n: int, *, finite: bool = True) -> None:
         import awkward as ak
 
         parts = self.particles
@@ -267,10 +301,12 @@ class EventSet:
         if parts.ndim != 2 or not parts.fields:
             raise DataError("particles must be a jagged record array n * var * {fields}, got "
                             f"type {parts.type}")
+        if not finite:
+            return
         origin = self.provenance.get("origin", self.provenance.get("source", "events"))
         for name in parts.fields:
-            flat = ak.to_numpy(ak.flatten(parts[name]))
-            if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
+            flat = _particle_values(parts, name)
+            if flat.dtype.kind == "f" and not _all_finite(flat):
                 bad = int(np.count_nonzero(~np.isfinite(flat)))
                 raise DataError(f"{origin}: particle field '{name}' contains {bad} NaN/inf "
                                 "value(s); ratiofit refuses non-finite inputs")

@@ -3,16 +3,22 @@
 A source that reads files (``reads_files = True``, :class:`~ratiofit.plugin_api.Source`)
 turns its options into :class:`FileColumns` (which columns are features, particle
 fields, the weight, θ and the selection's inputs), reads its files chunk by chunk and
-hands each chunk to an :class:`EventAssembler`, which applies the selection, stops at
+hands each chunk to an :class:`EventAssembler` (:func:`root_chunks` and
+:func:`parquet_chunks` read ROOT trees and parquet files so, for the ``root`` and
+``parquet`` sources and ``ratiofit reweight``), which applies the selection, stops at
 ``n_events`` and refuses, naming the file, the column and the row (the entry number in
 that file, counted from 0):
 
 - NaN/inf (or null) values: in every column the selection reads (on every row) and in
-  the features, particles, weights and θ of the events kept;
+  the features, particles, weights and θ of the events kept (their float64 values in the
+  result, so a value beyond float64's range is an inf);
 - θ values outside their parameter's range;
 - particle columns whose per-event counts differ;
 - a total weight that is not positive (negative weights themselves are allowed);
 - fewer events than ``n_events`` asks for (never silently shortened), or none at all.
+
+Each value is checked once, as its chunk comes in: the EventSet that
+:meth:`EventAssembler.finish` builds does not check it again.
 
 Every column is written straight into its part of the result as the chunks arrive
 (converted to float64 on the way in; nothing is joined at the end), so the peak memory is
@@ -39,7 +45,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,9 +55,10 @@ from .events import EventSet
 from .plugin_api import THETA_COLUMNS
 from .selection import Selection, SelectionError, parse_selection
 
-__all__ = ["FLAT", "JAGGED", "EventAssembler", "FileColumns", "FileOptionError",
+__all__ = ["FLAT", "JAGGED", "Chunk", "EventAssembler", "FileColumns", "FileOptionError",
            "default_features", "describe_files", "expand_files", "file_columns",
-           "file_stamps", "root_branch_kinds", "theta_columns"]
+           "file_stamps", "parquet_chunks", "parquet_column_kinds", "root_branch_kinds",
+           "root_chunks", "theta_columns"]
 
 #: Column kinds in a file's schema (:func:`file_columns`): a number per event, and a
 #: variable-length list of numbers per event; any other kind is described by its type name.
@@ -393,9 +400,15 @@ class EventAssembler:
             block = np.empty((rows.count, len(cols.features)))
             self._blocks.append(block)
         for j, name in enumerate(cols.features):
-            block[:, j] = self._checked(flat, name, rows, file=file)  # to float64
-        written = {name: column.extend(self._checked(flat, name, rows, file=file),
-                                       expect=self._rows)
+            block[:, j] = np.asarray(flat[name])[rows.take]  # to float64
+        if _first_bad(block) is not None:  # the first feature column with one, its row
+            bad = ~np.isfinite(block)
+            j = int(np.argmax(bad.any(axis=0)))
+            raise ValueError(f"{file}: column '{cols.features[j]}' has a NaN/inf value at "
+                             f"row {rows.entry(int(np.argmax(bad[:, j])))}")
+        written = {name: self._checked(name, column.extend(np.asarray(flat[name])[rows.take],
+                                                           expect=self._rows),
+                                       rows, file=file)
                    for name, column in self._flat.items()}
         for pname, (column, low, high) in cols.theta.items():
             values = written[column]
@@ -411,10 +424,8 @@ class EventAssembler:
         return self.done
 
     @staticmethod
-    def _checked(flat: Mapping[str, np.ndarray], name: str, rows: _Rows, *, file: str
-                 ) -> np.ndarray:
-        """The kept rows of a flat column (in the file's dtype), checked for NaN/inf."""
-        values = np.asarray(flat[name])[rows.take]
+    def _checked(name: str, values: np.ndarray, rows: _Rows, *, file: str) -> np.ndarray:
+        """``values``, the kept rows of column ``name`` as float64, checked for NaN/inf."""
         bad = _first_bad(values)
         if bad is not None:
             raise ValueError(f"{file}: column '{name}' has a NaN/inf value at row "
@@ -442,21 +453,23 @@ class EventAssembler:
         if self._rows is not None and self.filled + rows.count:
             expect = int(np.ceil(particles / (self.filled + rows.count) * self._rows * 1.05))
         for fname, column in fields:
-            values = np.asarray(jagged[column][1])[where]
+            values = self._values[fname].extend(np.asarray(jagged[column][1])[where],
+                                                expect=expect)  # to float64
             bad = _first_bad(values)
             if bad is not None:
                 event = int(np.searchsorted(np.cumsum(c), bad, side="right"))
                 raise ValueError(f"{file}: particle column '{column}' has a NaN/inf value at "
                                  f"row {rows.entry(event)}")
-            self._values[fname].extend(values, expect=expect)  # to float64
         offsets = self._offsets.extend(c, expect=None if self._rows is None else
                                        self._rows + 1)
         np.cumsum(offsets, out=offsets)
         offsets += before
 
-    def finish(self, provenance: Mapping[str, Any] | None = None) -> EventSet:
+    def finish(self, provenance: Mapping[str, Any] | None = None, *,
+               feature_names: Sequence[str] | None = None) -> EventSet:
         """The events read, checked (see the module docstring); ``provenance`` is added
-        to the EventSet's (which names ``origin``)."""
+        to the EventSet's (which names ``origin``); ``feature_names`` names the features
+        (default: their columns)."""
         cols = self.columns
         sel = f" passing the selection '{cols.selection.text}'" if cols.selection else ""
         if self.limit is not None and self.filled < self.limit:
@@ -494,9 +507,13 @@ class EventAssembler:
                 length=self._values[next(iter(cols.particles))].size)
             particles = ak.Array(ak.contents.ListOffsetArray(
                 ak.index.Index64(self._offsets.array()), content))
-        return EventSet(features=features, feature_names=cols.features, theta=theta,
+        # every value was checked for NaN/inf as its chunk came in (naming the file, the
+        # column and the row): the EventSet does not check them again
+        names = cols.features if feature_names is None else tuple(feature_names)
+        return EventSet(features=features, feature_names=names, theta=theta,
                         theta_names=tuple(cols.theta), weights=weights, particles=particles,
-                        provenance={"origin": self.origin, **(provenance or {})})
+                        provenance={"origin": self.origin, **(provenance or {})},
+                        _finite_checked=("features", "theta", "weights", "particles"))
 
 
 def root_branch_kinds(tree: Any) -> dict[str, str]:
@@ -525,3 +542,136 @@ def root_branch_kinds(tree: Any) -> dict[str, str]:
         else:
             out[name] = branch.typename or type(interp).__name__
     return out
+
+
+def parquet_column_kinds(schema: Any) -> dict[str, str]:
+    """A pyarrow schema's columns → :data:`FLAT` (a number per row), :data:`JAGGED` (a list
+    of numbers, not booleans) or, for anything else, its type name."""
+    import pyarrow.types as pt
+
+    def numeric(t: Any) -> bool:
+        return bool(pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t))
+
+    out = {}
+    for f in schema:
+        if numeric(f.type):
+            out[f.name] = FLAT
+        elif (pt.is_list(f.type) or pt.is_large_list(f.type)) and \
+                numeric(f.type.value_type) and not pt.is_boolean(f.type.value_type):
+            out[f.name] = JAGGED
+        else:
+            out[f.name] = str(f.type)
+    return out
+
+
+#: One chunk of a file's columns, as :meth:`EventAssembler.add` takes them: the file row
+#: of its first row, flat column → ``[n]`` values, jagged column → (``[n]`` counts, flat
+#: values), numpy in the file's dtypes.
+Chunk = tuple[int, dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
+
+
+def root_chunks(tree: Any, flat: Sequence[str], jagged: Sequence[str], *, step_size: int,
+                origin: str) -> Generator[Chunk, None, None]:
+    """An uproot TTree's branches ``step_size`` entries at a time (``TTree.iterate``, only
+    these branches) as :data:`Chunk`\\ s: flat branches and the offsets and values of
+    jagged ones as uproot built them (no copy, no Python-level work per entry). A basket
+    that cannot be read (corrupt, or the file changed since it was checked) raises
+    ``ValueError("{origin}: cannot read: ...")``. Close the iterator when stopping early
+    (:func:`contextlib.closing`): that closes uproot's."""
+    chunks = tree.iterate(expressions=[*flat, *jagged], step_size=step_size, library="ak",
+                          report=True)
+    try:
+        while True:
+            try:
+                arrays, report = next(chunks)
+            except StopIteration:
+                return
+            except Exception as exc:  # a corrupt basket, a file changed since validation
+                raise ValueError(f"{origin}: cannot read: {type(exc).__name__}: {exc}"
+                                 ) from None
+            yield (int(report.tree_entry_start), {c: _root_flat(arrays, c) for c in flat},
+                   {c: _root_jagged(arrays, c) for c in jagged})
+    finally:
+        chunks.close()
+
+
+def _root_content(arrays: Any, column: str) -> Any:
+    """The layout of one branch in a chunk (a record array of the branches read)."""
+    import awkward as ak
+
+    layout = arrays.layout
+    if isinstance(layout, ak.contents.RecordArray) and layout.has_field(column):
+        return layout.content(column)
+    return None
+
+
+def _root_flat(arrays: Any, column: str) -> np.ndarray:
+    """A flat branch of a chunk as numpy (its own dtype, no copy)."""
+    import awkward as ak
+
+    content = _root_content(arrays, column)
+    if isinstance(content, ak.contents.NumpyArray) and content.data.ndim == 1:
+        return np.asarray(content.data)
+    return np.asarray(ak.to_numpy(arrays[column]))
+
+
+def _root_jagged(arrays: Any, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A jagged branch of a chunk: its counts and its flat values (numpy, its own dtype),
+    from the list offsets and the content that uproot built (no copy of the values)."""
+    import awkward as ak
+
+    content = _root_content(arrays, column)
+    if isinstance(content, ak.contents.ListOffsetArray) and \
+            isinstance(content.content, ak.contents.NumpyArray) and \
+            content.content.data.ndim == 1:
+        offsets = np.asarray(content.offsets.data)
+        values = np.asarray(content.content.data)[offsets[0]:offsets[-1]]
+        return np.diff(offsets), values
+    array = arrays[column]
+    return (np.asarray(ak.to_numpy(ak.num(array, axis=1))),
+            np.asarray(ak.to_numpy(ak.flatten(array, axis=1))))
+
+
+def parquet_chunks(file: Any, flat: Sequence[str], jagged: Sequence[str], *, step_size: int,
+                   path: str) -> Generator[Chunk, None, None]:
+    """A ``pyarrow.parquet.ParquetFile``'s columns ``step_size`` rows at a time
+    (``iter_batches``, only these columns) as :data:`Chunk`\\ s. A null (a missing value,
+    or a missing list) is refused like a NaN: ``ValueError("{path}: column '...' has a
+    null value at row N")`` (``null list`` for a missing list)."""
+    row = 0
+    for batch in file.iter_batches(batch_size=step_size, columns=[*flat, *jagged]):
+        yield (row, {c: _parquet_flat(batch.column(c), c, path, row) for c in flat},
+               {c: _parquet_jagged(batch.column(c), c, path, row) for c in jagged})
+        row += batch.num_rows
+
+
+def _null_row(array: Any) -> int | None:
+    import pyarrow.compute as pc
+
+    if not array.null_count:
+        return None
+    return int(np.argmax(pc.is_null(array).to_numpy(zero_copy_only=False)))
+
+
+def _parquet_flat(array: Any, name: str, path: str, row: int) -> np.ndarray:
+    j = _null_row(array)
+    if j is not None:
+        raise ValueError(f"{path}: column '{name}' has a null value at row {row + j}")
+    return np.asarray(array.to_numpy(zero_copy_only=False))
+
+
+def _parquet_jagged(array: Any, name: str, path: str, row: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, flat values) of a list column."""
+    import pyarrow.compute as pc
+
+    j = _null_row(array)
+    if j is not None:
+        raise ValueError(f"{path}: column '{name}' has a null list at row {row + j}")
+    counts = pc.list_value_length(array).to_numpy(zero_copy_only=False)
+    values = pc.list_flatten(array)
+    k = _null_row(values)
+    if k is not None:  # k indexes the flattened values: its row
+        event = int(np.searchsorted(np.cumsum(counts), k, side="right"))
+        raise ValueError(f"{path}: column '{name}' has a null value at row {row + event}")
+    return np.asarray(counts), np.asarray(values.to_numpy(zero_copy_only=False))

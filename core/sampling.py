@@ -60,7 +60,9 @@ def make_sample(sample: SampleSpec, *, parameters: ParameterSet, seed: int,
     try:
         made = source.generate(n_events=n_asked, theta=theta, options=sample.options,
                                rng=rng)
-        names = tuple(source.feature_names(sample.options))
+        # an EventSet names its features (a file source would open a file again to say)
+        names = () if isinstance(made, EventSet) else tuple(
+            source.feature_names(sample.options))
     except (PluginError, DataError, ValueError, KeyError, TypeError) as exc:
         # (DataError: e.g. an EventSet the source built with NaN/inf weights)
         raise PluginError(f"source '{sample.source}' failed for sample '{sample.name}': "
@@ -76,7 +78,9 @@ def make_sample(sample: SampleSpec, *, parameters: ParameterSet, seed: int,
         theta = draw_theta(sample, parameters, n, rng)  # the fixed values
     varied = sample.varied
     particles = weights = alt_weights = None
+    checked: tuple[str, ...] = ()  # the parts whose NaN/inf check is made already
     if isinstance(made, EventSet):
+        checked = ("features", "weights", "particles")  # by made's own construction
         for name in varied:
             if name in made.theta_names:  # θ the generator actually used, or read from files
                 theta[name] = made.theta_matrix([name])[:, 0]
@@ -108,6 +112,7 @@ def make_sample(sample: SampleSpec, *, parameters: ParameterSet, seed: int,
         features=features, feature_names=names,
         theta=np.stack([theta[n] for n in varied], axis=1) if varied else None,  # type: ignore[arg-type]
         theta_names=tuple(varied), particles=particles, weights=weights,
+        _finite_checked=checked,
         alt_weights=alt_weights,
         provenance={**extra_provenance, "origin": f"sample '{sample.name}'",
                     "source": sample.source, "options": dict(sample.options), "seed": seed,

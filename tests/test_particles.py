@@ -60,6 +60,30 @@ def test_nonfinite_particle_field_is_refused() -> None:
         EventSet(features=np.zeros((2, 0)), feature_names=(), particles=parts)
 
 
+def test_nonfinite_particle_check_sees_only_the_events_held() -> None:
+    """The check reads the list-offset layout's values between its first and last offset
+    (no copies): a NaN in an event sliced away is not the EventSet's, one kept is."""
+    parts = ak.Array([[{"x": np.nan}], [{"x": 1.0}, {"x": 2.0}], [{"x": np.inf}]])
+    EventSet(features=np.zeros((1, 0)), feature_names=(), particles=parts[1:2])
+    with pytest.raises(DataError, match="particle field 'x' contains 1 NaN"):
+        EventSet(features=np.zeros((2, 0)), feature_names=(), particles=parts[1:])
+
+
+def test_finite_checks_made_by_the_caller_are_skipped_and_replace_makes_them() -> None:
+    """A file source checks every value as it reads it (naming file, column and row) and
+    tells the EventSet so; anything derived with ``replace`` is checked again."""
+    import dataclasses
+
+    parts = ak.Array([[{"x": np.nan}]])
+    ev = EventSet(features=np.array([[np.inf]]), feature_names=("a",), weights=[np.nan],
+                  particles=parts, _finite_checked=("features", "weights", "particles"))
+    with pytest.raises(DataError, match="NaN"):
+        dataclasses.replace(ev)
+    with pytest.raises(DataError, match="features contain 1 NaN/inf"):
+        EventSet(features=np.array([[np.inf]]), feature_names=("a",),
+                 _finite_checked=("weights",))
+
+
 def test_particle_arrays_flat_and_counts() -> None:
     parts = ak.Array([[{"x": 1.0, "y": 2.0}, {"x": 3.0, "y": 4.0}], [{"x": 5.0, "y": 6.0}]])
     ev = EventSet(features=np.zeros((2, 0)), feature_names=(), particles=parts)

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from ratiofit.file_events import (
-    FLAT,
-    JAGGED,
     EventAssembler,
     FileColumns,
     FileOptionError,
     describe_files,
     expand_files,
     file_columns,
+    parquet_chunks,
+    parquet_column_kinds,
 )
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
@@ -82,27 +82,13 @@ class Parquet:
     def _schema(path: str, field: str) -> dict[str, str]:
         """Column → FLAT (a number per row), JAGGED (a list of numbers) or its type."""
         import pyarrow.parquet as pq
-        import pyarrow.types as pt
 
         try:
             schema = pq.read_schema(path)
         except Exception as exc:  # not parquet, unreadable, truncated
             err = FileOptionError(field, f"{path}: cannot read a parquet schema: {exc}")
             raise err from None
-
-        def numeric(t: Any) -> bool:
-            return bool(pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t))
-
-        out = {}
-        for f in schema:
-            if numeric(f.type):
-                out[f.name] = FLAT
-            elif (pt.is_list(f.type) or pt.is_large_list(f.type)) and \
-                    numeric(f.type.value_type) and not pt.is_boolean(f.type.value_type):
-                out[f.name] = JAGGED
-            else:
-                out[f.name] = str(f.type)
-        return out
+        return parquet_column_kinds(schema)
 
     def _columns(self, options: Mapping[str, Any]) -> tuple[list[str], FileColumns]:
         """The files and the columns to read (checked in every file)."""
@@ -151,50 +137,14 @@ class Parquet:
         assembler = EventAssembler(cols, limit=n_events, origin=describe_files(files),
                                    capacity=sum(r.metadata.num_rows for r in readers))
         for path, reader in zip(files, readers, strict=True):
-            batches = reader.iter_batches(batch_size=options["step_size"],
-                                          columns=[*cols.flat, *cols.jagged])
-            row = 0
-            for batch in batches:
-                flat = {c: _flat(batch.column(c), c, path, row) for c in cols.flat}
-                jagged = {c: _jagged(batch.column(c), c, path, row) for c in cols.jagged}
-                assembler.add(flat, jagged, file=path, first_row=row)
-                row += batch.num_rows
-                if assembler.done:
+            for row, flat, jagged in parquet_chunks(reader, cols.flat, cols.jagged,
+                                                    step_size=options["step_size"],
+                                                    path=path):
+                if assembler.add(flat, jagged, file=path, first_row=row):
                     break
             if assembler.done:
                 break
         return assembler.finish({"files": files})
-
-
-def _null_row(array: Any) -> int | None:
-    import pyarrow.compute as pc
-
-    if not array.null_count:
-        return None
-    return int(np.argmax(pc.is_null(array).to_numpy(zero_copy_only=False)))
-
-
-def _flat(array: Any, name: str, path: str, row: int) -> np.ndarray:
-    j = _null_row(array)
-    if j is not None:
-        raise ValueError(f"{path}: column '{name}' has a null value at row {row + j}")
-    return np.asarray(array.to_numpy(zero_copy_only=False))
-
-
-def _jagged(array: Any, name: str, path: str, row: int) -> tuple[np.ndarray, np.ndarray]:
-    """(counts, flat values) of a list column."""
-    import pyarrow.compute as pc
-
-    j = _null_row(array)
-    if j is not None:
-        raise ValueError(f"{path}: column '{name}' has a null list at row {row + j}")
-    counts = pc.list_value_length(array).to_numpy(zero_copy_only=False)
-    values = pc.list_flatten(array)
-    if values.null_count:
-        k = int(np.argmax(pc.is_null(values).to_numpy(zero_copy_only=False)))
-        event = int(np.searchsorted(np.cumsum(counts), k, side="right"))
-        raise ValueError(f"{path}: column '{name}' has a null value at row {row + event}")
-    return np.asarray(counts), np.asarray(values.to_numpy(zero_copy_only=False))
 
 
 class _PathError(FileOptionError):

@@ -32,6 +32,7 @@ Example (a sample in a spec)::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from ratiofit.file_events import (
     expand_files,
     file_columns,
     root_branch_kinds,
+    root_chunks,
 )
 from ratiofit.hookspecs import hookimpl
 from ratiofit.options import Option
@@ -182,63 +184,16 @@ class Root:
     def _read(tree: Any, cols: FileColumns, assembler: EventAssembler, *, path: str,
               step_size: int) -> None:
         """One file's entries, chunk by chunk, into ``assembler`` (until it is done)."""
-        chunks = tree.iterate(expressions=[*cols.flat, *cols.jagged], step_size=step_size,
-                              library="ak", report=True)
-        try:
-            while not assembler.done:
-                try:
-                    arrays, report = next(chunks)
-                except StopIteration:
+        with closing(root_chunks(tree, cols.flat, cols.jagged, step_size=step_size,
+                                 origin=f"{path}:{tree.name}")) as chunks:
+            for first, flat, jagged in chunks:
+                if assembler.add(flat, jagged, file=path, first_row=first):
                     break
-                except Exception as exc:  # a corrupt basket, a file changed since validation
-                    raise ValueError(f"{path}:{tree.name}: cannot read: "
-                                     f"{type(exc).__name__}: {exc}") from None
-                flat = {c: _flat(arrays, c) for c in cols.flat}
-                jagged = {c: _jagged(arrays, c) for c in cols.jagged}
-                assembler.add(flat, jagged, file=path, first_row=int(report.tree_entry_start))
-        finally:
-            chunks.close()
 
 
 #: Files that :meth:`Root.generate` keeps open between checking their trees and reading
 #: them (each parsed once); the rest are opened again to be read.
 _KEEP_OPEN = 64
-
-
-def _content(arrays: Any, column: str) -> Any:
-    """The layout of one branch in a chunk (a record array of the branches read)."""
-    import awkward as ak
-
-    layout = arrays.layout
-    if isinstance(layout, ak.contents.RecordArray) and layout.has_field(column):
-        return layout.content(column)
-    return None
-
-
-def _flat(arrays: Any, column: str) -> np.ndarray:
-    """A flat branch of a chunk as numpy (its own dtype, no copy)."""
-    import awkward as ak
-
-    content = _content(arrays, column)
-    if isinstance(content, ak.contents.NumpyArray) and content.data.ndim == 1:
-        return np.asarray(content.data)
-    return np.asarray(ak.to_numpy(arrays[column]))
-
-
-def _jagged(arrays: Any, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """A jagged branch of a chunk: its counts and its flat values (numpy, its own dtype),
-    from the list offsets and the content that uproot built (no copy of the values)."""
-    import awkward as ak
-
-    content = _content(arrays, column)
-    if isinstance(content, ak.contents.ListOffsetArray) and \
-            isinstance(content.content, ak.contents.NumpyArray) and \
-            content.content.data.ndim == 1:
-        offsets = np.asarray(content.offsets.data)
-        values = np.asarray(content.content.data)[offsets[0]:offsets[-1]]
-        return np.diff(offsets), values
-    array = arrays[column]
-    return (ak.to_numpy(ak.num(array, axis=1)), ak.to_numpy(ak.flatten(array, axis=1)))
 
 
 @hookimpl

@@ -187,6 +187,13 @@ def _summary(result: dict[str, Any], out: Path) -> None:
     for p in result.get("closure", {}).get("points", []):
         if "rmse" in p:
             click.echo(f"closure {p['theta']}: RMSE(log w) = {p['rmse']:.4f}")
+    for p in result.get("gold_closure", {}).get("points", []):
+        worst = next((f for f in p["features"] if f["observable"] == p["worst_feature"]), None)
+        detail = f"{p['reason']}; " if p["reason"] else ("" if worst is None else
+                                 f"worst paired chi2/ndf {worst['chi2_ndf']:.2f} on "
+                                 f"{worst['observable']}; ")
+        click.echo(f"gold closure {p['theta']}: {p['verdict'].upper()} ({detail}exact "
+                   f"weights' ESS {100 * p['ess_fraction']:.0f}%)")
     fit = result.get("fit")
     if fit:
         _fit_lines(fit)

@@ -20,7 +20,8 @@ import numpy as np
 from .options import Option, resolve_options
 from .plugin_api import KINDS, InputSignature
 
-__all__ = ["analytic_gaussian_reweighter", "analytic_gaussian_width_reweighter", "check_plugin"]
+__all__ = ["analytic_gaussian_reweighter", "analytic_gaussian_width_reweighter", "check_plugin",
+           "latent_gaussian_events"]
 
 
 def _fail(obj: Any, kind: str, message: str) -> AssertionError:
@@ -283,3 +284,39 @@ def analytic_gaussian_width_reweighter(*, mu_range: tuple[float, float] = (-2.0,
     return Reweighter(model=ExactGaussianWidthRatio(), loss=_IdentityLoss(), parameters=params,
                       signature=sig, metadata={"architecture": "analytic",
                                                "note": "exact Gaussian (mean, width) ratio"})
+
+
+def latent_gaussian_events(n: int, *, mus: Any, rng: np.random.Generator,
+                           mu: float = 0.0) -> Any:
+    """``n`` events with a hidden history and the exact *joint* ratios to other μ, the
+    shape of a simulator's per-event weights (:class:`~ratiofit.events.AltWeights`).
+
+    Each event has a latent z ~ N(μ, 1) and observes x0 = (z + ε)/√2 and x1 = ε′
+    (ε, ε′ ~ N(0, 1)), so x0 ~ N(μ/√2, 1); its alternative weight at μ_k is the joint
+    ratio w_k = p(z|μ_k)/p(z|μ) = exp((μ_k − μ)z − (μ_k² − μ²)/2), noisy given x, whose
+    mean given x is the marginal ratio of x0, E[w_k|x] = p(x0|μ_k)/p(x0|μ) =
+    exp((ν_k − ν)x0 − (ν_k² − ν²)/2) with ν = μ/√2 (for μ = 0 exactly what
+    ``analytic_gaussian_reweighter(theta_scale=2 ** -0.5)`` returns; x1 carries no
+    information).
+    θ is the column ``mu`` (constant ``mu``); the columns are named ``mu=<value>``.
+
+    Examples
+    --------
+    >>> ev = latent_gaussian_events(5, mus=(0.5,), rng=np.random.default_rng(0))
+    >>> ev.feature_names, ev.alt_weights.names
+    (('x0', 'x1'), ('mu=0.5',))
+    """
+    from .events import AltWeights, EventSet
+
+    mus = tuple(float(m) for m in mus)
+    z = mu + rng.standard_normal(n)
+    x0 = (z + rng.standard_normal(n)) / np.sqrt(2.0)
+    x1 = rng.standard_normal(n)
+    values = np.stack([np.exp((m - mu) * z - 0.5 * (m * m - mu * mu)) for m in mus], axis=1) \
+        if mus else np.zeros((n, 0))
+    alt = AltWeights(values=values, names=tuple(f"mu={m:g}" for m in mus),
+                     theta=tuple({"mu": m} for m in mus))
+    return EventSet(features=np.stack([x0, x1], axis=1), feature_names=("x0", "x1"),
+                    theta=np.full((n, 1), mu), theta_names=("mu",), alt_weights=alt,
+                    provenance={"source": "latent_gaussian_events",
+                                "origin": "latent Gaussian events"})

@@ -33,8 +33,8 @@ from .training import train_reweighter
 from .uncertainty import ErrorBudget, bootstrap
 
 __all__ = ["analytic_fit", "calibrate_from_spec", "closure", "fit_problem", "fit_reweighter",
-           "run_inference", "run_spec", "run_studies", "train_from_spec", "with_analytic",
-           "write_json"]
+           "gold_closure_from_spec", "run_inference", "run_spec", "run_studies",
+           "train_from_spec", "with_analytic", "write_json"]
 
 
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
@@ -135,14 +135,29 @@ def _source_density(spec: Spec, sample: SampleSpec, registry: Registry) -> Any:
     return src if hasattr(src, "log_density") else None
 
 
-def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry) -> dict[str, Any]:
+def _held_out_reference(spec: Spec, registry: Registry) -> EventSet:
+    """``outputs.closure_events`` events declared as the reweighter's reference, from an
+    independent seed: events the network never saw."""
+    rws = spec.reweighter
+    assert rws is not None
+    ref_spec = spec.samples[rws.reference]
+    held_out = SampleSpec(name="closure-reference", source=ref_spec.source,
+                          n_events=spec.outputs.closure_events, theta=dict(ref_spec.theta),
+                          options=ref_spec.options)
+    return make_sample(held_out, parameters=spec.parameters,
+                       seed=derive_seed(spec.seed, "closure-reference"), registry=registry)
+
+
+def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry, *,
+            reference: EventSet | None = None) -> dict[str, Any]:
     """Learned vs analytic log w at the spec's closure points, and reweighted-vs-target
     histograms (plot data) at each point.
 
     The RMSE of (learned − analytic) log w is taken over the central 95% of the target
     distribution (2.5–97.5% quantiles of every feature). Histograms reweight a held-out
-    nominal sample (same declaration as the reference, an independent seed), so the χ²/ndf
-    tests the reweighting on events the network never saw.
+    nominal sample (same declaration as the reference, an independent seed; ``reference``
+    where it is made already), so the χ²/ndf tests the reweighting on events the network
+    never saw.
     """
     rws = spec.reweighter
     assert rws is not None
@@ -153,11 +168,8 @@ def closure(spec: Spec, rw: Reweighter, samples: Samples, registry: Registry) ->
     target_spec = spec.samples[rws.target]
     ref_spec = spec.samples[rws.reference]
     src = _source_density(spec, target_spec, registry)
-    held_out = SampleSpec(name="closure-reference", source=ref_spec.source,
-                          n_events=spec.outputs.closure_events, theta=dict(ref_spec.theta),
-                          options=ref_spec.options)
-    reference = make_sample(held_out, parameters=spec.parameters,
-                            seed=derive_seed(spec.seed, "closure-reference"), registry=registry)
+    if reference is None:
+        reference = _held_out_reference(spec, registry)
     n_pts = len(next(iter(closure_pts.values())))
     nominal_theta = {n: t.value for n, t in ref_spec.theta.items()}
     for k in range(n_pts):
@@ -282,6 +294,20 @@ def analytic_fit(spec: Spec, samples: Samples, registry: Registry) -> dict[str, 
             "truth": {n: base[n] for n in names}}
 
 
+def gold_closure_from_spec(spec: Spec, rw: Reweighter, held_out: EventSet) -> dict[str, Any]:
+    """The gold closure (:func:`ratiofit.gold_closure.gold_closure`) of ``rw`` on the
+    held-out reference events ``held_out``, generated at the reference sample's fixed θ
+    (where it varies one, the gold closure refuses it), as ``result.json["gold_closure"]``."""
+    from .gold_closure import gold_closure
+
+    rws = spec.reweighter
+    assert rws is not None
+    theta0 = {n: float(t.value) for n, t in spec.samples[rws.reference].theta.items()
+              if t.kind == "fixed" and t.value is not None and n in rw.theta_names}
+    return gold_closure(rw, held_out, theta0=theta0,
+                        seed=derive_seed(spec.seed, "gold-closure")).to_dict()
+
+
 def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, outdir: Path,
             progress: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -301,9 +327,20 @@ def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, ou
                            "normalisation": rw.metadata.get("normalisation")}
     if member == 0:
         t1 = time.perf_counter()
+        # the gold closure where the reference carries exact weights (ratiofit.gold_closure)
+        assert spec.reweighter is not None
+        gold = samples[spec.reweighter.reference].alt_weights is not None
+        held_out = _held_out_reference(spec, registry) \
+            if gold or spec.outputs.closure else None
         with stage("closure"):
-            out["closure"] = closure(spec, rw, samples, registry)
+            out["closure"] = closure(spec, rw, samples, registry, reference=held_out)
         out["closure_seconds"] = time.perf_counter() - t1
+        if gold:
+            assert held_out is not None
+            t1 = time.perf_counter()
+            with stage("gold closure"):
+                out["gold_closure"] = gold_closure_from_spec(spec, rw, held_out)
+            out["gold_closure"]["seconds"] = time.perf_counter() - t1
     if spec.fit is not None:
         t2 = time.perf_counter()
         with stage(f"fit (member {member})"):
@@ -422,6 +459,8 @@ def _run_spec(spec: Spec, out: Path, spec_text: str, *, progress: bool,
     result["history"] = first["history"]
     result["normalisation"] = first["normalisation"]
     result["closure"] = first.get("closure", {"points": []})
+    if "gold_closure" in first:
+        result["gold_closure"] = first["gold_closure"]
     timing: dict[str, Any] = {}
     if spec.fit is not None:
         analytic = analytic_fit(spec, samples, reg)
@@ -485,7 +524,9 @@ def _run_spec(spec: Spec, out: Path, spec_text: str, *, progress: bool,
         **timing, "total_seconds": time.perf_counter() - t0,
         "train_seconds": [m["train_seconds"] for m in members],
         "fit_seconds": [m.get("fit_seconds") for m in members],
-        "closure_seconds": first.get("closure_seconds")}
+        "closure_seconds": first.get("closure_seconds"),
+        **({"gold_closure_seconds": first["gold_closure"]["seconds"]}
+           if "gold_closure" in first else {})}
     write_json(out / "result.json", result)
     if spec.outputs.plots if plots is None else plots:
         from .report import make_plots

@@ -247,9 +247,9 @@ def _option_table(opts: Any) -> list[str]:
 
 
 #: Which docs page reports each family of specs (first matching prefix wins).
-SPEC_PAGES = (("dctr_pythia", "results.md"), ("gpu_", "results.md"),
-              ("dctr_gaussian", "results.md"), ("files_", "getting-started.md"),
-              ("gaussian_2d_likelihood", "coverage.md"),
+SPEC_PAGES = (("dctr_pythia_gold", "gold-closure.md"), ("dctr_pythia", "results.md"),
+              ("gpu_", "results.md"), ("dctr_gaussian", "results.md"),
+              ("files_", "getting-started.md"), ("gaussian_2d_likelihood", "coverage.md"),
               ("gaussian_2d", "results.md"), ("quickstart", "getting-started.md"),
               ("inference_", "inference.md"), ("nuisance_", "inference.md"),
               ("ncr_", "ncr.md"), ("srgn_", "srgn.md"), ("ensembles_", "ensembles.md"),
@@ -519,7 +519,8 @@ def main() -> None:
     import runpy
 
     # each its own runs/ (tutorial: the runs of docs/tutorial-files.md's commands)
-    for page in ("ncr", "srgn", "ensembles", "searches", "coverage", "tutorial"):
+    for page in ("ncr", "srgn", "ensembles", "searches", "coverage", "gold_closure",
+                 "tutorial"):
         runpy.run_path(str(ROOT / "docs" / f"{page}_tables.py"), run_name="__main__")
     print("\n".join(lines))
 

@@ -157,6 +157,7 @@ PUBLIC = {
         "closure",
         "fit_problem",
         "fit_reweighter",
+        "gold_closure_from_spec",
         "run_inference",
         "run_spec",
         "run_studies",
@@ -169,6 +170,8 @@ PUBLIC = {
     "ratiofit.correction": ["OneStep", "one_step", "score_mean", "secant_jacobian"],
     "ratiofit.uncertainty": ["ErrorBudget", "bootstrap", "objective_hessian", "refit"],
     "ratiofit.closure_gate": ["chi2_between", "closure_gate", "reweighted_histograms"],
+    "ratiofit.gold_closure": ["BinnedComparison", "GoldClosure", "GoldPoint",
+                              "PerEventAgreement", "gold_closure", "paired_chi2"],
     "ratiofit.auc": ["weighted_auc"],
     "ratiofit.weights": ["check_weights", "kish_ess", "variance_of_mean",
                          "weighted_standardisation"],
@@ -188,7 +191,7 @@ PUBLIC = {
     "ratiofit.export": ["CHECK_EVENTS", "ExportError", "INPUT_ORDER", "RTOL", "export_onnx",
                         "sidecar_path"],
     "ratiofit.testing": ["analytic_gaussian_reweighter", "analytic_gaussian_width_reweighter",
-                         "check_plugin"],
+                         "check_plugin", "latent_gaussian_events"],
 }
 
 

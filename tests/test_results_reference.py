@@ -15,7 +15,7 @@ DOCUMENTED = set(re.findall(r"^### `([a-z_]+)`", (ROOT / "docs" / "results-refer
 #: Every top-level key run_spec can write (workflow.run_spec); the test below checks a
 #: real run's keys are among them.
 KEYS = {"ratiofit", "spec", "seed", "parameters", "reweighter", "history", "normalisation",
-        "closure", "fit", "ensemble", "inference", "studies", "timing"}
+        "closure", "gold_closure", "fit", "ensemble", "inference", "studies", "timing"}
 
 
 def test_every_result_key_is_documented() -> None:

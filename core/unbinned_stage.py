@@ -289,8 +289,18 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         fitd["correction"] = {"applied": False, "reason": reason}
     replica_values: dict[str, list[float]] = {n: [rv[n] for rv in replica_fits]
                                               for n in fit.names}
+    stat = fit.covariance
+    if correction is not None:  # the data's error through the correction (J⁻¹, widened)
+        grow = correction.error_scale()
+        stat = stat * np.outer(grow, grow)
+        if not correction.converged:
+            warnings.append(
+                f"the simulation correction did not converge in {len(correction.steps)} "
+                "simulations: its last step is added to the errors (the learned model is "
+                "far from the simulation here; train the reweighter longer or on more "
+                "events)")
     budget = ErrorBudget.from_replicas(
-        names=list(fit.names), stat=fit.covariance, reference=None,
+        names=list(fit.names), stat=stat, reference=None,
         replica_values=replica_values,
         simulation=None if correction is None else correction.covariance)
     holder: dict[str, Any] = {"parameters": {n: {"value": values[n]} for n in fit.names}}
@@ -327,10 +337,13 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         comps = fitd["error_components"][fit.poi]
         extra = float(np.hypot(comps["learned_ratio"], comps["simulation"]))
         bound = model.limits[fit.poi][0]
+        # the sides through the correction's Jacobian (error_scale, 1 without one)
+        g = 1.0 if correction is None else float(
+            correction.error_scale()[list(fit.names).index(fit.poi)])
         fitd["poi_intervals_stat"] = {k: list(v) for k, v in fit.poi_intervals.items()}
         fitd["poi_intervals"] = {
-            k: [max(bound, mu - float(np.hypot(fit.poi_value - lo, z * extra))),
-                max(bound, mu + float(np.hypot(hi - fit.poi_value, z * extra)))]
+            k: [max(bound, mu - float(np.hypot(g * (fit.poi_value - lo), z * extra))),
+                max(bound, mu + float(np.hypot(g * (hi - fit.poi_value), z * extra)))]
             for (k, (lo, hi)), z in zip(fit.poi_intervals.items(), (1.0, 1.959963984540054),
                                         strict=True)}
     else:

@@ -22,11 +22,13 @@ STORE = ROOT / "docs" / "data" / "gold_closure"
 
 #: run directory → (the command that makes it, a note on the run)
 RUNS: dict[str, tuple[str, str]] = {
+    "dctr_pythia_gold": (
+        "ratiofit run specs/dctr_pythia_gold.yaml -o runs/dctr_pythia_gold",
+        "the spec as it stands, run on 2 CPU cores shared with another job"),
     "dctr_pythia_gold-0.1": (
         "ratiofit run specs/dctr_pythia_gold.yaml --scale 0.1 -o runs/dctr_pythia_gold-0.1",
-        "a tenth of the spec's samples (5000 jets each), run on 2 CPU cores shared with "
-        "another job: the table shows what the gold closure sees, not how well the spec's "
-        "own size closes"),
+        "a tenth of the spec's samples (5000 jets each), on the same cores: a reweighter "
+        "trained on too few jets, for contrast"),
 }
 
 
@@ -93,7 +95,7 @@ def point_rows(gold: dict[str, Any]) -> list[str]:
         independent = max((f["chi2_ndf_independent"] for f in p["features"]), default=np.nan)
         reg = p.get("regression")
         reg_cells = "– | – | –" if reg is None else (
-            f"{reg['rmse']:.3f} / {reg['rmse_regression']:.3f} | "
+            f"{reg['rmse']:.3f} / {reg['rmse_regression']:.3f} ({reg['terms']} terms) | "
             f"{reg['loss_learned_minus_regression']:+.5f} ± "
             f"{reg['loss_learned_minus_regression_error']:.5f} | "
             f"{reg['loss_learned_minus_nominal']:+.5f} ± "
@@ -157,8 +159,9 @@ reweighter's reference sample carries them reports `result.json["gold_closure"]`
   lies between 0 and 1 even for an exact ratio, so it sees little (shown for comparison).
 * **calibration χ²/ndf**: the same paired test in bins of the learned log w itself (the
   exact weights averaged at fixed learned w must give that w back).
-* **regression**: E[w|x] estimated by a quadratic function f̂ of the standardised jet
-  observables, fitted to the exact weights by the soft-label logistic loss (its minimiser is
+* **regression**: E[w|x] estimated by a linear function f̂ of the standardised jet
+  observables (quadratic where that predicts held-out jets better; the number of terms is
+  shown), fitted to the exact weights by the soft-label logistic loss (its minimiser is
   log E[w|x], so the noisy weights average out) on half of the jets; on the other half the
   RMSE of the learned log w − f̂ beside the RMSE of f̂ itself, and the mean loss of the learned
   log w minus that of f̂ and of no reweighting (w = 1), ± their errors: negative means the

@@ -4,8 +4,9 @@ Each run in :data:`RUNS` is read from ``runs/<name>/result.json``; what the page
 it (the gold closure, the reweighter's training, the spec, the scale, the commit) is kept
 under docs/data/gold_closure/<name>.json (committed), so the page is regenerated on a
 machine without the run directories; a run with neither is listed as not made. The command
-that makes each run is printed next to its tables. Nothing is typed in: every number is
-read from those files.
+that makes each run is printed next to its tables. Nothing in the tables and the lines
+under each command is typed in: every number is read from those files (the notes in
+:data:`RUNS` are text).
 
 Usage: ``python docs/gold_closure_tables.py`` (``make docs-tables`` runs it).
 """
@@ -24,7 +25,9 @@ STORE = ROOT / "docs" / "data" / "gold_closure"
 RUNS: dict[str, tuple[str, str]] = {
     "dctr_pythia_gold": (
         "ratiofit run specs/dctr_pythia_gold.yaml -o runs/dctr_pythia_gold",
-        "the spec as it stands, run on 2 CPU cores shared with another job"),
+        "the spec as it stands, on 2 CPU cores shared with another job, with the PYTHIA "
+        "samples cached by an earlier run of the same spec (which, generating them, took "
+        "10.1 min in all)"),
     "dctr_pythia_gold-0.1": (
         "ratiofit run specs/dctr_pythia_gold.yaml --scale 0.1 -o runs/dctr_pythia_gold-0.1",
         "a tenth of the spec's samples (5000 jets each), on the same cores: a reweighter "
@@ -175,6 +178,32 @@ observables tested here.
 """
 
 
+def reading(res: dict[str, Any]) -> list[str]:
+    """What the numbers say, counted from them: how well the classifier trained, and at
+    how many points the learned ratio beats no reweighting / loses to the regression."""
+    import math
+
+    points = [p for p in res["gold_closure"]["points"] if p.get("regression")]
+    regs = [p["regression"] for p in points]
+    no_gain = sum(r["loss_learned_minus_nominal"] > -2 * r["loss_learned_minus_nominal_error"]
+                  for r in regs)
+    worse = sum(r["loss_learned_minus_nominal"] > 2 * r["loss_learned_minus_nominal_error"]
+                for r in regs)
+    lost = sum(r["loss_learned_minus_regression"]
+               > 2 * r["loss_learned_minus_regression_error"] for r in regs)
+    val = res.get("reweighter", {}).get("best_val_loss")
+    out = []
+    if val is not None:
+        out.append(f"The classifier's best validation loss was {val:.5f} (ln 2 = "
+                   f"{math.log(2):.5f} for one that tells the samples apart no better than "
+                   "chance).")
+    out.append(f"The learned ratio is no closer to the exact E[w|x] than no reweighting at "
+               f"{no_gain} of {len(regs)} points (loss difference above −2σ; significantly "
+               f"farther, above +2σ, at {worse}), and farther than the regression of "
+               f"the exact weights at {lost} (above +2σ).")
+    return [" ".join(out), ""]
+
+
 def page() -> str:
     lines = [INTRO]
     for name, (command, note) in RUNS.items():
@@ -195,6 +224,7 @@ def page() -> str:
                 f"{res['total_seconds'] / 60:.1f} min" if res.get("total_seconds") else ""]
         lines += ["; ".join(m for m in made if m) + f". {note[0].upper()}{note[1:]}." if note
                   else "; ".join(m for m in made if m) + ".", "",
+                  *reading(res),
                   f"Verdict: **{gold['verdict']}**"
                   + (f"; columns left out: {gold['skipped']}" if gold.get("skipped") else "")
                   + ".", "", *point_rows(gold), "",

@@ -118,6 +118,14 @@ COVERAGE = {
         "fits on the range limit); the secant (Broyden) steps, the error widening through "
         "the Jacobian and the unconverged-step error of commit b64fd18 came after it and "
         "are not measured here"),
+    "coverage-inference_analysis-unbinned-0.1-secant": (
+        "ratiofit coverage specs/inference_analysis.yaml --backend unbinned --repeats 100 "
+        "--scale 0.1 --workers 2 -o runs/coverage-inference_analysis-unbinned-0.1-secant "
+        "(code of commit bce8306)", 0.1,
+        "the simulation correction as it is now (commit b64fd18): Broyden secant steps, up "
+        "to 6 simulations, the data's error widened through the Jacobian, an unconverged "
+        "correction's last step added to its error. Started at the end of a session and "
+        "stopped when it ended"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),

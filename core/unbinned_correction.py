@@ -75,13 +75,13 @@ MAX_EVENTS = 1_000_000
 @dataclass
 class UnbinnedCorrection:
     """The outcome of :func:`simulation_correction`: per parameter (model order) the fitted
-    value v̂ and ``simulated`` = v̂ + b, b the bias of the learned model, so that the
-    corrected value is v̂ − b; ``covariance`` the correction's own (``simulation``)
+    value v̂ and the corrected one (the bias of the learned model b = v̂ − corrected);
+    ``covariance`` the correction's own (``simulation``)
     covariance; the replicas' biases."""
 
     names: list[str]
     values: np.ndarray
-    simulated: np.ndarray
+    corrected: np.ndarray
     covariance: np.ndarray
     events: dict[str, int]
     #: the simulations: the point each was made at and the fitted values there
@@ -94,11 +94,7 @@ class UnbinnedCorrection:
 
     @property
     def bias(self) -> np.ndarray:
-        return self.simulated - self.values
-
-    @property
-    def corrected(self) -> np.ndarray:
-        return self.values - self.bias
+        return self.values - self.corrected
 
     def error_scale(self) -> np.ndarray:
         """Per parameter, how much the data's statistical error grows through the
@@ -121,9 +117,9 @@ class UnbinnedCorrection:
                 "events_per_expected": EVENTS_PER_EXPECTED, "converged": self.converged,
                 "steps": self.steps, "error_scale": self.error_scale().tolist(),
                 "jacobian": None if self.jacobian is None else self.jacobian.tolist(),
-                "parameters": {n: {"fitted": float(v), "bias": float(s - v),
-                                   "corrected": float(2 * v - s), "error": float(e)}
-                               for n, v, s, e in zip(self.names, self.values, self.simulated,
+                "parameters": {n: {"fitted": float(v), "bias": float(v - c),
+                                   "corrected": float(c), "error": float(e)}
+                               for n, v, c, e in zip(self.names, self.values, self.corrected,
                                                      err, strict=True)},
                 "replica_bias": [None if b is None else b.tolist()
                                  for b in self.replica_bias]}
@@ -266,7 +262,7 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
     cov = np.asarray(sim.covariance, dtype=np.float64) / EVENTS_PER_EXPECTED
     if not converged:  # still moving: the last step's size is part of the error
         cov = cov + np.diag(np.where(errors > 0, moved, 0.0) ** 2)
-    corr = UnbinnedCorrection(names=names, values=fitted, simulated=fitted - (at - fitted),
+    corr = UnbinnedCorrection(names=names, values=fitted, corrected=at,
                               covariance=cov, events=counts, steps=steps, converged=converged,
                               jacobian=jac)
     for rmodel, rvalues in zip(replica_models, replica_values, strict=True):

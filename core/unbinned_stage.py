@@ -290,8 +290,9 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
     replica_values: dict[str, list[float]] = {n: [rv[n] for rv in replica_fits]
                                               for n in fit.names}
     stat = fit.covariance
-    if correction is not None:  # the data's error through the correction (J⁻¹, widened)
-        grow = correction.error_scale()
+    # the data's error through the correction (J⁻¹, widened; 1 without one)
+    grow = np.ones(len(fit.names)) if correction is None else correction.error_scale()
+    if correction is not None:
         stat = stat * np.outer(grow, grow)
         if not correction.converged:
             warnings.append(
@@ -338,8 +339,7 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         extra = float(np.hypot(comps["learned_ratio"], comps["simulation"]))
         bound = model.limits[fit.poi][0]
         # the sides through the correction's Jacobian (error_scale, 1 without one)
-        g = 1.0 if correction is None else float(
-            correction.error_scale()[list(fit.names).index(fit.poi)])
+        g = float(grow[list(fit.names).index(fit.poi)])
         fitd["poi_intervals_stat"] = {k: list(v) for k, v in fit.poi_intervals.items()}
         fitd["poi_intervals"] = {
             k: [max(bound, mu - float(np.hypot(g * (fit.poi_value - lo), z * extra))),

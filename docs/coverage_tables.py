@@ -36,10 +36,11 @@ def _summary(run: str, scale: float) -> dict | None:
     if res is not None:
         keep = {k: res[k] for k in ("summary", "gate_failures", "scale", "ratiofit_commit")
                 if k in res}
+        from ratiofit._atomic import write_text_atomic
+
         STORE.mkdir(parents=True, exist_ok=True)
-        tmp = STORE / f".{run}.json.tmp"
-        tmp.write_text(json.dumps(keep, indent=1, sort_keys=True) + "\n")
-        tmp.replace(STORE / f"{run}.json")
+        write_text_atomic(STORE / f"{run}.json",
+                          json.dumps(keep, indent=1, sort_keys=True) + "\n")
         return keep
     stored = STORE / f"{run}.json"
     return json.loads(stored.read_text()) if stored.exists() else None

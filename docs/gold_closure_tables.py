@@ -48,10 +48,11 @@ def _summary(name: str) -> dict[str, Any] | None:
                 res.get("ratiofit", {}).get("commit"),
                 "total_seconds": res.get("timing", {}).get("total_seconds"),
                 "samples": _sample_sizes(spec_path)}
+        from ratiofit._atomic import write_text_atomic
+
         STORE.mkdir(parents=True, exist_ok=True)
-        tmp = STORE / f".{name}.json.tmp"
-        tmp.write_text(json.dumps(keep, indent=1, sort_keys=True) + "\n")
-        tmp.replace(STORE / f"{name}.json")
+        write_text_atomic(STORE / f"{name}.json",
+                          json.dumps(keep, indent=1, sort_keys=True) + "\n")
         return keep
     stored = STORE / f"{name}.json"
     return json.loads(stored.read_text()) if stored.exists() else None

@@ -50,7 +50,8 @@ def pad_batch(ragged: Any) -> tuple[Any, Any]:
 
 def particle_dataset(*, particles: Any, flat: dict[str, np.ndarray], index: np.ndarray,
                      y: np.ndarray, w: np.ndarray, batch_size: int, seed: int | None,
-                     resample_theta_pool: np.ndarray | None = None) -> tuple[Any, int]:
+                     resample_theta_pool: np.ndarray | None = None,
+                     row_event: np.ndarray | None = None) -> tuple[Any, int]:
     """A ``tf.data`` pipeline of ``({particles, mask, features?, theta?}, y, w)`` batches.
 
     Parameters
@@ -69,6 +70,10 @@ def particle_dataset(*, particles: Any, flat: dict[str, np.ndarray], index: np.n
     resample_theta_pool
         If given, every reference (label 0) event gets a fresh θ drawn from this pool in
         every batch (see ``TrainingSpec.resample_reference_theta``).
+    row_event
+        Where rows are not events (``flat``, ``y``, ``w`` and ``index`` over rows, e.g. one
+        per event and grid point in exact-weight training): the event, i.e. the row of
+        ``particles``, of each row. ``None``: row i is event i.
 
     Returns the dataset and the number of batches per epoch.
     """
@@ -79,6 +84,9 @@ def particle_dataset(*, particles: Any, flat: dict[str, np.ndarray], index: np.n
     flat_t = {k: tf.constant(v, tf.float32) for k, v in flat.items()}
     y_t, w_t = tf.constant(y, tf.float32), tf.constant(w, tf.float32)
     lengths = tf.constant(np.diff(particles.row_splits.numpy()), tf.int64)
+    event_of = None if row_event is None else tf.constant(row_event, tf.int64)
+    if event_of is not None:
+        lengths = tf.gather(lengths, event_of)  # per row
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(index, tf.int64))
     if seed is not None:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
@@ -95,7 +103,8 @@ def particle_dataset(*, particles: Any, flat: dict[str, np.ndarray], index: np.n
     pool = None if resample_theta_pool is None else tf.constant(resample_theta_pool, tf.float32)
 
     def make(idx: Any) -> Any:
-        dense, mask = pad_batch(tf.gather(particles, idx))
+        dense, mask = pad_batch(tf.gather(particles, idx if event_of is None
+                                          else tf.gather(event_of, idx)))
         inputs = {"particles": dense, "mask": mask}
         for key, values in flat_t.items():
             inputs[key] = tf.gather(values, idx)

@@ -95,7 +95,10 @@ class Loss(Protocol):
     output_activation: str
 
     def keras_loss(self) -> Any:
-        """A Keras loss (callable ``(y_true, y_pred)``; label 1 = target)."""
+        """A Keras loss (callable ``(y_true, y_pred)``; label 1 = target). With
+        ``reweighter.labels: exact`` it also gets soft labels y = w/(1 + w) with sample
+        weight 1 + w (:mod:`ratiofit.exact_labels`): its optimum is then right where it
+        has the form y A(f) + (1 − y) B(f), up to a term free of f (every built-in does)."""
         ...
 
     def log_ratio(self, output: Any) -> Any:
@@ -144,6 +147,12 @@ class Source(Protocol):
     ``particle_fields(options) -> Sequence[str]``
         the per-particle fields of the jagged ``particles`` it generates (a spec's
         ``reweighter.inputs.particles`` is checked against them);
+    ``alt_weight_theta(options) -> Sequence[Mapping[str, float]] | None``
+        the θ of each alternative-weight column its EventSets carry (each: parameter →
+        the value the column moves it to; empty: none; ``None``: it cannot tell before
+        generating). A spec's ``reweighter.labels: exact`` (training on the reference's
+        exact weights, :mod:`ratiofit.exact_labels`) is checked against it, and refused
+        for a source without it;
     ``log_density(*, features, theta, options)``
         the exact log p(x|θ), where the source knows it: closure checks and coverage then
         compare with the exact ratio and likelihood;

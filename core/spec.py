@@ -29,14 +29,21 @@ Top-level sections
                  options: {files: data/varied_*.root, tree: events, weight: w,
                            particles: {pt: part_pt, eta: part_eta}, selection: "x > -5"}}
 ``reweighter``
-    ``{architecture: name | {name, options}, loss, reference, target, inputs: {features:
-    all | none | [names], particles: none | [fields]}, training: {...}, calibration: none |
-    normalisation | moments | {method, points, degree, events, moments, moment_degree}}``
+    ``{architecture: name | {name, options}, loss, reference, target, labels: sample |
+    exact | both, inputs: {features: all | none | [names], particles: none | [fields]},
+    training: {...}, calibration: none | normalisation | moments | {method, points, degree,
+    events, moments, moment_degree}}``
     (``moments``: the reweighted reference also reproduces the target's feature moments
     up to power ``moments`` as functions of θ, see :mod:`ratiofit.reweighter`). The
     reweighter is parameterised in the parameters that vary per event in its ``target``
     sample; ``inputs`` picks what the network sees (default: all flat features, no
-    particles).
+    particles). ``labels`` says what it is trained against: ``sample`` (default) the
+    target sample; ``exact`` the reference's exact per-event weights (a source's
+    alternative weights, e.g. the pythia source's ``variations``), every reference event
+    at every grid point with the soft label w/(1 + w) and weight 1 + w, whose optimum is
+    log E[w|x, θ] = log p(x|θ)/p(x|θ₀) (:mod:`ratiofit.exact_labels`; the target then only
+    declares the parameters); ``both`` the two together. The reference must then be at one
+    θ and its weights' grid must move every parameter the reweighter is parameterised in.
 ``fit``
     ``{strategy: name | {name, options}, data, reference, parameters: [...], start: {...}}``.
 ``inference``
@@ -220,6 +227,9 @@ class ReweighterSpec:
     features: tuple[str, ...] | None = None
     #: Per-particle fields the network sees (empty: no particle input).
     particles: tuple[str, ...] = ()
+    #: What it is trained against: ``sample`` (the target), ``exact`` (the reference's
+    #: exact per-event weights, :mod:`ratiofit.exact_labels`) or ``both``.
+    labels: str = "sample"
 
 
 @dataclass(frozen=True)
@@ -307,7 +317,8 @@ def load_spec_text(text: str, *, path: str = "<spec>", registry: Registry | None
         raise ctx.error(("samples",), "at least one sample is required")
     reweighter = None
     if top.get("reweighter") is not None:
-        reweighter = _reweighter(ctx, reg, samples, ctx.mapping(top["reweighter"], ("reweighter",)))
+        reweighter = _reweighter(ctx, reg, samples, ctx.mapping(top["reweighter"], ("reweighter",)),
+                                 parameters=parameters)
     fit = None
     if top.get("fit") is not None:
         fit = _fit(ctx, reg, parameters, samples, reweighter,
@@ -545,10 +556,10 @@ def _theta(ctx: _Ctx, p: Parameter, value: Any, path: Path_) -> ThetaSpec:
 
 
 def _reweighter(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
-                body: dict[str, Any]) -> ReweighterSpec:
+                body: dict[str, Any], *, parameters: ParameterSet) -> ReweighterSpec:
     path: Path_ = ("reweighter",)
-    ctx.no_unknown(body, path, ["architecture", "loss", "reference", "target", "inputs",
-                                "training", "calibration"])
+    ctx.no_unknown(body, path, ["architecture", "loss", "reference", "target", "labels",
+                                "inputs", "training", "calibration"])
     arch, arch_opts, arch_impl = _plugin_ref(
         ctx, reg, "architecture", body.get("architecture", "mlp"), (*path, "architecture"))
     arch_opts = _options(ctx, arch_impl, arch_opts, (*path, "architecture", "options"))
@@ -571,10 +582,69 @@ def _reweighter(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     if calibration is not None and calibration.method == "moments" and features == ():
         raise ctx.error((*path, "calibration"), "a moment calibration matches flat-feature "
                         "moments, and inputs.features is none")
+    labels = ctx.get(body, path, "labels", str, default="sample")
+    if labels != "sample":
+        _check_exact_labels(ctx, reg, parameters, reference=samples[refs["reference"]],
+                            target=samples[refs["target"]], labels=labels,
+                            training=training, body=body)
     return ReweighterSpec(architecture=arch, architecture_options=arch_opts, loss=loss,
                           reference=refs["reference"], target=refs["target"],
                           parameters=tuple(varied), training=training, calibration=calibration,
-                          features=features, particles=particles)
+                          features=features, particles=particles, labels=labels)
+
+
+def _check_exact_labels(ctx: _Ctx, reg: Registry, params: ParameterSet, *,
+                        reference: SampleSpec, target: SampleSpec, labels: str,
+                        training: TrainingSpec, body: dict[str, Any]) -> None:
+    """``reweighter.labels: exact | both`` (:mod:`ratiofit.exact_labels`): the reference
+    must be at one θ and declare exact per-event weights (its source's ``alt_weight_theta``)
+    whose usable grid points move every parameter the reweighter is parameterised in."""
+    from .exact_labels import LABELS, check_grid, describe_points
+
+    path: Path_ = ("reweighter", "labels")
+    if labels not in LABELS:
+        raise ctx.error(path, f"expected one of {', '.join(LABELS)}, got {labels!r}")
+    names = target.varied
+    if not names:
+        raise ctx.error(path, f"labels '{labels}' train a parameterised reweighter, and the "
+                        f"target sample '{target.name}' varies no parameter")
+    moving = [n for n in names if reference.theta[n].kind != "fixed"]
+    if moving:
+        raise ctx.error(path, f"the exact weights are ratios to the reference's θ, and the "
+                        f"reference sample '{reference.name}' varies {', '.join(moving)}: "
+                        "give it one θ")
+    if training.resample_reference_theta:
+        where = ("reweighter", "training", "resample_reference_theta") \
+            if "resample_reference_theta" in ctx.mapping(body.get("training"),
+                                                         ("reweighter", "training")) else path
+        raise ctx.error(where, f"draws θ for the reference events, and labels '{labels}' pair "
+                        "them with the exact weights' grid points: turn one of them off")
+    source = reg.get("source", reference.source)
+    declared = getattr(source, "alt_weight_theta", None)
+    if declared is None:
+        raise ctx.error(path, f"labels '{labels}' need exact per-event weights on the reference "
+                        f"sample '{reference.name}', and its source '{reference.source}' "
+                        "records none (a source that can declares them with alt_weight_theta, "
+                        "e.g. the pythia source's 'variations')")
+    points = declared(reference.options)
+    if points is None:  # the source cannot tell before generating: checked on the events
+        return
+    if not points:
+        raise ctx.error(path, f"labels '{labels}' need exact per-event weights on the reference "
+                        f"sample '{reference.name}', and it declares none (set them in its "
+                        f"options, e.g. the pythia source's 'variations')")
+    theta0: dict[str, float] = {}
+    for n in names:
+        value = reference.theta[n].value
+        assert value is not None  # fixed (checked above)
+        theta0[n] = float(value)
+    check = check_grid(points, params.subset(names), theta0)
+    if check.uncovered:
+        usable = [points[k] for k in check.usable]
+        raise ctx.error(path, f"the reweighter is parameterised in {', '.join(names)}, and no "
+                        f"usable exact-weight grid point of the reference sample "
+                        f"'{reference.name}' moves {', '.join(check.uncovered)} (usable: "
+                        f"{describe_points(usable)}; declared: {describe_points(points)})")
 
 
 def _inputs(ctx: _Ctx, reg: Registry, target: SampleSpec, body: dict[str, Any]
@@ -871,6 +941,7 @@ def resolved_dict(spec: Spec) -> dict[str, Any]:
         out["reweighter"] = {
             "architecture": {"name": rw.architecture, "options": dict(rw.architecture_options)},
             "loss": rw.loss, "reference": rw.reference, "target": rw.target,
+            "labels": rw.labels,
             "inputs": {"features": "all" if rw.features is None else list(rw.features) or "none",
                        "particles": list(rw.particles) or "none"},
             "training": dict(rw.training.__dict__),

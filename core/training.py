@@ -74,7 +74,9 @@ class TrainingData:
     Flat inputs are split into ``x``/``x_val``. With particles, ``particles`` holds a
     ragged tensor over *all* events, ``flat_all``/``y_all``/``w_all`` the per-event arrays
     over all events, and ``train_index``/``validation_index`` the split; batches are padded
-    on the fly (:mod:`ratiofit.batching`).
+    on the fly (:mod:`ratiofit.batching`). Where rows are not events (exact-weight
+    training: one row per event and grid point), ``row_event`` maps each row of those
+    per-row arrays to its event's particles; ``exact`` is then the grid's summary.
     """
 
     def __init__(self, *, x: dict[str, np.ndarray], y: np.ndarray, w: np.ndarray,
@@ -83,7 +85,9 @@ class TrainingData:
                  flat_all: dict[str, np.ndarray] | None = None,
                  y_all: np.ndarray | None = None, w_all: np.ndarray | None = None,
                  train_index: np.ndarray | None = None,
-                 validation_index: np.ndarray | None = None) -> None:
+                 validation_index: np.ndarray | None = None,
+                 row_event: np.ndarray | None = None,
+                 exact: dict[str, Any] | None = None) -> None:
         self.x, self.y, self.w = x, y, w
         self.x_val, self.y_val, self.w_val = x_val, y_val, w_val
         self.signature = signature
@@ -92,18 +96,27 @@ class TrainingData:
         self.flat_all = flat_all or {}
         self.y_all, self.w_all = y_all, w_all
         self.train_index, self.validation_index = train_index, validation_index
+        self.row_event, self.exact = row_event, exact
 
 
 def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: ParameterSet,
                           validation_fraction: float, class_balance: bool,
                           rng: np.random.Generator, features: Sequence[str] | None = None,
-                          particles: Sequence[str] = ()) -> TrainingData:
+                          particles: Sequence[str] = (), labels: str = "sample"
+                          ) -> TrainingData:
     """Pair, label, weight, shuffle and split the two samples.
 
     ``features`` picks the flat features the network sees (``None``: all of them, which
     must then agree between the samples); ``particles`` the per-particle fields (none by
-    default).
+    default). ``labels``: ``sample`` classifies the reference against the target;
+    ``exact`` trains on the reference's exact per-event weights instead (soft labels,
+    :mod:`ratiofit.exact_labels`; the target is not used), ``both`` on the two together.
     """
+    if labels != "sample":
+        return _prepare_exact(reference=reference, target=target, parameters=parameters,
+                              validation_fraction=validation_fraction,
+                              class_balance=class_balance, rng=rng, features=features,
+                              particles=particles, both=labels == "both")
     if features is None:
         if reference.feature_names != target.feature_names:
             raise DataError(f"reference features {reference.feature_names} differ from target "
@@ -195,6 +208,127 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
     return TrainingData(x=inputs(tr), y=y[tr].astype(f32), w=w[tr].astype(f32), x_val=inputs(va),
                         y_val=y[va].astype(f32), w_val=w[va].astype(f32), signature=signature,
                         class_factor=class_factor)
+
+
+def _prepare_exact(*, reference: EventSet, target: EventSet, parameters: ParameterSet,
+                   validation_fraction: float, class_balance: bool, rng: np.random.Generator,
+                   features: Sequence[str] | None, particles: Sequence[str], both: bool
+                   ) -> TrainingData:
+    """Rows for exact-weight training (:mod:`ratiofit.exact_labels`): every reference event
+    at every grid point with the soft label w/(1 + w) and weight e(1 + w); with ``both``,
+    also the reference-vs-target rows of :func:`prepare_training_data`, the two parts
+    weighted to equal totals (any positive mix has the same optimum).
+
+    The validation split is by *event*: all rows of an event fall on one side, so the
+    validation loss is that of events the network never trained on. Features (and
+    particles) are standardised over the training events, each counted once with its own
+    weight, as in the classification.
+    """
+    from .exact_labels import exact_grid, soft_labels
+
+    samples = (reference, target) if both else (reference,)
+    if features is None:
+        if both and reference.feature_names != target.feature_names:
+            raise DataError(f"reference features {reference.feature_names} differ from target "
+                            f"features {target.feature_names}")
+        features = reference.feature_names
+    features = tuple(features)
+    for role, events in zip(("reference", "target"), samples, strict=False):
+        check_weights(events.weights, n=len(events), what=f"training {role} {_origin(events)}")
+    names = parameters.names
+    grid = exact_grid(reference, parameters)
+    n_ref, k = len(reference), len(grid.names)
+    e_ref = reference.event_weights
+    # exact rows: event i at point k, row i*K + k
+    w_exact = grid.weights.reshape(-1)
+    y_exact, s_exact = soft_labels(w_exact)
+    s_exact = s_exact * np.repeat(e_ref, k)
+    rows_event = np.repeat(np.arange(n_ref), k)
+    rows_theta = np.tile(grid.theta, (n_ref, 1))
+    n_exact_rows = len(rows_event)
+    class_factor = 1.0
+    if both:
+        paired = assign_theta_from(reference, varied=target, names=names, rng=rng)
+        w_ref, w_tgt = reference.event_weights, target.event_weights
+        if class_balance:
+            total = (len(reference) + len(target)) / 2
+            w_ref, w_tgt = w_ref * (total / w_ref.sum()), w_tgt * (total / w_tgt.sum())
+            class_factor = float(reference.event_weights.sum() / target.event_weights.sum())
+        s_sample = np.concatenate([w_ref, w_tgt])
+        # the two parts carry equal total weight
+        s_exact = s_exact * (s_sample.sum() / s_exact.sum())
+        rows_event = np.concatenate([rows_event, np.arange(n_ref + len(target))])
+        rows_theta = np.concatenate([rows_theta, paired.theta_matrix(names),
+                                     target.theta_matrix(names)])
+        y = np.concatenate([y_exact, np.zeros(n_ref), np.ones(len(target))])
+        w = np.concatenate([s_exact, s_sample])
+    else:
+        y, w = y_exact, s_exact * (n_exact_rows / s_exact.sum())  # mean row weight 1
+    for p, col in zip(parameters, rows_theta.T, strict=True):
+        if not p.contains(col):
+            raise DataError(f"theta.{p.name}: training values outside the range "
+                            f"[{p.low}, {p.high}]")
+    n_events = sum(len(s) for s in samples)
+    perm = rng.permutation(n_events)
+    n_val = round(validation_fraction * n_events)
+    in_validation = np.zeros(n_events, bool)
+    in_validation[perm[:n_val]] = True
+    row_perm = rng.permutation(len(y))
+    tr = row_perm[~in_validation[rows_event[row_perm]]]
+    va = row_perm[in_validation[rows_event[row_perm]]]
+    feats = np.concatenate([s.feature_columns(features) for s in samples])
+    _check_float32(feats, features)
+    weighted = any(s.weights is not None for s in samples)
+    w_events = np.concatenate([s.event_weights * (len(s) / s.event_weights.sum())
+                               for s in samples]) if weighted else None
+    train_events = np.flatnonzero(~in_validation)
+    what = f"the training events ({' and '.join(_origin(s) for s in samples)})"
+    mean, std = weighted_standardisation(feats[train_events], None if w_events is None
+                                         else w_events[train_events], what=what)
+    part_mean: tuple[float, ...] = ()
+    part_std: tuple[float, ...] = ()
+    ragged = None
+    if particles:
+        parts = [s.particle_arrays(particles) for s in samples]
+        flat = np.concatenate([p[0] for p in parts])
+        counts = np.concatenate([p[1] for p in parts])
+        in_train = np.repeat(~in_validation, counts)
+        if in_train.any():
+            pm, ps = weighted_standardisation(
+                flat[in_train], None if w_events is None
+                else np.repeat(w_events, counts)[in_train], what=f"the particles of {what}")
+        else:
+            pm, ps = np.zeros(len(particles)), np.ones(len(particles))
+        part_mean, part_std = tuple(pm.tolist()), tuple(ps.tolist())
+        from .batching import ragged_particles
+
+        ragged = ragged_particles(flat, counts)
+    signature = InputSignature(
+        feature_names=features, feature_mean=tuple(mean.tolist()),
+        feature_std=tuple(std.tolist()), theta_names=tuple(names),
+        theta_centre=tuple(p.centre for p in parameters),
+        theta_half_width=tuple(p.half_width for p in parameters),
+        particle_names=tuple(particles), particle_mean=part_mean, particle_std=part_std)
+    exact = {**grid.summary(e_ref), "rows": n_exact_rows, "labels": "both" if both else "exact"}
+
+    def inputs(idx: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        if features:
+            out["features"] = feats[rows_event[idx]].astype(np.float32)
+        out["theta"] = rows_theta[idx].astype(np.float32)
+        return out
+
+    f32 = np.float32
+    if ragged is not None:
+        return TrainingData(x={}, y=y[tr].astype(f32), w=w[tr].astype(f32), x_val={},
+                            y_val=y[va].astype(f32), w_val=w[va].astype(f32),
+                            signature=signature, class_factor=class_factor, particles=ragged,
+                            flat_all=inputs(np.arange(len(y))), y_all=y.astype(f32),
+                            w_all=w.astype(f32), train_index=tr, validation_index=va,
+                            row_event=rows_event, exact=exact)
+    return TrainingData(x=inputs(tr), y=y[tr].astype(f32), w=w[tr].astype(f32), x_val=inputs(va),
+                        y_val=y[va].astype(f32), w_val=w[va].astype(f32), signature=signature,
+                        class_factor=class_factor, exact=exact)
 
 
 def _origin(events: EventSet) -> str:
@@ -416,7 +550,8 @@ def _training_fingerprint(*, data: TrainingData, architecture: Any,
             "training": dict(training.__dict__), "seed": int(seed),
             "parameters": parameters.to_list(), "signature": data.signature.to_dict(),
             "data": _digest(data.x, data.y, data.w, data.x_val, data.y_val, data.w_val,
-                            data.flat_all or None, data.y_all, data.w_all, particles)}
+                            data.flat_all or None, data.y_all, data.w_all, particles,
+                            *(() if data.row_event is None else (data.row_event,)))}
     text = json.dumps(body, sort_keys=True, default=json_default)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -502,8 +637,8 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
                      architecture: Any, architecture_options: Mapping[str, Any], loss: Any,
                      training: TrainingSpec, seed: int, checkpoint_dir: str | Path | None = None,
                      progress: bool = False, extra_callbacks: list[Any] | None = None,
-                     features: Sequence[str] | None = None, particles: Sequence[str] = ()
-                     ) -> Reweighter:
+                     features: Sequence[str] | None = None, particles: Sequence[str] = (),
+                     labels: str = "sample") -> Reweighter:
     """Train a reweighter; same inputs and seed → same weights.
 
     Parameters
@@ -520,14 +655,21 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
         Where per-epoch backups go; an existing backup is resumed.
     features, particles
         What the network sees: flat feature names (``None``: all) and particle fields.
+    labels
+        ``sample``: reference against target; ``exact``: the reference's exact per-event
+        weights as soft labels (:mod:`ratiofit.exact_labels`); ``both``: the two.
     """
     import keras
 
+    if labels != "sample" and training.resample_reference_theta:
+        raise DataError(f"training.resample_reference_theta draws θ for the reference events, "
+                        f"and labels '{labels}' pair them with the exact weights' grid points: "
+                        "turn one of them off")
     rng = np.random.default_rng(seed)
     data = prepare_training_data(reference=reference, target=target, parameters=parameters,
                                  validation_fraction=training.validation_fraction,
                                  class_balance=training.class_balance, rng=rng,
-                                 features=features, particles=particles)
+                                 features=features, particles=particles, labels=labels)
     keras.utils.set_random_seed(seed)
     steps = int(np.ceil(len(data.y) / training.batch_size)) * training.epochs
     lr: Any = training.learning_rate
@@ -564,7 +706,8 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
         pool = data.flat_all["theta"][data.y_all == 1] \
             if training.resample_reference_theta and parameters.names else None
         common = {"particles": data.particles, "flat": data.flat_all, "y": data.y_all,
-                  "w": data.w_all, "batch_size": training.batch_size}
+                  "w": data.w_all, "batch_size": training.batch_size,
+                  "row_event": data.row_event}
         ds, steps = particle_dataset(**common, index=data.train_index, seed=seed,
                                      resample_theta_pool=pool)
         validation, _ = particle_dataset(**common, index=data.validation_index, seed=None)
@@ -596,6 +739,9 @@ def train_reweighter(*, reference: EventSet, target: EventSet, parameters: Param
         "n_train": len(data.y), "n_validation": len(data.y_val),
         "class_factor_reference_over_target": data.class_factor,
         "feature_ranges": _feature_ranges(data),
+        "labels": labels,
     }
+    if data.exact is not None:
+        metadata["exact_weights"] = data.exact
     return Reweighter(model=model, loss=loss, parameters=parameters, signature=data.signature,
                       metadata=metadata, architecture=architecture)

@@ -91,7 +91,7 @@ def train_from_spec(spec: Spec, samples: Samples, *, member: int, checkpoint_dir
         architecture=registry.get("architecture", rws.architecture),
         architecture_options=rws.architecture_options, loss=registry.get("loss", rws.loss),
         training=rws.training, seed=seed, checkpoint_dir=checkpoint_dir, progress=progress,
-        features=rws.features, particles=rws.particles)
+        features=rws.features, particles=rws.particles, labels=rws.labels)
     rw.metadata["spec_seed"] = spec.seed
     rw.metadata["member"] = member
     if replica is not None:
@@ -325,6 +325,8 @@ def _member(spec: Spec, samples: Samples, registry: Registry, *, member: int, ou
                                "n_train", "n_validation", "seed")},
                            "history": rw.metadata["history"],
                            "normalisation": rw.metadata.get("normalisation")}
+    if "exact_weights" in rw.metadata:  # what the exact-weight labels trained on
+        out["training"]["exact_weights"] = rw.metadata["exact_weights"]
     if member == 0:
         t1 = time.perf_counter()
         # the gold closure where the reference carries exact weights (ratiofit.gold_closure)
@@ -452,6 +454,7 @@ def _run_spec(spec: Spec, out: Path, spec_text: str, *, progress: bool,
     result["reweighter"] = {"dir": first["reweighter_dir"], **first["training"],
                             "architecture": spec.reweighter.architecture,
                             "loss": spec.reweighter.loss,
+                            "labels": spec.reweighter.labels,
                             "parameters": list(spec.reweighter.parameters),
                             "inputs": {"features": "all" if spec.reweighter.features is None
                                        else list(spec.reweighter.features),

@@ -69,6 +69,8 @@ PUBLIC = {
                              "theta_columns"],
     "ratiofit.seeding": ["derive_rng", "derive_seed"],
     "ratiofit.training": ["TrainingData", "prepare_training_data", "train_reweighter"],
+    "ratiofit.exact_labels": ["ExactGrid", "GridCheck", "LABELS", "NOMINAL", "check_grid",
+                              "describe_points", "exact_grid", "soft_labels"],
     "ratiofit.reweighter": ["AveragedReweighter", "Calibration", "Reweighter", "Tilt",
                             "load_reweighters"],
     "ratiofit.fitting": ["FitProblem", "FitResult", "Objective", "landscape", "minimise"],

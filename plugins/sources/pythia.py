@@ -522,6 +522,11 @@ class Pythia:
     def feature_names(self, options: Mapping[str, Any]) -> Sequence[str]:
         return [*JET_NAMES, *OBSERVABLE_NAMES]
 
+    def alt_weight_theta(self, options: Mapping[str, Any]) -> list[dict[str, float]]:
+        """The θ of each exact-weight column the jets carry: the ``variations`` grid
+        (:func:`variation_grid`; empty without variations)."""
+        return variation_grid(options.get("variations") or {})
+
     def particle_fields(self, options: Mapping[str, Any]) -> Sequence[str]:
         """Per-particle fields of the returned jets (raw, then preprocessed)."""
         from ratiofit.plugins.jets.preprocessing import ONEHOT_SPECIES

@@ -176,6 +176,22 @@ reweighter's reference sample carries them reports `result.json["gold_closure"]`
 A grid point passes where no paired test (features, calibration) has p < 0.01 / (number of
 tests). The reweighter sees the jets' particles (pT fraction, Δη, Δφ, PID code), never the
 observables tested here.
+
+**Training on the exact weights.** The same weights can train the reweighter instead of a
+varied sample (`reweighter.labels: exact`, `ratiofit.exact_labels`): every nominal jet x_i
+is paired with every grid point θ_k (and with θ₀, weight 1) as one row with the soft label
+y = w_ik/(1 + w_ik) and the weight 1 + w_ik, the folding of "class 0: the jet with weight 1,
+class 1: the same jet with weight w_ik". Every loss of the form y A(f) + (1 − y) B(f) then
+contributes w A(f) + B(f) per jet, whose expectation at fixed (x, θ_k) is that of a
+classifier of p(x|θ₀) against E[w|x, θ_k] p(x|θ₀) = p(x|θ_k): BCE's optimum is the sigmoid
+d = E[w|x,θ]/(1 + E[w|x,θ]), i.e. the logit is log E[w|x, θ] = log p(x|θ)/p(x|θ₀), the ratio
+the gold closure tests (ALICE's soft-label cross-entropy, arXiv 1808.00973; `lr_direct`
+instead regresses the ratio itself, ½(f − w)², the ROLR loss of arXiv 1805.12244 /
+1805.00020, noisier where the weights are heavy-tailed). The label's noise is then that of
+w given x, not of a 0/1 label, and every jet serves every grid point. `reweighter.labels:
+both` adds the classification against the varied sample. How many jets BCE needs for the
+gold closure the exact weights reach: [gold-efficiency.md](gold-efficiency.md)
+(`specs/dctr_pythia_gold_exact.yaml`).
 """
 
 

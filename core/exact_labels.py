@@ -22,13 +22,13 @@ p(x|θ_k)/p(x|θ₀)). So every loss keeps its optimum and its output → log w 
 (ensembles.md Table I) with p_T/p_R replaced by E[w|x, θ]:
 
 - ``bce``: d = σ(f) → E[w|x,θ]/(1 + E[w|x,θ]), so the logit → log E[w|x,θ]. This is the
-  cross-entropy with soft labels from the joint ratio of ALICE (Stoye et al., arXiv
-  1808.00973, Eq. 8, "ALICE"), with its expectation over the mixture ½(p(x,z|θ₀) +
+  cross-entropy with soft labels from the joint ratio of ALICE (Stoye, Brehmer, Louppe,
+  Pavez, Cranmer, arXiv 1808.00973), with its expectation over the mixture ½(p(x,z|θ₀) +
   p(x,z|θ_k)) taken by importance sampling from θ₀ alone (the weight 1 + w).
 - ``mse``: the same d, by least squares against the soft label (a Brier-score variant).
 - ``lr_direct``: s ℓ = ½ (f − w)² + (a term free of f), so f → E[w|x,θ]: regression of
-  the ratio itself, the "ROLR" loss of Brehmer, Louppe, Pavez, Cranmer (arXiv 1805.12244,
-  "Mining gold"; 1805.00020, Sec. 3) on the θ₀ events (their term for events of θ_k,
+  the ratio itself, the "ROLR" loss of the "Mining gold" papers (Brehmer, Cranmer, Louppe,
+  Pavez, arXiv 1805.00020 and 1805.12244) on the θ₀ events (their term for events of θ_k,
   |1/r − 1/r̂|², needs a sample at θ_k and is left out). Squared errors weigh a
   heavy-tailed w with w², so this estimator is noisier than the cross-entropy wherever the
   weights' effective sample size is small (1808.00973 finds the same for ROLR/RASCAL

@@ -96,6 +96,13 @@ def test_both_labels_add_the_classification_with_equal_total_weight() -> None:
     assert np.isclose(w[hard].sum(), w[~hard].sum(), rtol=1e-5)
     assert np.isclose(w[y == 0].sum(), w[y == 1].sum(), rtol=1e-5)  # class balance
     assert data.exact is not None and data.exact["labels"] == "both"
+    arch, options = _mlp()
+    rw = train_reweighter(reference=ref, target=_target(30, 5), parameters=MU,
+                          architecture=arch, architecture_options=options,
+                          loss=get_registry().get("loss", "bce"), labels="both", seed=0,
+                          training=TrainingSpec(epochs=1, batch_size=64, checkpoint=False))
+    assert rw.metadata["labels"] == "both"
+    assert rw.metadata["n_train"] + rw.metadata["n_validation"] == len(y)
 
 
 def test_particle_batches_follow_the_row_to_event_map() -> None:

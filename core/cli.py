@@ -222,11 +222,18 @@ def _inference_lines(inference: dict[str, Any]) -> None:
         else:
             line = f"inference {n} = {fit['values'][i]:.4g} ± {fit['errors'][i]:.2g}"
         if n in comps:
-            what = "replicas" if inference.get("backend") == "unbinned" else \
-                "replicas, non-closure"
+            nonclosure = inference.get("learned_ratio", {}).get("nonclosure")
+            what = "replicas, non-closure" if nonclosure else "replicas"
             line += (f" [learned ratio ({what}) "
-                     f"{comps[n]['learned_ratio']:.2g}, the rest "
-                     f"{comps[n]['without_learned_ratio']:.2g}]")
+                     f"{comps[n]['learned_ratio']:.2g}, "
+                     + (f"simulation correction {comps[n]['simulation']:.2g}, "
+                        if comps[n].get("simulation") else "")
+                     + f"the rest {comps[n]['without_learned_ratio']:.2g}]")
+        correction = fit.get("correction") or {}
+        if correction.get("applied") and n in correction.get("parameters", {}) \
+                and not (pull and pull.get("theta") is not None):  # (a nuisance's is in α)
+            c = correction["parameters"][n]
+            line += f" (learned fit {c['fitted']:.4g}, corrected by {-c['bias']:+.3g})"
         click.echo(line)
     for t in inference.get("learned_ratio", {}).get("nonclosure", []):
         click.echo(f"inference {t['nuisance']}: non-closure at theta = {t['theta']:.4g} "

@@ -198,6 +198,8 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
         if "fit_without_learned_ratio" in inf:
             row["without_learned_ratio"] = entry(inf["fit_without_learned_ratio"], name,
                                                  truth.get(name))
+        if "fit_before_correction" in inf:  # the binned fit's simulation correction
+            row["learned"] = entry(inf["fit_before_correction"], name, truth.get(name))
         out["parameters"][name] = row
     out["gate"] = None
     out["warnings"] = inf.get("warnings", [])

@@ -154,6 +154,66 @@ def _nonclosure(spec: Spec, registry: Registry, samples: Samples, channels: Sequ
                                simulated=simulated, flow=ispec.flow)  # type: ignore[arg-type]
 
 
+def _correct(spec: Spec, registry: Registry, result: dict[str, Any], warnings: list[str],
+             cannot: str | None, *, model: Any, fit: Any, channels: Sequence[Any],
+             nuisances: Sequence[Any], learned_names: Sequence[str]) -> None:
+    """Replace ``result["fit"]`` by the simulation-corrected fit
+    (:mod:`ratiofit.binned_correction`), keeping the learned one in
+    ``result["fit_before_correction"]``; or say why there is none (``cannot``, or the
+    simulated data's fit failed)."""
+    from . import inference as inf
+    from .binned_correction import (
+        binned_simulation_correction,
+        corrected_fit,
+        tracked_parameters,
+    )
+
+    ispec = spec.inference
+    assert ispec is not None
+    correction = None
+    if cannot is None:
+        try:
+            correction = binned_simulation_correction(
+                spec, registry, model, fit, channels=channels, nuisances=nuisances,
+                tracked=tracked_parameters(fit, learned=learned_names), flow=ispec.flow)
+        except inf.InferenceError as exc:
+            cannot = f"the fit of the simulated data failed: {exc}"
+            warnings.append(f"no simulation correction: {cannot}")
+    if correction is None:
+        result["fit"]["correction"] = {"applied": False, "reason": cannot}
+        return
+    result["fit_before_correction"] = result["fit"]
+    fitd = corrected_fit(result["fit"], correction, {nu.name: nu for nu in nuisances})
+    result["fit"] = fitd
+    sim = np.sqrt(np.clip(np.diag(correction.covariance), 0.0, None))
+    units = {ispec.poi: 1.0, **{nu.name: nu.sigma for nu in nuisances}}
+    # (the learned fit keeps its own components; without learned-ratio modifiers the
+    # learned fit's error is all "the rest")
+    components = {k: dict(v) for k, v in (fitd.get("error_components") or {}).items()}
+    for n, unit in units.items():
+        if n in correction.names:
+            k = correction.names.index(n)
+            components[n] = {**components.get(n, {
+                "without_learned_ratio": unit * fit.error(n), "learned_ratio": 0.0}),
+                "total": unit * fitd["errors"][fitd["names"].index(n)],
+                "simulation": unit * float(sim[k])}
+    fitd["error_components"] = components
+    if not correction.converged:
+        warnings.append(
+            f"the simulation correction did not converge in {len(correction.steps)} "
+            "simulations: its last step is added to the errors (the learned model is far "
+            "from the simulation here; train the reweighter longer or on more events)")
+    if ispec.poi in correction.names:
+        k = correction.names.index(ispec.poi)
+        b, err = float(correction.bias[k]), fit.error(ispec.poi)
+        if err > 0 and abs(b) > 0.5 * err:
+            warnings.append(
+                f"the learned model biases {ispec.poi} by {b:+.3g} at the fit (simulation "
+                f"correction, {b / err:+.2f} of its error): the reported value and error are "
+                "corrected, the CLs, upper limit, impacts and plots are the learned model's "
+                "and inherit the bias (train the reweighter longer or on more events)")
+
+
 def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,
                   this: Reweighter | AveragedReweighter | None, executor: Executor | None = None,
                   progress: bool = False) -> dict[str, Any]:
@@ -273,7 +333,14 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
                                                  progress=progress)
     warnings: list[str] = []
     terms: list[Any] = []
-    nonclosure = _nonclosure_samples(spec, registry, nuisances)
+    # the simulation correction (ratiofit.binned_correction) where the model can be
+    # simulated at a fitted point: it removes the learned templates' bias at the fit, which
+    # the non-closure modifier would only widen the errors by, so it replaces that modifier
+    from .unbinned_correction import cannot_simulate
+
+    cannot = cannot_simulate(spec, registry) if start is None else (
+        "the model starts from an analysis's workspace, whose samples cannot be simulated")
+    nonclosure = {} if cannot is None else _nonclosure_samples(spec, registry, nuisances)
     learned_fit = None
     if any(len(r) >= 2 for r in replicas.values()) or nonclosure:
         # The learned-ratio and non-closure modifiers are evaluated at θ̂ of the fit
@@ -342,6 +409,8 @@ def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: P
         result["fit"]["error_components"] = components
     if learned_fit is not None:
         result["fit_without_learned_ratio"] = learned_fit.to_dict()
+    _correct(spec, registry, result, warnings, cannot, model=model, fit=fit,
+             channels=channels, nuisances=nuisances, learned_names=learned_names)
 
     limit, ranking = _tests(
         ispec, result, warnings,

@@ -136,9 +136,10 @@ class UncertaintySpec:
                                     "retrained and refitted (0: none; else at least 2).",
                                     minimum=0))
     correction: str = declared(Option(
-        "str", "simulation", "simulation: the one-step simulation correction at the fitted "
-        "θ (in a pyhf inference the non-closure modifier; in an unbinned one the refit of "
-        "simulated data, ratiofit.unbinned_correction); none: off.",
+        "str", "simulation", "simulation: the simulation correction at the fitted θ (in "
+        "an inference the refit of simulated data, ratiofit.binned_correction and "
+        "ratiofit.unbinned_correction; on an analysis's workspace the non-closure "
+        "modifier); none: off.",
         choices=("simulation", "none")))
     gate: bool = declared(Option("bool", True, "Test the reweighting at the fitted θ after "
                                  "every fit."))

@@ -127,17 +127,20 @@ def test_inference_carries_the_learned_ratio(inference_run: tuple[Path, dict]) -
     assert term["theta"] == pytest.approx(inf["fit_without_learned_ratio"]["pulls"]["shape"]
                                           ["theta"])
     assert 1 <= len(term["modifiers"]) <= 2
-    comps = inf["fit"]["error_components"]["mu"]
+    # the learned fit's share (before the simulation correction, which widens no less)
+    comps = inf["fit_before_correction"]["error_components"]["mu"]
     assert comps["total"] >= comps["without_learned_ratio"] * (1 - 1e-6)
     assert comps["learned_ratio"] ** 2 == pytest.approx(
         max(comps["total"] ** 2 - comps["without_learned_ratio"] ** 2, 0.0), abs=1e-12)
+    corrected = inf["fit"]["error_components"]["mu"]
+    assert corrected["total"] >= comps["total"] * (1 - 1e-6) and corrected["simulation"] > 0
     spec = json.loads((out / inf["workspace"]).read_text())
     names = {m["name"] for s in spec["channels"][0]["samples"] for m in s["modifiers"]}
     assert set(term["modifiers"]) <= names
-    (nonclosure,) = learned["nonclosure"]
-    assert nonclosure["theta"] == term["theta"] and nonclosure["ndf"] > 0
-    assert "shape_nonclosure" in names
-    assert inf["warnings"] == []
+    # the simulation correction replaces the non-closure modifier (its bias is removed,
+    # not only widened over)
+    assert learned["nonclosure"] == [] and "shape_nonclosure" not in names
+    assert inf["fit"]["correction"]["applied"]
 
 
 def test_inference_without_replicas_warns(tmp_path: Path) -> None:
@@ -149,10 +152,11 @@ def test_inference_without_replicas_warns(tmp_path: Path) -> None:
     assert "inference mu = " in res.output
     inf = json.loads((tmp_path / "out" / "result.json").read_text())["inference"]
     assert inf["learned_ratio"]["terms"] == []
-    # the non-closure at θ̂ needs no replicas: the source simulates there
-    (nonclosure,) = inf["learned_ratio"]["nonclosure"]
-    assert list(nonclosure["modifiers"]) == ["shape_nonclosure"]
-    assert "error_components" in inf["fit"]
+    # the simulation correction needs no replicas: the source simulates at the fit
+    assert inf["learned_ratio"]["nonclosure"] == [] and inf["fit"]["correction"]["applied"]
+    comps = inf["fit"]["error_components"]["mu"]
+    assert comps["learned_ratio"] == 0 and comps["simulation"] > 0
+    assert comps["total"] >= comps["without_learned_ratio"] * (1 - 1e-6)
 
 
 def test_coverage_repeat_injects_signal_and_draws_the_measurement() -> None:

@@ -1,0 +1,153 @@
+"""The refit correction of a likelihood fit: solve f(v) = v̂ with simulated data.
+
+A likelihood fit whose model holds a learned piece (a reweighter's θ dependence, a trained
+density ratio) finds v̂ where the *learned* model matches the data. Where the learned piece
+is off near v̂, every v̂ moves by the same amount whatever the data statistics, and the
+bootstrap replicas of the learned piece cannot see it (the bias is common to every training
+of the same network on the same number of events). Where the sources can simulate, the
+same model fitted to **simulated data at a point v** (data with the expectation of the
+fitted model at v, from the true simulator) gives f(v); f(v) − v is the model's bias at v.
+The corrected value v* solves f(v*) = v̂ (a parametric-bootstrap bias correction): it is
+the point whose simulation the learned model fits to the data's values.
+
+:func:`solve_refit_correction` finds it from v = v̂, one simulation per step (the caller
+keeps the same seeds every step, so that steps differ by v alone), with Broyden's secant
+Jacobian of f (:func:`ratiofit.correction.secant_jacobian`): one step where the bias is
+constant near v̂, a few where it grows with the parameters or where the learned model's fit
+sits at a bound. No step moves a parameter by more than :data:`MAX_STEP_ERRORS` of its
+errors; it stops when a step would move every parameter by less than a fifth of its error,
+or after :data:`MAX_STEPS` simulations (``converged`` False, and the last step's size is
+then part of the correction's error).
+
+Its backends: the unbinned fit (:mod:`ratiofit.unbinned_correction`) and the binned pyhf
+fit (:mod:`ratiofit.binned_correction`); each supplies the simulate-and-fit callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .correction import secant_jacobian
+
+__all__ = ["MAX_STEPS", "MAX_STEP_ERRORS", "RefitCorrection", "solve_refit_correction"]
+
+#: At most this many simulations (steps) in the correction.
+MAX_STEPS = 6
+#: A step moves no parameter by more than this many of its errors.
+MAX_STEP_ERRORS = 2.0
+
+
+@dataclass
+class RefitCorrection:
+    """The outcome of :func:`solve_refit_correction`: per parameter (``names`` order) the
+    fitted value v̂ and the corrected one (the learned model's bias b = v̂ − corrected);
+    ``covariance`` the correction's own (``simulation``) covariance; the replicas'
+    biases where the backend corrects replicas."""
+
+    names: list[str]
+    values: np.ndarray
+    corrected: np.ndarray
+    covariance: np.ndarray
+    events: dict[str, int]
+    events_per_expected: int
+    #: the simulations: the point each was made at and the fitted values there
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    converged: bool = False
+    #: the Jacobian ∂f/∂v of the learned model's fit of simulated data, from the steps
+    jacobian: np.ndarray | None = None
+    #: per replica its bias, ``None`` where its fit of the simulated data failed
+    replica_bias: list[np.ndarray | None] = field(default_factory=list)
+
+    @property
+    def bias(self) -> np.ndarray:
+        return self.values - self.corrected
+
+    def error_scale(self) -> np.ndarray:
+        """Per parameter, how much the data's statistical error grows through the
+        correction: |(J⁻¹)ᵢᵢ| where the learned model follows the parameter less than
+        one-to-one, at least 1 (never shrunk on a Jacobian from a few noisy steps) and at
+        most 3 (a larger one says the steps did not determine J; ``jacobian`` shows it)."""
+        p = len(self.names)
+        if self.jacobian is None:
+            return np.ones(p)
+        try:
+            inv = np.linalg.inv(self.jacobian)
+        except np.linalg.LinAlgError:
+            return np.ones(p)
+        d = np.abs(np.diag(inv))
+        return np.where(np.isfinite(d), np.clip(d, 1.0, 3.0), 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        err = np.sqrt(np.clip(np.diag(self.covariance), 0.0, None))
+        return {"applied": True, "events": self.events,
+                "events_per_expected": self.events_per_expected, "converged": self.converged,
+                "steps": self.steps, "error_scale": self.error_scale().tolist(),
+                "jacobian": None if self.jacobian is None else self.jacobian.tolist(),
+                "parameters": {n: {"fitted": float(v), "bias": float(v - c),
+                                   "corrected": float(c), "error": float(e)}
+                               for n, v, c, e in zip(self.names, self.values, self.corrected,
+                                                     err, strict=True)},
+                "replica_bias": [None if b is None else b.tolist()
+                                 for b in self.replica_bias]}
+
+
+#: ``simulate_fit(point)`` → (the learned model's fitted values of data simulated at
+#: ``point``, their covariance, the events drawn per component)
+SimulateFit = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, dict[str, int]]]
+
+
+def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: np.ndarray,
+                           lower: np.ndarray, upper: np.ndarray, simulate_fit: SimulateFit,
+                           events_per_expected: int) -> RefitCorrection:
+    """Solve f(v) = v̂ (module docstring) for ``fitted`` = v̂ with ``errors`` its errors;
+    the simulations are made at v within [``lower``, ``upper``] (a POI below its bound is
+    simulated at the bound: no negative yields). The correction's covariance is the last
+    simulated fit's over ``events_per_expected`` (its events per expected event: the
+    weighted events' covariance I⁻¹·(Σw²/Σw) with equal weights 1/K, bounded by the fit's
+    covariance over K because constraints add curvature but no noise), plus the last
+    step's size where the steps did not converge. ``simulate_fit``'s errors propagate."""
+    p = len(names)
+    fitted = np.asarray(fitted, dtype=np.float64)
+    errors = np.asarray(errors, dtype=np.float64)
+    scale = np.where(errors > 0, errors, np.inf)
+    at = fitted.copy()
+    jac = np.eye(p)
+    steps: list[dict[str, Any]] = []
+    converged = False
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+    moved = np.zeros(p)
+    cov = np.zeros((p, p))
+    counts: dict[str, int] = {}
+    for _ in range(MAX_STEPS):
+        point = np.clip(at, lower, upper)
+        got, cov, counts = simulate_fit(point)
+        if previous is not None:
+            dv, df = point - previous[0], got - previous[1]
+            if float(dv @ dv) > 0:  # Broyden's update of J along the step
+                jac = secant_jacobian(jac, step=dv, change=df)
+        previous = (point, got)
+        try:
+            delta = np.linalg.solve(jac, fitted - got)
+        except np.linalg.LinAlgError:
+            delta = fitted - got
+        if not np.all(np.isfinite(delta)):
+            delta = fitted - got
+        delta = np.clip(delta, -MAX_STEP_ERRORS * errors, MAX_STEP_ERRORS * errors)
+        new = point + delta
+        moved = np.abs(new - at)
+        steps.append({"at": point.tolist(), "simulated_fit": got.tolist(),
+                      "next": new.tolist()})
+        at = new
+        if np.all(moved <= 0.2 * scale):
+            converged = True
+            break
+    cov = np.asarray(cov, dtype=np.float64) / events_per_expected
+    if not converged:  # still moving: the last step's size is part of the error
+        cov = cov + np.diag(np.where(errors > 0, moved, 0.0) ** 2)
+    return RefitCorrection(names=list(names), values=fitted, corrected=at, covariance=cov,
+                           events=counts, events_per_expected=events_per_expected,
+                           steps=steps, converged=converged, jacobian=jac)

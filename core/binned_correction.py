@@ -23,6 +23,10 @@ at v:
 * the auxiliary data at v (pyhf's Asimov auxiliary data: each constraint's centre at its
   parameter's value at v).
 
+The samples' totals are the model's own at v: the correction removes a wrong *shape* of
+the learned θ dependence, not a wrong normalisation of it (which the reweighter's
+calibration sets; a source's events carry no cross-section to compare it with).
+
 v holds the scalar parameters (POIs, reweighter nuisances, lumi, normsys, normfactors);
 the per-bin ones (staterror's γ) and the learned-ratio modifiers' are kept at their fitted
 values and refitted with the rest. The correction's error (``simulation``) is the last

@@ -122,11 +122,20 @@ COVERAGE = {
     "coverage-inference_analysis-unbinned-0.1-secant": (
         "ratiofit coverage specs/inference_analysis.yaml --backend unbinned --repeats 100 "
         "--scale 0.1 --workers 2 -o runs/coverage-inference_analysis-unbinned-0.1-secant "
-        "(code of commit bce8306)", 0.1,
-        "the simulation correction as it is now (commit b64fd18): Broyden secant steps, up "
-        "to 6 simulations, the data's error widened through the Jacobian, an unconverged "
-        "correction's last step added to its error. Started at the end of a session and "
-        "stopped when it ended"),
+        "(code of commit 4404b20)", 0.1,
+        "the simulation correction with Broyden secant steps (up to 6 simulations), the "
+        "data's error widened through the Jacobian, an unconverged correction's last step "
+        "added to its error (commit b64fd18; 4404b20 and 7898338 changed no number). The "
+        "first 22 repeats ran with the code of bce8306 in an earlier session and were "
+        "reused: rerun with 4404b20, repeats 0-4, 6 and 8 gave the same POI pulls to the "
+        "last digit"),
+    "coverage-inference_analysis-0.25-corrected": (
+        "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
+        "-o runs/coverage-inference_analysis-0.25-corrected (code of commit 7898338)", 0.25,
+        "pyhf, exact mode, as coverage-inference_analysis-0.25 above but with the binned "
+        "simulation correction (ratiofit.binned_correction) in place of the non-closure "
+        "modifier; the 'learned fit, before the correction' rows are the same repeats' fit "
+        "with the learned-ratio modifiers, before the correction"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),

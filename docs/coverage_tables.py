@@ -125,7 +125,7 @@ COVERAGE = {
         "(code of commit 4404b20)", 0.1,
         "the simulation correction with Broyden secant steps (up to 6 simulations), the "
         "data's error widened through the Jacobian, an unconverged correction's last step "
-        "added to its error (commit b64fd18; 4404b20 and 7898338 changed no number). The "
+        "added to its error (commit b64fd18; 4404b20 changed no number). The "
         "first 22 repeats ran with the code of bce8306 in an earlier session and were "
         "reused: rerun with 4404b20, repeats 0-4, 6 and 8 gave the same POI pulls to the "
         "last digit"),

@@ -220,16 +220,33 @@ def _silenced() -> Iterator[None]:
         os.close(saved)
 
 
+# This process's pristine PYTHIA (constructed, quiet, never initialised, never changed):
+# the source of the settings and particle data that every new instance copies.
+_TEMPLATE: Any = None
+
+
 def _new_pythia() -> Any:
+    """A PYTHIA in its constructed state with the quiet settings, not initialised.
+
+    Constructing PYTHIA reads its XML databases (≈ 0.1 s); this is done once per process,
+    into :data:`_TEMPLATE`, and every instance after that is made with PYTHIA's copying
+    constructor ``Pythia(settings, particleData)`` (≈ 5 ms), which deep-copies both
+    databases: the instance starts from exactly the state a fresh construction would give
+    (the same events for the same settings and seed, checked in tests/test_pythia.py), and
+    nothing read into it reaches the template.
+    """
+    global _TEMPLATE
     from ratiofit.extras import require
 
     pythia8mc = require("pythia8mc", extra="pythia", by="source 'pythia'")
 
     with _silenced():
-        py = pythia8mc.Pythia("", False)  # False: no banner
-        for s in _QUIET_SETTINGS:
-            py.readString(s, False)
-    return py
+        if _TEMPLATE is None:
+            template = pythia8mc.Pythia("", False)  # False: no banner
+            for s in _QUIET_SETTINGS:
+                template.readString(s, False)
+            _TEMPLATE = template
+        return pythia8mc.Pythia(_TEMPLATE.settings, _TEMPLATE.particleData, False)
 
 
 def _setting_name(line: str) -> str:
@@ -273,19 +290,46 @@ class _Block:
                 "n_jets": self.n_jets, "versions": _versions()}
 
 
-def _visible(batch: Any) -> Any:
-    """Visible final-state particles of a ``nextBatch`` result: n * var * {px, py, pz, E, pid}."""
+@dataclass(frozen=True)
+class _Visible:
+    """Visible final-state particles of some events, flat: ``counts[e]`` particles of
+    event e, then the next event's (float64 momenta in GeV, int32 PDG ids)."""
+
+    counts: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    e: np.ndarray
+    pid: np.ndarray
+
+    @staticmethod
+    def concatenate(parts: Sequence[_Visible]) -> _Visible:
+        return _Visible(*(np.concatenate([getattr(p, f) for p in parts])
+                          for f in ("counts", "px", "py", "pz", "e", "pid")))
+
+
+def _visible(batch: Any) -> _Visible:
+    """Visible final-state particles (status > 0, no neutrinos) of a ``nextBatch`` result.
+
+    The event records are read as flat numpy columns (one awkward call per field, none
+    per event or particle) and selected with one mask.
+    """
     import awkward as ak
 
-    prt = batch["prt"]
-    apid = abs(prt["id"])
-    keep = prt["status"] > 0
-    for nu in _NEUTRINOS:
-        keep = keep & (apid != nu)
-    kept = prt[keep]
-    p = kept["p"]
-    return ak.zip({"px": p["px"], "py": p["py"], "pz": p["pz"], "E": p["e"],
-                   "pid": kept["id"]}, with_name=None)
+    from ratiofit.plugins.jets.observables import flat_lists
+
+    n_all, prt = flat_lists(batch["prt"])
+    pid = np.asarray(ak.to_numpy(prt["id"]))
+    keep = (np.asarray(ak.to_numpy(prt["status"])) > 0) \
+        & ~np.isin(np.abs(pid), np.asarray(_NEUTRINOS, dtype=pid.dtype))
+    p = prt["p"]
+    event = np.repeat(np.arange(len(n_all)), n_all)
+    return _Visible(counts=np.bincount(event[keep], minlength=len(n_all)).astype(np.int64),
+                    px=np.asarray(ak.to_numpy(p["px"]), dtype=np.float64)[keep],
+                    py=np.asarray(ak.to_numpy(p["py"]), dtype=np.float64)[keep],
+                    pz=np.asarray(ak.to_numpy(p["pz"]), dtype=np.float64)[keep],
+                    e=np.asarray(ak.to_numpy(p["e"]), dtype=np.float64)[keep],
+                    pid=pid[keep].astype(np.int32))
 
 
 def _kinematics(px: np.ndarray, py: np.ndarray, pz: np.ndarray
@@ -297,51 +341,81 @@ def _kinematics(px: np.ndarray, py: np.ndarray, pz: np.ndarray
     return pt, eta, np.arctan2(py, px)
 
 
-def _cluster(visible: Any, block: _Block) -> tuple[Any, np.ndarray, np.ndarray]:
+def _ragged_take(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Flat positions of the ranges ``[starts[i], starts[i] + sizes[i])``, concatenated."""
+    total = int(sizes.sum())
+    first = np.cumsum(sizes) - sizes  # where range i begins in the output
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - first, sizes)
+
+
+def _cluster(visible: _Visible, block: _Block) -> tuple[Any, np.ndarray, np.ndarray]:
     """Cluster events; keep those with ≥ ``n_jets`` jets, their ``n_jets`` leading jets.
 
     Returns the constituents ``[n_kept * n_jets] * var * {pt, eta, phi, pid}`` (jets of
     an event consecutive, most energetic first), the jets' ``[n, 4]`` (E, pT, η, φ) and
-    the events kept (a boolean mask over ``visible``).
+    the events kept (a boolean mask over the events of ``visible``).
+
+    One FastJet call clusters all events; its jets and constituent indices are read back
+    as flat numpy arrays and selected, sorted and gathered with numpy index arithmetic.
     """
     import awkward as ak
     import fastjet
 
+    from ratiofit.plugins.jets.observables import flat_lists, jagged_columns
+
+    counts = visible.counts
+    n_events = len(counts)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    events = ak.Array(ak.contents.ListOffsetArray(
+        ak.index.Index64(offsets),
+        ak.contents.RecordArray([ak.contents.NumpyArray(a) for a in
+                                 (visible.px, visible.py, visible.pz, visible.e)],
+                                ["px", "py", "pz", "E"])))
     jetdef = fastjet.JetDefinition(fastjet.ee_genkt_algorithm, block.jet_r, block.jet_p)
-    four = ak.zip({k: visible[k] for k in ("px", "py", "pz", "E")}, with_name=None)
     with _silenced():  # the FastJet banner on first use
-        cs = fastjet.ClusterSequence(four, jetdef)  # one C++ call for all events given
+        cs = fastjet.ClusterSequence(events, jetdef)  # one C++ call for all events given
         jets = cs.inclusive_jets()
         index = cs.constituent_index()
-    order = ak.argsort(jets["E"], axis=1, ascending=False)
-    jets, index = jets[order][:, :block.n_jets], index[order][:, :block.n_jets]
-    ok = ak.to_numpy(ak.num(jets, axis=1)) >= block.n_jets
-    jets, index, vis = jets[ok], index[ok], visible[ok]
+    # jets of all events, flat (event by event, FastJet's order), and their constituents
+    n_jets_of, jet4 = jagged_columns(jets, ("px", "py", "pz", "E"))
+    per_event, per_jet = flat_lists(index)  # per_jet: [all jets] * var * particle index
+    jet_sizes, members = flat_lists(per_jet)
+    jet_members = np.asarray(ak.to_numpy(members), dtype=np.int64)
+    if not (np.array_equal(per_event, n_jets_of) and len(n_jets_of) == n_events):
+        raise RuntimeError("FastJet's jets and their constituents do not match")
 
-    # Constituent indices are per event; shift them into the flat particle array.
-    n_vis = ak.to_numpy(ak.num(vis, axis=1)).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(n_vis)[:-1]]).astype(np.int64)
-    per_jet = ak.flatten(index, axis=1)  # [n_kept * n_jets] * var
-    sizes = ak.to_numpy(ak.num(per_jet, axis=1)).astype(np.int64)
-    event_of_jet = np.repeat(np.arange(len(vis)), block.n_jets)
-    flat_idx = ak.to_numpy(ak.flatten(per_jet, axis=None)).astype(np.int64) \
-        + np.repeat(starts[event_of_jet], sizes)
-    flat = {k: ak.to_numpy(ak.flatten(vis[k], axis=None)) for k in ("px", "py", "pz", "pid")}
-    pt, eta, phi = _kinematics(flat["px"][flat_idx], flat["py"][flat_idx],
-                               flat["pz"][flat_idx])
-    pid = flat["pid"][flat_idx].astype(np.int32)
+    # Per event, jets by decreasing energy (stable: ties keep FastJet's order); keep the
+    # first n_jets of the events that have at least n_jets.
+    event_of_jet = np.repeat(np.arange(n_events), n_jets_of)
+    by_energy = np.lexsort((-np.asarray(jet4["E"], dtype=np.float64), event_of_jet))
+    first_jet = np.cumsum(n_jets_of) - n_jets_of
+    rank = np.arange(len(by_energy)) - first_jet[event_of_jet]  # event_of_jet is sorted
+    ok = n_jets_of >= block.n_jets
+    chosen = by_energy[(rank < block.n_jets) & ok[event_of_jet]]
+
+    # Their constituents, as indices into the flat particle arrays.
+    jet_start = np.cumsum(jet_sizes) - jet_sizes
+    sizes = jet_sizes[chosen]
+    flat_idx = jet_members[_ragged_take(jet_start[chosen], sizes)] \
+        + np.repeat(offsets[event_of_jet[chosen]], sizes)
+    pt, eta, phi = _kinematics(visible.px[flat_idx], visible.py[flat_idx],
+                               visible.pz[flat_idx])
+    pid = visible.pid[flat_idx].astype(np.int32)
     # Constituents by decreasing pT within each jet: sort on (jet, -pT) in one lexsort.
     owner = np.repeat(np.arange(len(sizes)), sizes)
     perm = np.lexsort((-pt, owner))
     cols = {"pt": pt[perm], "eta": eta[perm], "phi": phi[perm]}
     record = {k: v.astype(np.float32) for k, v in cols.items()}
     record["pid"] = pid[perm]
-    constituents = ak.unflatten(ak.zip(record, depth_limit=1), sizes, axis=0)
+    constituents = ak.Array(ak.contents.ListOffsetArray(
+        ak.index.Index64(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)),
+        ak.contents.RecordArray([ak.contents.NumpyArray(record[k]) for k in record],
+                                list(record))))
 
-    jflat = {k: ak.to_numpy(ak.flatten(jets[k], axis=None)).astype(np.float64)
-             for k in ("px", "py", "pz", "E")}
-    jpt, jeta, jphi = _kinematics(jflat["px"], jflat["py"], jflat["pz"])
-    return constituents, np.stack([jflat["E"], jpt, jeta, jphi], axis=1), ok
+    jx, jy, jz, je = (np.asarray(jet4[k], dtype=np.float64)[chosen]
+                      for k in ("px", "py", "pz", "E"))
+    jpt, jeta, jphi = _kinematics(jx, jy, jz)
+    return constituents, np.stack([je, jpt, jeta, jphi], axis=1), ok
 
 
 def _variation_columns(py: Any, n: int) -> list[int]:
@@ -375,7 +449,9 @@ def _generate_block(block: _Block) -> tuple[Any, np.ndarray, np.ndarray | None]:
         # Events are accepted in generation order and the event sequence of a seed does
         # not depend on how it is batched, so the block's content is fixed by its seed.
         need = block.n_events - have
-        visible, event_w, got = [], [], 0
+        visible: list[_Visible] = []
+        event_w: list[np.ndarray] = []
+        got = 0
         while got < need:
             with _silenced():
                 # Full event records (with history) are large: read them in sub-batches,
@@ -390,7 +466,7 @@ def _generate_block(block: _Block) -> tuple[Any, np.ndarray, np.ndarray | None]:
             got += len(batch)
         tried += got
         # One ClusterSequence call for all events of this pass (normally the whole block).
-        c, j, ok = _cluster(ak.concatenate(visible, axis=0), block)
+        c, j, ok = _cluster(_Visible.concatenate(visible), block)
         kept = min(int(ok.sum()), need)
         parts.append(c[: kept * block.n_jets])
         jets.append(j[: kept * block.n_jets])

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run test test-slow bench docs docs-tables lint clean
+.PHONY: setup run test test-slow bench bench-pythia docs docs-tables lint clean
 
 $(STAMP): pyproject.toml examples/ratiofit-example-plugins/pyproject.toml \
 		examples/ratiofit-papers/pyproject.toml
@@ -42,6 +42,11 @@ bench: $(STAMP)
 	$(PY) bench/bench_srgn.py
 	$(PY) bench/bench_reweight.py
 	$(PY) bench/bench_sources.py
+
+## make bench-pythia: the pythia source alone (events/s against a bare next() loop, 1 and 2
+## processes; bench/results/pythia_source.json; about 1.5 minutes on 2 idle CPU cores)
+bench-pythia: $(STAMP)
+	$(PY) bench/bench_pythia.py
 
 ## make docs-tables: regenerate the result tables in docs/ from the run directories
 docs-tables: $(STAMP)

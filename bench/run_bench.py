@@ -51,8 +51,8 @@ Writes five JSON files (atomically: a temporary file renamed into place) under
 
 ``pythia_source.json``
     e+e- events/s of the ``pythia`` source against a bare ``pythia.next()`` loop in the
-    same run, with 1 and 2 worker processes; see ``bench/bench_pythia.py`` (about a
-    minute on 2 CPU cores).
+    same run, with 1 and 2 worker processes, and the stages of a block; see
+    ``bench/bench_pythia.py`` (about 1.5 minutes on 2 idle CPU cores).
 
 Seeds are fixed throughout. Both files carry the machine (CPU count, library versions,
 git commit, date) and the 1-minute load average before and after, because anything else

@@ -167,6 +167,7 @@ def _correct(spec: Spec, registry: Registry, result: dict[str, Any], warnings: l
         corrected_fit,
         tracked_parameters,
     )
+    from .refit_correction import limit_warnings
 
     ispec = spec.inference
     assert ispec is not None
@@ -198,6 +199,7 @@ def _correct(spec: Spec, registry: Registry, result: dict[str, Any], warnings: l
                 "total": unit * fitd["errors"][fitd["names"].index(n)],
                 "simulation": unit * float(sim[k])}
     fitd["error_components"] = components
+    warnings.extend(limit_warnings(correction, {nu.name: nu.theta for nu in nuisances}))
     if not correction.converged:
         warnings.append(
             f"the simulation correction did not converge in {len(correction.steps)} "

@@ -19,13 +19,23 @@ errors; it stops when a step would move every parameter by less than a fifth of 
 or after :data:`MAX_STEPS` simulations (``converged`` False, and the last step's size is
 then part of the correction's error).
 
+A learned fit that ends on a parameter's range limit is the case where the learned model
+follows that parameter too weakly (measured on ``specs/inference_analysis.yaml`` at
+``--scale 0.25``, pyhf: the learned width fit ran to its limit whenever the truth was more
+than 1.3 prior widths from nominal). There f is flat: every v between the limit and some
+edge e gives f(v) on the limit, so f(v) = v̂ has no unique solution and the secant steps
+cannot move. :func:`solve_refit_correction` then finds e (simulations moving that
+parameter inwards by 1/16, 1/8, 1/4, 1/2 of its range until the simulated fit leaves the
+limit, and one bisection) and reports the middle of [limit, e] with half its length as an
+error component (``at_limit``), the parameter then held there while the others are solved.
+
 Its backends: the unbinned fit (:mod:`ratiofit.unbinned_correction`) and the binned pyhf
 fit (:mod:`ratiofit.binned_correction`); each supplies the simulate-and-fit callable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +43,8 @@ import numpy as np
 
 from .correction import secant_jacobian
 
-__all__ = ["MAX_STEPS", "MAX_STEP_ERRORS", "RefitCorrection", "solve_refit_correction"]
+__all__ = ["LIMIT_PROBES", "MAX_STEPS", "MAX_STEP_ERRORS", "RefitCorrection", "limit_warnings",
+           "solve_refit_correction"]
 
 #: At most this many simulations (steps) in the correction.
 MAX_STEPS = 6
@@ -61,6 +72,10 @@ class RefitCorrection:
     jacobian: np.ndarray | None = None
     #: per replica its bias, ``None`` where its fit of the simulated data failed
     replica_bias: list[np.ndarray | None] = field(default_factory=list)
+    #: parameters whose learned fit ended on a range limit that the simulated fits keep
+    #: returning to: name → {"limit", "edge"} (the data are consistent with any value
+    #: between them; :func:`solve_refit_correction`)
+    at_limit: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def bias(self) -> np.ndarray:
@@ -92,7 +107,8 @@ class RefitCorrection:
                                for n, v, c, e in zip(self.names, self.values, self.corrected,
                                                      err, strict=True)},
                 "replica_bias": [None if b is None else b.tolist()
-                                 for b in self.replica_bias]}
+                                 for b in self.replica_bias],
+                "at_limit": self.at_limit}
 
 
 #: ``simulate_fit(point)`` → (the learned model's fitted values of data simulated at
@@ -117,6 +133,7 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
     at = fitted.copy()
     jac = np.eye(p)
     steps: list[dict[str, Any]] = []
+    at_limit, frozen, half = _limits(names, fitted, lower, upper, simulate_fit, at, steps)
     converged = False
     previous: tuple[np.ndarray, np.ndarray] | None = None
     moved = np.zeros(p)
@@ -137,7 +154,8 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
         if not np.all(np.isfinite(delta)):
             delta = fitted - got
         delta = np.clip(delta, -MAX_STEP_ERRORS * errors, MAX_STEP_ERRORS * errors)
-        new = point + delta
+        delta[frozen] = 0.0
+        new = np.where(frozen, at, point + delta)
         moved = np.abs(new - at)
         steps.append({"at": point.tolist(), "simulated_fit": got.tolist(),
                       "next": new.tolist()})
@@ -148,6 +166,86 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
     cov = np.asarray(cov, dtype=np.float64) / events_per_expected
     if not converged:  # still moving: the last step's size is part of the error
         cov = cov + np.diag(np.where(errors > 0, moved, 0.0) ** 2)
+    cov = cov + np.diag(half ** 2)  # a limit's span (module docstring)
     return RefitCorrection(names=list(names), values=fitted, corrected=at, covariance=cov,
                            events=counts, events_per_expected=events_per_expected,
-                           steps=steps, converged=converged, jacobian=jac)
+                           steps=steps, converged=converged, jacobian=jac,
+                           at_limit=at_limit)
+
+
+#: Inward probes from a range limit, as fractions of the parameter's range.
+LIMIT_PROBES = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
+
+
+def _limits(names: Sequence[str], fitted: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+            simulate_fit: SimulateFit, at: np.ndarray, steps: list[dict[str, Any]]
+            ) -> tuple[dict[str, dict[str, float]], np.ndarray, np.ndarray]:
+    """The parameters whose learned fit ends on a range limit that a simulation there
+    returns to (module docstring): their edge e, ``at`` moved to the middle of [limit, e]
+    (in place), the frozen mask and the half-lengths. Each simulation is recorded in
+    ``steps``."""
+    p = len(names)
+    span = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
+    tol = 1e-3 * span
+    on_lower = np.isfinite(span) & (np.abs(fitted - lower) <= tol)
+    on_upper = np.isfinite(span) & (np.abs(fitted - upper) <= tol)
+    frozen = np.zeros(p, dtype=bool)
+    half = np.zeros(p)
+    out: dict[str, dict[str, float]] = {}
+    if not np.any(on_lower | on_upper):
+        return out, frozen, half
+
+    def probe(point: np.ndarray) -> np.ndarray:
+        point = np.clip(point, lower, upper)
+        got, _, _ = simulate_fit(point)
+        steps.append({"at": point.tolist(), "simulated_fit": got.tolist(), "probe": True})
+        return got
+
+    first = probe(fitted.copy())
+    for i in np.flatnonzero(on_lower | on_upper):
+        limit = float(lower[i] if on_lower[i] else upper[i])
+        inward = 1.0 if on_lower[i] else -1.0
+        if abs(first[i] - limit) > tol[i]:
+            continue  # the simulation leaves the limit: the ordinary steps solve it
+        stuck, free = 0.0, None
+        for frac in LIMIT_PROBES:
+            v = fitted.copy()
+            v[i] = limit + inward * frac * span[i]
+            if abs(probe(v)[i] - limit) > tol[i]:
+                free = frac
+                break
+            stuck = frac
+        if free is None:  # still on the limit half a range away: the data say little
+            edge_frac = stuck
+        else:  # one bisection of [stuck, free], then its middle
+            mid = 0.5 * (stuck + free)
+            v = fitted.copy()
+            v[i] = limit + inward * mid * span[i]
+            if abs(probe(v)[i] - limit) <= tol[i]:
+                stuck = mid
+            else:
+                free = mid
+            edge_frac = 0.5 * (stuck + free)
+        edge = limit + inward * edge_frac * span[i]
+        at[i] = 0.5 * (limit + edge)
+        half[i] = 0.5 * abs(edge - limit)
+        frozen[i] = True
+        out[names[int(i)]] = {"limit": limit, "edge": float(edge)}
+    return out, frozen, half
+
+
+def limit_warnings(correction: RefitCorrection,
+                   theta: Mapping[str, Callable[[float], float]] | None = None) -> list[str]:
+    """One ``warning:`` line per parameter of ``correction.at_limit``, in θ units where
+    ``theta`` maps its name (a nuisance's standardised value to its θ)."""
+    out = []
+    for n, d in correction.at_limit.items():
+        to = (theta or {}).get(n, lambda v: v)
+        limit, edge = float(to(d["limit"])), float(to(d["edge"]))
+        out.append(
+            f"the learned fit of {n} ends on its range limit {limit:.4g}, and data simulated "
+            f"anywhere between {limit:.4g} and {edge:.4g} are fitted there too (the learned "
+            f"model follows {n} too weakly): {n} is reported as the middle of that span, "
+            "with half its length in its error (train the reweighter longer or on more "
+            "events)")
+    return out

@@ -132,6 +132,7 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         concatenate_events,
     )
     from .inference_stage import _attempt, _inference_replicas, _tests
+    from .refit_correction import limit_warnings
     from .unbinned_correction import cannot_simulate, simulation_correction
 
     ispec = spec.inference
@@ -294,6 +295,8 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
     grow = np.ones(len(fit.names)) if correction is None else correction.error_scale()
     if correction is not None:
         stat = stat * np.outer(grow, grow)
+        warnings.extend(limit_warnings(correction, {n: nu.theta for n, nu in
+                                                    model.nuisances.items()}))
         if not correction.converged:
             warnings.append(
                 f"the simulation correction did not converge in {len(correction.steps)} "

@@ -28,6 +28,9 @@ cannot move. :func:`solve_refit_correction` then finds e (simulations moving tha
 parameter inwards by 1/16, 1/8, 1/4, 1/2 of its range until the simulated fit leaves the
 limit, and one bisection) and reports the middle of [limit, e] with half its length as an
 error component (``at_limit``), the parameter then held there while the others are solved.
+The others' solution depends on the held value (the POI on the background's width, say):
+it is solved again with the held parameter at e, and the shift is one more error component
+of each (``at_limit[name]["shift"]``).
 
 Its backends: the unbinned fit (:mod:`ratiofit.unbinned_correction`) and the binned pyhf
 fit (:mod:`ratiofit.binned_correction`); each supplies the simulate-and-fit callable.
@@ -74,8 +77,9 @@ class RefitCorrection:
     replica_bias: list[np.ndarray | None] = field(default_factory=list)
     #: parameters whose learned fit ended on a range limit that the simulated fits keep
     #: returning to: name → {"limit", "edge"} (the data are consistent with any value
-    #: between them; :func:`solve_refit_correction`)
-    at_limit: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: between them) and "shift" (the other parameters' solution with it held at the
+    #: edge; :func:`solve_refit_correction`)
+    at_limit: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def bias(self) -> np.ndarray:
@@ -130,43 +134,58 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
     fitted = np.asarray(fitted, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
     scale = np.where(errors > 0, errors, np.inf)
-    at = fitted.copy()
-    jac = np.eye(p)
     steps: list[dict[str, Any]] = []
-    at_limit, frozen, half = _limits(names, fitted, lower, upper, simulate_fit, at, steps)
-    converged = False
-    previous: tuple[np.ndarray, np.ndarray] | None = None
-    moved = np.zeros(p)
-    cov = np.zeros((p, p))
-    counts: dict[str, int] = {}
-    for _ in range(MAX_STEPS):
-        point = np.clip(at, lower, upper)
-        got, cov, counts = simulate_fit(point)
-        if previous is not None:
-            dv, df = point - previous[0], got - previous[1]
-            if float(dv @ dv) > 0:  # Broyden's update of J along the step
-                jac = secant_jacobian(jac, step=dv, change=df)
-        previous = (point, got)
-        try:
-            delta = np.linalg.solve(jac, fitted - got)
-        except np.linalg.LinAlgError:
-            delta = fitted - got
-        if not np.all(np.isfinite(delta)):
-            delta = fitted - got
-        delta = np.clip(delta, -MAX_STEP_ERRORS * errors, MAX_STEP_ERRORS * errors)
-        delta[frozen] = 0.0
-        new = np.where(frozen, at, point + delta)
-        moved = np.abs(new - at)
-        steps.append({"at": point.tolist(), "simulated_fit": got.tolist(),
-                      "next": new.tolist()})
-        at = new
-        if np.all(moved <= 0.2 * scale):
-            converged = True
-            break
+    start = fitted.copy()
+    at_limit, frozen, half = _limits(names, fitted, lower, upper, simulate_fit, start, steps)
+
+    def secant(at: np.ndarray, jac: np.ndarray, label: dict[str, Any]
+               ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray,
+                          dict[str, int]]:
+        """Secant steps from ``at`` (the ``frozen`` parameters held): the solution, J,
+        whether it converged, the last step's size, the last covariance and counts."""
+        previous: tuple[np.ndarray, np.ndarray] | None = None
+        moved = np.zeros(p)
+        cov = np.zeros((p, p))
+        counts: dict[str, int] = {}
+        for _ in range(MAX_STEPS):
+            point = np.clip(at, lower, upper)
+            got, cov, counts = simulate_fit(point)
+            if previous is not None:
+                dv, df = point - previous[0], got - previous[1]
+                if float(dv @ dv) > 0:  # Broyden's update of J along the step
+                    jac = secant_jacobian(jac, step=dv, change=df)
+            previous = (point, got)
+            try:
+                delta = np.linalg.solve(jac, fitted - got)
+            except np.linalg.LinAlgError:
+                delta = fitted - got
+            if not np.all(np.isfinite(delta)):
+                delta = fitted - got
+            delta = np.clip(delta, -MAX_STEP_ERRORS * errors, MAX_STEP_ERRORS * errors)
+            delta[frozen] = 0.0
+            new = np.where(frozen, at, point + delta)
+            moved = np.abs(new - at)
+            steps.append({"at": point.tolist(), "simulated_fit": got.tolist(),
+                          "next": new.tolist(), **label})
+            at = new
+            if np.all(moved <= 0.2 * scale):
+                return at, jac, True, moved, cov, counts
+        return at, jac, False, moved, cov, counts
+
+    at, jac, converged, moved, cov, counts = secant(start, np.eye(p), {})
     cov = np.asarray(cov, dtype=np.float64) / events_per_expected
     if not converged:  # still moving: the last step's size is part of the error
         cov = cov + np.diag(np.where(errors > 0, moved, 0.0) ** 2)
     cov = cov + np.diag(half ** 2)  # a limit's span (module docstring)
+    for i in np.flatnonzero(frozen):
+        # the others' solution moves with the held value: solved again with it at the
+        # edge (half the span away), their shift is one more error component
+        edge = at.copy()
+        edge[i] = at_limit[names[int(i)]]["edge"]
+        other, _, _, _, _, _ = secant(edge, jac, {"held_at_edge": names[int(i)]})
+        shift = np.where(frozen, 0.0, other - at)
+        at_limit[names[int(i)]]["shift"] = shift.tolist()
+        cov = cov + np.outer(shift, shift)
     return RefitCorrection(names=list(names), values=fitted, corrected=at, covariance=cov,
                            events=counts, events_per_expected=events_per_expected,
                            steps=steps, converged=converged, jacobian=jac,
@@ -179,7 +198,7 @@ LIMIT_PROBES = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
 
 def _limits(names: Sequence[str], fitted: np.ndarray, lower: np.ndarray, upper: np.ndarray,
             simulate_fit: SimulateFit, at: np.ndarray, steps: list[dict[str, Any]]
-            ) -> tuple[dict[str, dict[str, float]], np.ndarray, np.ndarray]:
+            ) -> tuple[dict[str, dict[str, Any]], np.ndarray, np.ndarray]:
     """The parameters whose learned fit ends on a range limit that a simulation there
     returns to (module docstring): their edge e, ``at`` moved to the middle of [limit, e]
     (in place), the frozen mask and the half-lengths. Each simulation is recorded in
@@ -191,7 +210,7 @@ def _limits(names: Sequence[str], fitted: np.ndarray, lower: np.ndarray, upper: 
     on_upper = np.isfinite(span) & (np.abs(fitted - upper) <= tol)
     frozen = np.zeros(p, dtype=bool)
     half = np.zeros(p)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     if not np.any(on_lower | on_upper):
         return out, frozen, half
 

@@ -74,3 +74,21 @@ def test_a_fit_on_a_range_limit_reports_the_span_it_cannot_resolve(truth: float)
     # the POI, untouched by the width here, is still solved (no bias: stays)
     assert corr.corrected[0] == pytest.approx(2.0)
     assert corr.to_dict()["at_limit"] == corr.at_limit
+
+
+def test_the_others_error_grows_with_the_span_of_a_held_parameter() -> None:
+    """The POI's learned fit depends on the simulated width: f₀(v) = v₀ − 2(v₁ − 1), with
+    the width's learned dependence three times too weak and on its limit as above. The
+    POI solved with the width held at the middle m of [0.8, e] moves by 2(e − m) = 2·half
+    when the width is held at e instead: exactly (f is linear), so the recorded shift is
+    that and the POI's error holds it."""
+    def f(v):
+        return np.array([v[0] - 2 * (v[1] - 1), np.clip(1 + 3 * (v[1] - 1), 0.8, 1.25)])
+
+    corr, _ = _solve(f, f(np.array([2.0, 0.88])))
+    half = 0.5 * (corr.at_limit["width"]["edge"] - 0.8)
+    assert corr.at_limit["width"]["shift"][0] == pytest.approx(2 * half, rel=1e-6)
+    assert corr.covariance[0, 0] >= (2 * half) ** 2
+    # and the POI itself is the solution at the middle: v̂₀ + 2(m − 1)
+    assert corr.corrected[0] == pytest.approx(f(np.array([2.0, 0.88]))[0]
+                                              + 2 * (corr.corrected[1] - 1), abs=0.1)

@@ -131,11 +131,12 @@ COVERAGE = {
         "last digit"),
     "coverage-inference_analysis-0.25-limits": (
         "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
-        "-o runs/coverage-inference_analysis-0.25-limits (code of commit 3b79642)", 0.25,
+        "-o runs/coverage-inference_analysis-0.25-limits (code of commit ee593fc)", 0.25,
         "pyhf, exact mode, as coverage-inference_analysis-0.25 above but with the binned "
         "simulation correction (ratiofit.binned_correction) in place of the non-closure "
-        "modifier, a learned fit on a range limit resolved by probes "
-        "(ratiofit.refit_correction); the 'learned fit, before the correction' rows are "
+        "modifier, a learned fit on a range limit resolved by probes and the others' "
+        "errors widened by the held span (ratiofit.refit_correction); the 'learned fit, "
+        "before the correction' rows are "
         "the same repeats' fit with the learned-ratio modifiers, before the correction"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",

@@ -144,7 +144,8 @@ def binned_simulation_correction(spec: Spec, registry: Registry, model: Any, fit
         errors=np.array([float(fit.error(n)) for n in tracked]),
         lower=np.array([bounds[i][0] for i in index], dtype=np.float64),
         upper=np.array([bounds[i][1] for i in index], dtype=np.float64),
-        simulate_fit=simulate_fit, events_per_expected=EVENTS_PER_EXPECTED)
+        simulate_fit=simulate_fit, events_per_expected=EVENTS_PER_EXPECTED,
+        range_limited=[nu.name for nu in nuisances])
 
 
 def corrected_fit(fitd: dict[str, Any], correction: RefitCorrection,

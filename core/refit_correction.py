@@ -122,21 +122,27 @@ SimulateFit = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, dict[str, int
 
 def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: np.ndarray,
                            lower: np.ndarray, upper: np.ndarray, simulate_fit: SimulateFit,
-                           events_per_expected: int) -> RefitCorrection:
+                           events_per_expected: int, range_limited: Sequence[str] = ()
+                           ) -> RefitCorrection:
     """Solve f(v) = v̂ (module docstring) for ``fitted`` = v̂ with ``errors`` its errors;
     the simulations are made at v within [``lower``, ``upper``] (a POI below its bound is
     simulated at the bound: no negative yields). The correction's covariance is the last
     simulated fit's over ``events_per_expected`` (its events per expected event: the
     weighted events' covariance I⁻¹·(Σw²/Σw) with equal weights 1/K, bounded by the fit's
     covariance over K because constraints add curvature but no noise), plus the last
-    step's size where the steps did not converge. ``simulate_fit``'s errors propagate."""
+    step's size where the steps did not converge. ``simulate_fit``'s errors propagate.
+    ``range_limited`` names the parameters whose limits are the range a learned model was
+    trained on (a reweighter nuisance's θ range), where a fit on the limit is resolved by
+    probes (module docstring); a POI's physical bound is not one of them (a fit at μ = 0
+    is the data's own answer, and its interval is the profile likelihood's)."""
     p = len(names)
     fitted = np.asarray(fitted, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
     scale = np.where(errors > 0, errors, np.inf)
     steps: list[dict[str, Any]] = []
     start = fitted.copy()
-    at_limit, frozen, half = _limits(names, fitted, lower, upper, simulate_fit, start, steps)
+    at_limit, frozen, half = _limits(names, fitted, lower, upper, simulate_fit, start, steps,
+                                     [n in set(range_limited) for n in names])
 
     def secant(at: np.ndarray, jac: np.ndarray, label: dict[str, Any]
                ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray,
@@ -197,8 +203,9 @@ LIMIT_PROBES = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
 
 
 def _limits(names: Sequence[str], fitted: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-            simulate_fit: SimulateFit, at: np.ndarray, steps: list[dict[str, Any]]
-            ) -> tuple[dict[str, dict[str, Any]], np.ndarray, np.ndarray]:
+            simulate_fit: SimulateFit, at: np.ndarray, steps: list[dict[str, Any]],
+            limited: Sequence[bool]) -> tuple[dict[str, dict[str, Any]], np.ndarray,
+                                              np.ndarray]:
     """The parameters whose learned fit ends on a range limit that a simulation there
     returns to (module docstring): their edge e, ``at`` moved to the middle of [limit, e]
     (in place), the frozen mask and the half-lengths. Each simulation is recorded in
@@ -206,8 +213,9 @@ def _limits(names: Sequence[str], fitted: np.ndarray, lower: np.ndarray, upper: 
     p = len(names)
     span = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
     tol = 1e-3 * span
-    on_lower = np.isfinite(span) & (np.abs(fitted - lower) <= tol)
-    on_upper = np.isfinite(span) & (np.abs(fitted - upper) <= tol)
+    ok = np.isfinite(span) & np.asarray(limited, dtype=bool)
+    on_lower = ok & (np.abs(fitted - lower) <= tol)
+    on_upper = ok & (np.abs(fitted - upper) <= tol)
     frozen = np.zeros(p, dtype=bool)
     half = np.zeros(p)
     out: dict[str, dict[str, Any]] = {}

@@ -176,7 +176,8 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
         errors=np.array([float(fit.error(n)) for n in names]),
         lower=np.array([model.limits[n][0] for n in names]),
         upper=np.array([model.limits[n][1] for n in names]),
-        simulate_fit=simulate_fit, events_per_expected=EVENTS_PER_EXPECTED)
+        simulate_fit=simulate_fit, events_per_expected=EVENTS_PER_EXPECTED,
+        range_limited=list(model.nuisances))
     point, data, centres = last["point"], last["data"], last["centres"]
     for rmodel, rvalues in zip(replica_models, replica_values, strict=True):
         # the replica's bias on the last simulated set, whose truth is ``point``

@@ -20,7 +20,8 @@ def _solve(f, fitted, errors=(0.5, 0.05)):
 
     corr = solve_refit_correction(names=["mu", "width"], fitted=np.array(fitted, float),
                                   errors=np.array(errors, float), lower=LOWER, upper=UPPER,
-                                  simulate_fit=simulate_fit, events_per_expected=10)
+                                  simulate_fit=simulate_fit, events_per_expected=10,
+                                  range_limited=["width"])
     return corr, calls
 
 
@@ -92,3 +93,13 @@ def test_the_others_error_grows_with_the_span_of_a_held_parameter() -> None:
     # and the POI itself is the solution at the middle: v̂₀ + 2(m − 1)
     assert corr.corrected[0] == pytest.approx(f(np.array([2.0, 0.88]))[0]
                                               + 2 * (corr.corrected[1] - 1), abs=0.1)
+
+
+def test_a_poi_on_its_physical_bound_is_not_a_range_limit() -> None:
+    """μ̂ = 0 on the POI's bound with an unbiased model (f(v) = v, clipped at 0): the data's
+    own answer, not a learned model that cannot follow μ; no probes, no span added (a
+    probe a sixteenth of a wide POI range away would add a large error for nothing)."""
+    corr, calls = _solve(lambda v: np.maximum(v, LOWER), [0.0, 1.0])
+    assert corr.at_limit == {} and corr.converged and len(calls) == 1
+    assert corr.corrected[0] == 0.0
+    np.testing.assert_allclose(np.diag(corr.covariance), np.square([0.5, 0.05]) / 10)

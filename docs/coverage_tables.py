@@ -131,7 +131,7 @@ COVERAGE = {
         "last digit"),
     "coverage-inference_analysis-0.25-limits": (
         "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
-        "-o runs/coverage-inference_analysis-0.25-limits (code of commit ee593fc)", 0.25,
+        "-o runs/coverage-inference_analysis-0.25-limits (code of commit 6e5495c)", 0.25,
         "pyhf, exact mode, as coverage-inference_analysis-0.25 above but with the binned "
         "simulation correction (ratiofit.binned_correction) in place of the non-closure "
         "modifier, a learned fit on a range limit resolved by probes and the others' "

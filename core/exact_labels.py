@@ -29,12 +29,12 @@ p(x|θ_k)/p(x|θ₀)). So every loss keeps its optimum and its output → log w 
 - ``lr_direct``: s ℓ = ½ (f − w)² + (a term free of f), so f → E[w|x,θ]: regression of
   the ratio itself, the "ROLR" loss of the "Mining gold" papers (Brehmer, Cranmer, Louppe,
   Pavez, arXiv 1805.00020 and 1805.12244) on the θ₀ events (their term for events of θ_k,
-  |1/r − 1/r̂|², needs a sample at θ_k and is left out). Squared errors weigh a
+  (1/r − 1/r̂)², needs a sample at θ_k and is left out). Squared errors weigh a
   heavy-tailed w with w², so this estimator is noisier than the cross-entropy wherever the
   weights' effective sample size is small (1808.00973 finds the same for ROLR/RASCAL
   against ALICE); ``bce`` is the one the specs use.
 
-The joint-score term of RASCAL/ALICES (|t(x,z) − ∇_θ log r̂|², 1805.12244, 1808.00973)
+The joint-score term of RASCAL/ALICES (‖t(x,z) − ∇_θ log r̂‖², 1805.12244, 1808.00973)
 needs ∇_θ log p(event|θ), which a grid of ratios does not give; it is not implemented.
 
 Compared with a classification against a target sample, the noise of the label is that

@@ -170,25 +170,10 @@ def prepare_training_data(*, reference: EventSet, target: EventSet, parameters: 
         flat_tgt, n_tgt = target.particle_arrays(particles)
         flat = np.concatenate([flat_ref, flat_tgt])
         counts = np.concatenate([n_ref, n_tgt])
-        # Standardise over the real particles of the training split only.
-        # (each particle weighted by its event's weight)
-        in_train = np.repeat(np.isin(np.arange(len(y)), tr), counts)
-        if in_train.any():
-            pm, ps = weighted_standardisation(
-                flat[in_train], None if w_events is None
-                else np.repeat(w_events, counts)[in_train], what=f"the particles of {what}")
-        else:
-            pm, ps = np.zeros(len(particles)), np.ones(len(particles))
-        part_mean, part_std = tuple(pm.tolist()), tuple(ps.tolist())
-        from .batching import ragged_particles
-
-        ragged = ragged_particles(flat, counts)
-    signature = InputSignature(
-        feature_names=features, feature_mean=tuple(mean.tolist()),
-        feature_std=tuple(std.tolist()), theta_names=tuple(names),
-        theta_centre=tuple(p.centre for p in parameters),
-        theta_half_width=tuple(p.half_width for p in parameters),
-        particle_names=tuple(particles), particle_mean=part_mean, particle_std=part_std)
+        ragged, part_mean, part_std = _standardised_particles(
+            flat, counts, np.isin(np.arange(len(y)), tr), w_events, particles, what)
+    signature = _signature(features, mean, std, names, parameters, particles, part_mean,
+                           part_std)
 
     def inputs(idx: np.ndarray) -> dict[str, np.ndarray]:
         out = {}
@@ -292,23 +277,10 @@ def _prepare_exact(*, reference: EventSet, target: EventSet, parameters: Paramet
         parts = [s.particle_arrays(particles) for s in samples]
         flat = np.concatenate([p[0] for p in parts])
         counts = np.concatenate([p[1] for p in parts])
-        in_train = np.repeat(~in_validation, counts)
-        if in_train.any():
-            pm, ps = weighted_standardisation(
-                flat[in_train], None if w_events is None
-                else np.repeat(w_events, counts)[in_train], what=f"the particles of {what}")
-        else:
-            pm, ps = np.zeros(len(particles)), np.ones(len(particles))
-        part_mean, part_std = tuple(pm.tolist()), tuple(ps.tolist())
-        from .batching import ragged_particles
-
-        ragged = ragged_particles(flat, counts)
-    signature = InputSignature(
-        feature_names=features, feature_mean=tuple(mean.tolist()),
-        feature_std=tuple(std.tolist()), theta_names=tuple(names),
-        theta_centre=tuple(p.centre for p in parameters),
-        theta_half_width=tuple(p.half_width for p in parameters),
-        particle_names=tuple(particles), particle_mean=part_mean, particle_std=part_std)
+        ragged, part_mean, part_std = _standardised_particles(
+            flat, counts, ~in_validation, w_events, particles, what)
+    signature = _signature(features, mean, std, names, parameters, particles, part_mean,
+                           part_std)
     exact = {**grid.summary(e_ref), "rows": n_exact_rows, "labels": "both" if both else "exact"}
 
     def inputs(idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -329,6 +301,36 @@ def _prepare_exact(*, reference: EventSet, target: EventSet, parameters: Paramet
     return TrainingData(x=inputs(tr), y=y[tr].astype(f32), w=w[tr].astype(f32), x_val=inputs(va),
                         y_val=y[va].astype(f32), w_val=w[va].astype(f32), signature=signature,
                         class_factor=class_factor, exact=exact)
+
+
+def _standardised_particles(flat: np.ndarray, counts: np.ndarray, train_events: np.ndarray,
+                            w_events: np.ndarray | None, particles: Sequence[str], what: str
+                            ) -> tuple[Any, tuple[float, ...], tuple[float, ...]]:
+    """The ragged particles of all events and their standardisation over the real particles
+    of the training events only (``train_events``, a mask per event; each particle weighted
+    by its event's weight)."""
+    from .batching import ragged_particles
+
+    in_train = np.repeat(train_events, counts)
+    if in_train.any():
+        pm, ps = weighted_standardisation(
+            flat[in_train], None if w_events is None
+            else np.repeat(w_events, counts)[in_train], what=f"the particles of {what}")
+    else:
+        pm, ps = np.zeros(len(particles)), np.ones(len(particles))
+    return ragged_particles(flat, counts), tuple(pm.tolist()), tuple(ps.tolist())
+
+
+def _signature(features: Sequence[str], mean: np.ndarray, std: np.ndarray,
+               names: Sequence[str], parameters: ParameterSet, particles: Sequence[str],
+               part_mean: tuple[float, ...], part_std: tuple[float, ...]) -> InputSignature:
+    """The network's input signature from the standardisations."""
+    return InputSignature(
+        feature_names=tuple(features), feature_mean=tuple(mean.tolist()),
+        feature_std=tuple(std.tolist()), theta_names=tuple(names),
+        theta_centre=tuple(p.centre for p in parameters),
+        theta_half_width=tuple(p.half_width for p in parameters),
+        particle_names=tuple(particles), particle_mean=part_mean, particle_std=part_std)
 
 
 def _origin(events: EventSet) -> str:

@@ -145,17 +145,26 @@ def binned_simulation_correction(spec: Spec, registry: Registry, model: Any, fit
         lower=np.array([bounds[i][0] for i in index], dtype=np.float64),
         upper=np.array([bounds[i][1] for i in index], dtype=np.float64),
         simulate_fit=simulate_fit, events_per_expected=EVENTS_PER_EXPECTED,
-        range_limited=[nu.name for nu in nuisances])
+        range_limited=[nu.name for nu in nuisances],
+        bounded=[n for n in tracked if n == ispec.poi])
 
 
 def corrected_fit(fitd: dict[str, Any], correction: RefitCorrection,
-                  nuisances: Mapping[str, Any]) -> dict[str, Any]:
+                  nuisances: Mapping[str, Any], *, poi_bound: float | None = None
+                  ) -> dict[str, Any]:
     """``fitd`` (a :meth:`BinnedFitResult.to_dict`) with the tracked parameters' values
     replaced by the corrected ones and their errors by the corrected fit's: the data's
     error (with the learned-ratio modifiers) widened through the correction
     (:meth:`RefitCorrection.error_scale`) and the correction's own in quadrature; the
     pulls (and θ of the reweighter nuisances) follow. The learned fit's values and errors
-    stay in ``learned_values`` / ``learned_errors``."""
+    stay in ``learned_values`` / ``learned_errors``.
+
+    Where the POI is corrected, its 68 % and 95 % intervals (``poi_intervals``) are the
+    learned fit's ±1 and ±1.96 errors (held at ``poi_bound``, its lower bound) through
+    :meth:`RefitCorrection.interval`, the correction's noise in quadrature: around the
+    corrected value, or from the bound to the span's edge plus the upper side where the
+    learned fit sits on the bound (:mod:`ratiofit.refit_correction`), which ±error around
+    the span's middle would not reach."""
     out = dict(fitd)
     names = list(fitd["names"])
     values, errors = list(fitd["values"]), list(fitd["errors"])
@@ -181,4 +190,14 @@ def corrected_fit(fitd: dict[str, Any], correction: RefitCorrection,
         pulls[n] = p
     out["pulls"] = pulls
     out["correction"] = correction.to_dict()
+    poi = fitd.get("poi")
+    if poi in correction.names:
+        k, i = correction.names.index(poi), names.index(poi)
+        v, e = float(correction.values[k]), float(out["learned_errors"][i])
+        noise = float(np.sqrt(max(correction.noise_covariance()[k, k], 0.0)))
+        low = -np.inf if poi_bound is None else float(poi_bound)
+        out["poi_intervals"] = {
+            key: [max(low, end) for end in correction.interval(
+                poi, learned=(max(low, v - z * e), v + z * e), z=z, extra=noise)]
+            for key, z in (("68", 1.0), ("95", 1.959963984540054))}
     return out

@@ -184,7 +184,9 @@ def _correct(spec: Spec, registry: Registry, result: dict[str, Any], warnings: l
         result["fit"]["correction"] = {"applied": False, "reason": cannot}
         return
     result["fit_before_correction"] = result["fit"]
-    fitd = corrected_fit(result["fit"], correction, {nu.name: nu for nu in nuisances})
+    cfg = model.model.config
+    fitd = corrected_fit(result["fit"], correction, {nu.name: nu for nu in nuisances},
+                         poi_bound=float(cfg.suggested_bounds()[cfg.poi_index][0]))
     result["fit"] = fitd
     sim = np.sqrt(np.clip(np.diag(correction.covariance), 0.0, None))
     units = {ispec.poi: 1.0, **{nu.name: nu.sigma for nu in nuisances}}

@@ -177,7 +177,7 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
         lower=np.array([model.limits[n][0] for n in names]),
         upper=np.array([model.limits[n][1] for n in names]),
         simulate_fit=simulate_fit, events_per_expected=EVENTS_PER_EXPECTED,
-        range_limited=list(model.nuisances))
+        range_limited=list(model.nuisances), bounded=list(model.pois))
     point, data, centres = last["point"], last["data"], last["centres"]
     for rmodel, rvalues in zip(replica_models, replica_values, strict=True):
         # the replica's bias on the last simulated set, whose truth is ``point``

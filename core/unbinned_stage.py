@@ -339,16 +339,27 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         # stay within the POI's bound (the physical region)
         mu = values[fit.poi]
         comps = fitd["error_components"][fit.poi]
-        extra = float(np.hypot(comps["learned_ratio"], comps["simulation"]))
         bound = model.limits[fit.poi][0]
-        # the sides through the correction's Jacobian (error_scale, 1 without one)
-        g = float(grow[list(fit.names).index(fit.poi)])
         fitd["poi_intervals_stat"] = {k: list(v) for k, v in fit.poi_intervals.items()}
-        fitd["poi_intervals"] = {
-            k: [max(bound, mu - float(np.hypot(g * (fit.poi_value - lo), z * extra))),
-                max(bound, mu + float(np.hypot(g * (hi - fit.poi_value), z * extra)))]
-            for (k, (lo, hi)), z in zip(fit.poi_intervals.items(), (1.0, 1.959963984540054),
-                                        strict=True)}
+        levels = zip(fit.poi_intervals.items(), (1.0, 1.959963984540054), strict=True)
+        if correction is None:
+            extra = float(comps["learned_ratio"])
+            fitd["poi_intervals"] = {
+                k: [max(bound, mu - float(np.hypot(mu - lo, z * extra))),
+                    max(bound, mu + float(np.hypot(hi - mu, z * extra)))]
+                for (k, (lo, hi)), z in levels}
+        else:
+            # the sides through the correction's Jacobian, around the corrected value or,
+            # for a POI whose learned fit sits on its bound, around the span of values
+            # fitted there (RefitCorrection.interval); the correction's noise without
+            # that span in quadrature
+            k_poi = correction.names.index(fit.poi)
+            noise = float(np.sqrt(max(correction.noise_covariance()[k_poi, k_poi], 0.0)))
+            extra = float(np.hypot(comps["learned_ratio"], noise))  # (a POI's unit is 1)
+            fitd["poi_intervals"] = {
+                k: [max(bound, e) for e in correction.interval(
+                    fit.poi, learned=(lo, hi), z=z, extra=extra)]
+                for (k, (lo, hi)), z in levels}
     else:
         warnings.append(f"MINOS found no profile-likelihood interval of {fit.poi}: its error "
                         "is HESSE's, symmetric, which under-covers where the likelihood is "

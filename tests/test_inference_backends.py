@@ -150,7 +150,17 @@ def test_the_unbinned_backend_runs_from_yaml(tmp_path: Path) -> None:
     for i, n in enumerate(fit["names"]):
         assert fit["values"][i] == pytest.approx(corr["parameters"][n]["corrected"])
         assert fit["learned_values"][i] == pytest.approx(corr["parameters"][n]["fitted"])
-    assert 0.1 < comp["simulation"] / comp["without_learned_ratio"] < 1.0
+    # (background-only data: where the learned μ̂ sits on its bound 0 and the simulation
+    # there returns to it, the bound is probed and half the span [0, edge] joins the
+    # simulation share; the noise is what remains)
+    span = corr["at_limit"].get("mu_sig")
+    half = 0.0 if span is None else 0.5 * (span["edge"] - span["limit"])
+    if span is not None:
+        assert span["kind"] == "bound" and span["limit"] == 0.0 and span["edge"] > 0
+        assert fit["poi_intervals"]["68"][0] == 0.0
+        assert fit["poi_intervals"]["68"][1] >= span["edge"]
+    noise = np.sqrt(max(comp["simulation"] ** 2 - half ** 2, 0.0))
+    assert 0.1 < noise / comp["without_learned_ratio"] < 1.0, (comp, span)
     assert comp["total"] >= comp["without_learned_ratio"]
     h = out["hypotest"]
     assert 0 <= h["cls_observed"] <= 1 and h["poi_value"] == 2.0

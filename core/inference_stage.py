@@ -167,7 +167,7 @@ def _correct(spec: Spec, registry: Registry, result: dict[str, Any], warnings: l
         corrected_fit,
         tracked_parameters,
     )
-    from .refit_correction import limit_warnings
+    from .refit_correction import correction_warnings
 
     ispec = spec.inference
     assert ispec is not None
@@ -201,21 +201,10 @@ def _correct(spec: Spec, registry: Registry, result: dict[str, Any], warnings: l
                 "total": unit * fitd["errors"][fitd["names"].index(n)],
                 "simulation": unit * float(sim[k])}
     fitd["error_components"] = components
-    warnings.extend(limit_warnings(correction, {nu.name: nu.theta for nu in nuisances}))
-    if not correction.converged:
-        warnings.append(
-            f"the simulation correction did not converge in {len(correction.steps)} "
-            "simulations: its last step is added to the errors (the learned model is far "
-            "from the simulation here; train the reweighter longer or on more events)")
-    if ispec.poi in correction.names:
-        k = correction.names.index(ispec.poi)
-        b, err = float(correction.bias[k]), fit.error(ispec.poi)
-        if err > 0 and abs(b) > 0.5 * err:
-            warnings.append(
-                f"the learned model biases {ispec.poi} by {b:+.3g} at the fit (simulation "
-                f"correction, {b / err:+.2f} of its error): the reported value and error are "
-                "corrected, the CLs, upper limit, impacts and plots are the learned model's "
-                "and inherit the bias (train the reweighter longer or on more events)")
+    warnings.extend(correction_warnings(
+        correction, poi=ispec.poi, poi_error=fit.error(ispec.poi),
+        inherit="the CLs, upper limit, impacts and plots",
+        theta={nu.name: nu.theta for nu in nuisances}))
 
 
 def run_inference(spec: Spec, samples: Samples, registry: Registry, *, outdir: Path,

@@ -61,7 +61,7 @@ import numpy as np
 from .correction import secant_jacobian
 
 __all__ = ["BOUND_PROBES", "LIMIT_PROBES", "MAX_STEPS", "MAX_STEP_ERRORS", "RefitCorrection",
-           "limit_warnings", "solve_refit_correction"]
+           "correction_warnings", "limit_warnings", "solve_refit_correction"]
 
 #: At most this many simulations (steps) in the correction.
 MAX_STEPS = 6
@@ -341,4 +341,30 @@ def limit_warnings(correction: RefitCorrection,
             f"model follows {n} too weakly): {n} is reported as the middle of that span, "
             "with half its length in its error (train the reweighter longer or on more "
             "events)")
+    return out
+
+
+def correction_warnings(correction: RefitCorrection, *, poi: str, poi_error: float,
+                        inherit: str,
+                        theta: Mapping[str, Callable[[float], float]] | None = None
+                        ) -> list[str]:
+    """The ``warning:`` lines of a stage that applied ``correction``: its parameters on a
+    limit (:func:`limit_warnings`), a correction that did not converge, and a POI bias
+    above half the learned fit's error ``poi_error``, whose CLs, limits and the like
+    (``inherit``, e.g. "the CLs, upper limit, impacts and scan") are still the learned
+    model's."""
+    out = limit_warnings(correction, theta)
+    if not correction.converged:
+        out.append(
+            f"the simulation correction did not converge in {len(correction.steps)} "
+            "simulations: its last step is added to the errors (the learned model is far "
+            "from the simulation here; train the reweighter longer or on more events)")
+    if poi in correction.names and poi_error > 0:
+        b = float(correction.bias[correction.names.index(poi)])
+        if abs(b) > 0.5 * poi_error:
+            out.append(
+                f"the learned model biases {poi} by {b:+.3g} at the fit (simulation "
+                f"correction, {b / poi_error:+.2f} of its error): the reported value and "
+                f"intervals are corrected, {inherit} are the learned model's and inherit "
+                "the bias (train the reweighter longer or on more events)")
     return out

@@ -132,7 +132,7 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
         concatenate_events,
     )
     from .inference_stage import _attempt, _inference_replicas, _tests
-    from .refit_correction import limit_warnings
+    from .refit_correction import correction_warnings
     from .unbinned_correction import cannot_simulate, simulation_correction
 
     ispec = spec.inference
@@ -278,14 +278,6 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
             pull["pull"] = (values[n] - pull["prefit"]) / pull["prefit_error"]
             if n in model.nuisances:
                 pull["theta"] = model.nuisances[n].theta(values[n])
-        b_poi = float(correction.bias[list(fit.names).index(fit.poi)])
-        if abs(b_poi) > 0.5 * fit.poi_error:
-            warnings.append(
-                f"the learned model biases {fit.poi} by {b_poi:+.3g} at the fit (simulation "
-                f"correction, {b_poi / fit.poi_error:+.2f} of its error): the reported value "
-                "and intervals are corrected, the CLs, upper limit, impacts and scan are the "
-                "learned model's and inherit the bias (train the reweighter longer or on "
-                "more events)")
     else:
         fitd["correction"] = {"applied": False, "reason": reason}
     replica_values: dict[str, list[float]] = {n: [rv[n] for rv in replica_fits]
@@ -295,14 +287,10 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
     grow = np.ones(len(fit.names)) if correction is None else correction.error_scale()
     if correction is not None:
         stat = stat * np.outer(grow, grow)
-        warnings.extend(limit_warnings(correction, {n: nu.theta for n, nu in
-                                                    model.nuisances.items()}))
-        if not correction.converged:
-            warnings.append(
-                f"the simulation correction did not converge in {len(correction.steps)} "
-                "simulations: its last step is added to the errors (the learned model is "
-                "far from the simulation here; train the reweighter longer or on more "
-                "events)")
+        warnings.extend(correction_warnings(
+            correction, poi=fit.poi, poi_error=fit.poi_error,
+            inherit="the CLs, upper limit, impacts and scan",
+            theta={n: nu.theta for n, nu in model.nuisances.items()}))
     budget = ErrorBudget.from_replicas(
         names=list(fit.names), stat=stat, reference=None,
         replica_values=replica_values,

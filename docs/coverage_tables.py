@@ -138,6 +138,21 @@ COVERAGE = {
         "errors widened by the held span (ratiofit.refit_correction); the 'learned fit, "
         "before the correction' rows are "
         "the same repeats' fit with the learned-ratio modifiers, before the correction"),
+    "coverage-inference_analysis-unbinned-0.1-bound": (
+        "ratiofit coverage specs/inference_analysis.yaml --backend unbinned --repeats 100 "
+        "--scale 0.1 --workers 2 -o runs/coverage-inference_analysis-unbinned-0.1-bound "
+        "(code of commit 51b127d)", 0.1,
+        "as the secant run above, plus: a learned fit on a nuisance's range limit resolved "
+        "by probes (3b79642), and the POI biased onto its bound 0 probed the same way, its "
+        "intervals running from 0 to the span's edge plus the learned upper side "
+        "(51b127d; in the secant run the 17 repeats whose learned mu sat on 0 covered in "
+        "1 of 17 at 68 %)"),
+    "coverage-inference_analysis-0.25-bound": (
+        "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
+        "-o runs/coverage-inference_analysis-0.25-bound (code of commit 51b127d)", 0.25,
+        "pyhf, exact mode, as the -limits run above, plus the POI's bound probed and its "
+        "68 % / 95 % intervals (the learned +-1 and +-1.96 errors mapped through the "
+        "correction) used for its coverage"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),

@@ -213,17 +213,21 @@ def analysis_markdown() -> list[str]:
            "one reweighter), a luminosity (2 %), a cross-section normsys (5 %) and, binned, "
            "staterror; data background-only at mean 0.05, width 1.03 (truth: μ = 0, "
            "θ = (0.05, 1.03)). Errors include the learned ratio's own (pyhf: the "
-           "bootstrap replicas' and non-closure modifiers; unbinned: the replicas' refits). "
+           "bootstrap replicas' learned-ratio modifiers; unbinned: the replicas' refits) "
+           "and the simulation correction's (docs/concepts.md: the fit repeated on data "
+           "simulated at the fitted point; the values are corrected, the learned fit's μ̂ "
+           "is the column beside them; the CLs and limits are the learned model's). "
            "Commands:", ""]
     out += [f"- {label}: `{cmd}`" for label, cmd in ANALYSIS_RUNS.values()]
-    out += ["", "| fit | μ̂ | learned-ratio share of σ(μ̂) | mean θ̂ | width θ̂ | "
-            "CLs at μ = 1 | 95 % CLs limit: observed (expected) | seconds |",
-            "|---|---|---|---|---|---|---|---|"]
+    out += ["", "| fit | μ̂ | learned fit's μ̂ | learned-ratio share of σ(μ̂) | simulation "
+            "share of σ(μ̂) | mean θ̂ | width θ̂ | CLs at μ = 1 | 95 % CLs limit: observed "
+            "(expected) | seconds |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     found = False
     for run, (label, _) in ANALYSIS_RUNS.items():
         path = ROOT / "runs" / run / "result.json"
         if not path.is_file():
-            out.append(f"| {label} | (no run: {run}) | | | | | | |")
+            out.append(f"| {label} | (no run: {run}) | | | | | | | | |")
             continue
         found = True
         inf = json.loads(path.read_text())["inference"]
@@ -235,9 +239,11 @@ def analysis_markdown() -> list[str]:
         cls = f"{h['cls_observed']:.3f}" if "cls_observed" in h else "—"
         limit = (f"{ul['observed']:.3g} ({ul['expected'][2]:.3g})" if "observed" in ul
                  else "—")
+        learned = f.get("learned_values")
         out.append(
             f"| {label} | {f['values'][i]:.3f} ± {f['errors'][i]:.3f} | "
-            f"{comp.get('learned_ratio', 0.0):.3f} | "
+            f"{'—' if learned is None else f'{learned[i]:.3f}'} | "
+            f"{comp.get('learned_ratio', 0.0):.3f} | {comp.get('simulation', 0.0):.3f} | "
             f"{pulls['mean']['theta']:.4f} ± {pulls['mean']['theta_error']:.4f} | "
             f"{pulls['width']['theta']:.4f} ± {pulls['width']['theta_error']:.4f} | "
             f"{cls} | {limit} | {inf.get('seconds', float('nan')):.0f} |")

@@ -173,7 +173,7 @@ PUBLIC = {
     "ratiofit.uncertainty": ["ErrorBudget", "bootstrap", "objective_hessian", "refit"],
     "ratiofit.closure_gate": ["chi2_between", "closure_gate", "reweighted_histograms"],
     "ratiofit.refit_correction": ["BOUND_PROBES", "LIMIT_PROBES", "MAX_STEPS", "MAX_STEP_ERRORS",
-                                  "RefitCorrection", "limit_warnings",
+                                  "RefitCorrection", "correction_warnings", "limit_warnings",
                                   "solve_refit_correction"],
     "ratiofit.binned_correction": ["EVENTS_PER_EXPECTED", "binned_simulation_correction",
                                    "corrected_fit", "tracked_parameters"],

@@ -158,3 +158,18 @@ def test_the_corrected_poi_interval_covers_near_its_bound(low: float, high: floa
     Tolerance: three binomial errors at 68.3 %, √(0.683·0.317/2000) = 0.0104."""
     truths = np.random.default_rng(7).uniform(low, high, 2000)
     assert _bounded_gaussian_coverage(truths, 0.5, seed=8) >= 0.683 - 3 * 0.0104
+
+
+def test_the_warnings_name_the_bound_the_bias_and_what_inherits_it() -> None:
+    """A POI biased onto its bound (as above): one line for the span, one for the bias
+    (half the span, 0.44, is above half the POI's error 0.5), naming what stays the
+    learned model's; an unbiased fit away from limits gives none."""
+    from ratiofit.refit_correction import correction_warnings
+
+    corr, _ = _solve(lambda v: np.array([max(v[0] - 0.76, 0.0), v[1]]), [0.0, 1.0],
+                     bounded=["mu"])
+    lines = correction_warnings(corr, poi="mu", poi_error=0.5, inherit="the CLs")
+    assert len(lines) == 2, lines
+    assert "ends on its bound 0" in lines[0] and "the CLs are the learned model's" in lines[1]
+    corr, _ = _solve(lambda v: v, [2.0, 1.0])
+    assert correction_warnings(corr, poi="mu", poi_error=0.5, inherit="the CLs") == []

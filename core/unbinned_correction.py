@@ -44,7 +44,10 @@ covariance I⁻¹·(Σw²/Σw) with equal weights 1/K, bounded by the fit's cova
 because the constraints add curvature but no noise), plus the last step's size where the
 steps did not converge. Each bootstrap replica is corrected by its own bias on the last
 simulated set, so the replicas' spread is the learned ratio's error of the *corrected*
-value. A POI below its bound is simulated at the bound (no negative yields).
+value. A POI below its bound is simulated at the bound (no negative yields); a learned
+μ̂ on its bound that the simulation there returns to is probed like a range limit
+(:mod:`ratiofit.refit_correction`), and the POI's intervals run from the bound to the
+edge of that span plus the learned upper side.
 
 The CLs, upper limit, impacts and profile scan are computed on the learned model as it
 stands; :func:`simulation_correction` reports the POI's bias so that a run can say when

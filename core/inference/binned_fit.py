@@ -251,6 +251,15 @@ def fit(model: Any, data: Any = None, *, nuisances: Mapping[str, ReweighterNuisa
     for name in fixed or {}:
         for i in _indices(pdf, name):
             is_fixed[i] = True
+    # A start on a bound (a previous fit's value at a range limit) is moved a thousandth
+    # of the range inside: there MINUIT's bound transformation has zero slope and its
+    # first steps can leave the parameter NaN (coverage-inference_analysis-0.25-bound,
+    # repeat 66: the learned fit started at the width's limit stopped on θ = NaN; from
+    # inside it converges)
+    bounds = np.asarray(pdf.config.suggested_bounds(), dtype=np.float64)
+    inset = 1e-3 * (bounds[:, 1] - bounds[:, 0])
+    start = np.where(np.asarray(is_fixed), start,
+                     np.clip(start, bounds[:, 0] + inset, bounds[:, 1] - inset))
     with _numpy_minuit():
         try:
             pars, corr, twice_nll, res = pyhf.infer.mle.fit(

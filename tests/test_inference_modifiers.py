@@ -305,3 +305,45 @@ def test_a_start_on_a_bound_is_moved_inside(templates, monkeypatch):
     assert seen[1][cfg.poi_index] > bounds[cfg.poi_index][0]
     assert np.all(np.abs(edge.values - plain.values) <= 0.1 * plain.errors + 1e-9), \
         (edge.values - plain.values) / plain.errors
+
+
+def test_a_fit_that_fails_from_its_start_is_tried_from_the_suggested_one(templates,
+                                                                         monkeypatch):
+    """A fit from a given start that fails is tried once more from the model's suggested
+    start, and its result is that fit's; without a given start, or where the second try
+    fails too, the failure stands."""
+    from types import SimpleNamespace
+
+    import pyhf
+
+    from ratiofit.inference import InferenceError
+
+    model = portable_model(templates, poi="mu_sig")
+    cfg = model.model.config
+    real = pyhf.infer.mle.fit
+    plain = fit(model)
+    starts = []
+
+    def first_fails(*args, **kwargs):
+        starts.append(np.asarray(kwargs["init_pars"], dtype=np.float64))
+        if len(starts) == 1:
+            raise pyhf.exceptions.FailedMinimization(SimpleNamespace(
+                message="Optimization failed.", x=starts[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pyhf.infer.mle, "fit", first_fails)
+    again = fit(model, init={"mu_sig": 3.0})
+    assert len(starts) == 2 and starts[0][cfg.poi_index] == 3.0
+    np.testing.assert_allclose(starts[1], cfg.suggested_init())
+    np.testing.assert_allclose(again.values, plain.values, rtol=0, atol=1e-9)
+    starts.clear()
+
+    def always_fails(*args, **kwargs):
+        starts.append(np.asarray(kwargs["init_pars"], dtype=np.float64))
+        raise pyhf.exceptions.FailedMinimization(SimpleNamespace(
+            message="Optimization failed.", x=starts[-1]))
+
+    monkeypatch.setattr(pyhf.infer.mle, "fit", always_fails)
+    with pytest.raises(InferenceError):
+        fit(model, init={"mu_sig": 3.0})
+    assert len(starts) == 2

@@ -194,7 +194,7 @@ def corrected_fit(fitd: dict[str, Any], correction: RefitCorrection,
     if poi in correction.names:
         k, i = correction.names.index(poi), names.index(poi)
         v, e = float(correction.values[k]), float(out["learned_errors"][i])
-        noise = float(np.sqrt(max(correction.noise_covariance()[k, k], 0.0)))
+        noise = correction.noise_error(poi)
         low = -np.inf if poi_bound is None else float(poi_bound)
         out["poi_intervals"] = {
             key: [max(low, end) for end in correction.interval(

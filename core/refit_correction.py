@@ -110,6 +110,12 @@ class RefitCorrection:
             cov[i, i] -= (0.5 * (float(d["edge"]) - float(d["limit"]))) ** 2
         return cov
 
+    def noise_error(self, name: str) -> float:
+        """The standard error of ``name`` from :meth:`noise_covariance` (the correction's
+        share that :meth:`interval` adds in quadrature)."""
+        k = self.names.index(name)
+        return float(np.sqrt(max(self.noise_covariance()[k, k], 0.0)))
+
     def interval(self, name: str, *, learned: tuple[float, float], z: float,
                  extra: float = 0.0) -> tuple[float, float]:
         """The corrected interval of ``name`` from the learned fit's interval ``learned``

@@ -341,8 +341,7 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
             # for a POI whose learned fit sits on its bound, around the span of values
             # fitted there (RefitCorrection.interval); the correction's noise without
             # that span in quadrature
-            k_poi = correction.names.index(fit.poi)
-            noise = float(np.sqrt(max(correction.noise_covariance()[k_poi, k_poi], 0.0)))
+            noise = correction.noise_error(fit.poi)
             extra = float(np.hypot(comps["learned_ratio"], noise))  # (a POI's unit is 1)
             fitd["poi_intervals"] = {
                 k: [max(bound, e) for e in correction.interval(

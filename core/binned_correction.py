@@ -17,9 +17,10 @@ at v:
 * per channel, each sample with reweighter nuisances is the reweighter's target generated
   at θ(v) (:func:`ratiofit.honest.simulate_at`), every other sample a new draw of its own
   declaration (its own seed; drawn once, since its shape does not depend on v), each with
-  ``events_per_expected`` (default 10) events per expected event, weighted to the sample's
-  expected count at v (the model's, with the standard modifiers at v) and histogrammed in
-  the channel's bins: the data's expectation at v with a tenth of its noise;
+  ``uncertainty.correction_events`` (K, default 10) events per expected event, weighted
+  to the sample's expected count at v (the model's, with the standard modifiers at v) and
+  histogrammed in the channel's bins: the data's expectation at v with 1/K of its
+  variance;
 * the auxiliary data at v (pyhf's Asimov auxiliary data: each constraint's centre at its
   parameter's value at v).
 
@@ -30,7 +31,7 @@ calibration sets; a source's events carry no cross-section to compare it with).
 v holds the scalar parameters (POIs, reweighter nuisances, lumi, normsys, normfactors);
 the per-bin ones (staterror's γ) and the learned-ratio modifiers' are kept at their fitted
 values and refitted with the rest. The correction's error (``simulation``) is the last
-simulated fit's covariance over ``events_per_expected``.
+simulated fit's covariance over K.
 """
 
 from __future__ import annotations
@@ -47,12 +48,8 @@ from .sampling import make_sample
 from .seeding import derive_seed
 from .spec import SampleSpec, Spec
 
-__all__ = ["EVENTS_PER_EXPECTED", "binned_simulation_correction", "corrected_fit",
-           "tracked_parameters"]
+__all__ = ["binned_simulation_correction", "corrected_fit", "tracked_parameters"]
 
-#: Simulated events per expected event of the fitted model (the correction's noise is a
-#: 1/K share of the data's variance: 10 adds 5 % to a statistical error).
-EVENTS_PER_EXPECTED = 10
 #: At most this many simulated events per channel sample.
 MAX_EVENTS = 1_000_000
 
@@ -79,6 +76,7 @@ def binned_simulation_correction(spec: Spec, registry: Registry, model: Any, fit
     from .inference import fit as binned_fit
 
     ispec = spec.inference
+    k = spec.uncertainty.correction_events
     assert ispec is not None
     pdf = model.model
     cfg = pdf.config
@@ -114,7 +112,7 @@ def binned_simulation_correction(spec: Spec, registry: Registry, model: Any, fit
                 nu = float(per[s.name][sl].sum()) if s.name in per else 0.0
                 if nu <= 0:
                     continue
-                n = int(min(MAX_EVENTS, max(1, round(EVENTS_PER_EXPECTED * nu))))
+                n = int(min(MAX_EVENTS, max(1, round(k * nu))))
                 counts[f"{cname}/{s.name}"] = n
                 if s.nuisances:
                     ev = simulate_at(spec, registry, theta,
@@ -144,7 +142,7 @@ def binned_simulation_correction(spec: Spec, registry: Registry, model: Any, fit
         errors=np.array([float(fit.error(n)) for n in tracked]),
         lower=np.array([bounds[i][0] for i in index], dtype=np.float64),
         upper=np.array([bounds[i][1] for i in index], dtype=np.float64),
-        simulate_fit=simulate_fit, events_per_expected=EVENTS_PER_EXPECTED,
+        simulate_fit=simulate_fit, events_per_expected=k,
         range_limited=[nu.name for nu in nuisances],
         bounded=[n for n in tracked if n == ispec.poi])
 

@@ -94,15 +94,18 @@ Top-level sections
     1/N of one member's.
 ``uncertainty``
     The learned ratio's own error in every fit (:mod:`ratiofit.uncertainty`):
-    ``{replicas: int, correction: simulation | none, gate: bool, gate_events: int,
-    gate_level: float}``. ``replicas``
+    ``{replicas: int, correction: simulation | none, correction_events: int, gate: bool,
+    gate_events: int, gate_level: float}``. ``replicas``
     reweighters (default 3; 0 turns it off) are retrained on Poisson(1)-weighted bootstrap
     replicas of the training samples with their own seeds and refitted to the same data;
     their spread is the ``reweighter`` component of every fitted parameter's error.
     ``correction: simulation`` (the default; used where the source can generate events at
     a given θ and the data have the reweighter's features) simulates ``gate_events`` at
     the fitted θ and takes one Newton step of the simulation's estimating equation in the
-    learned score (:mod:`ratiofit.correction`), which removes the learned ratio's bias.
+    learned score (:mod:`ratiofit.correction`), which removes the learned ratio's bias;
+    in an inference it refits data simulated at the fitted point, ``correction_events``
+    (default 10) events per expected event (the correction's noise is 1/K of the data's
+    variance, and part of every reported error).
     ``gate`` (default on) tests the reweighting at the fitted θ (:mod:`ratiofit.closure_gate`)
     with ``gate_events`` events per side (default: 4x the data sample's size, at most 10^6)
     at significance ``gate_level`` (default 0.01).

@@ -141,6 +141,11 @@ class UncertaintySpec:
         "ratiofit.unbinned_correction; on an analysis's workspace the non-closure "
         "modifier); none: off.",
         choices=("simulation", "none")))
+    correction_events: int = declared(Option(
+        "int", 10, "Simulated events per expected event in an inference's simulation "
+        "correction (ratiofit.binned_correction, ratiofit.unbinned_correction): the "
+        "correction's noise, reported in every error, is 1/K of the data's variance; an "
+        "unbinned correction's time grows with K.", minimum=1))
     gate: bool = declared(Option("bool", True, "Test the reweighting at the fitted θ after "
                                  "every fit."))
     gate_events: int | None = declared(Option(

@@ -18,9 +18,9 @@ fitted point** v̂ (a parametric-bootstrap bias correction):
   parameters at the fitted nuisances, :func:`ratiofit.honest.simulate_at`), every other
   sample a new draw of its own declaration (its own seed, never the events its density
   ratio was trained on);
-* ``events_per_expected`` (default 10) events per expected event of the fitted model, each
-  component's weights summing to its fitted yield, so the simulated set looks like the
-  data's expectation with a tenth of its noise;
+* ``uncertainty.correction_events`` (K, default 10) events per expected event of the
+  fitted model, each component's weights summing to its fitted yield, so the simulated
+  set looks like the data's expectation with 1/K of its variance;
 * the auxiliary measurements sit at the fitted values (the simulation's truth).
 
 The same model fitted to it gives v_sim = f(v); f(v) − v is the model's bias at the
@@ -39,7 +39,7 @@ The errors: the data's statistical error maps through the correction as J⁻¹ (
 follows μ at half the rate doubles it);
 :meth:`~ratiofit.refit_correction.RefitCorrection.error_scale` widens, never shrinks, each
 parameter's statistical error by it. The last simulated fit's noise is the ``simulation``
-component, its covariance over ``events_per_expected`` (the weighted events' sandwich
+component, its covariance over K (the weighted events' sandwich
 covariance I⁻¹·(Σw²/Σw) with equal weights 1/K, bounded by the fit's covariance over K
 because the constraints add curvature but no noise), plus the last step's size where the
 steps did not converge. Each bootstrap replica is corrected by its own bias on the last
@@ -70,9 +70,6 @@ from .spec import SampleSpec, Spec
 
 __all__ = ["UnbinnedCorrection", "cannot_simulate", "simulated_data", "simulation_correction"]
 
-#: Simulated events per expected event of the fitted model (the correction's noise is a
-#: 1/K share of the data's variance: 10 adds 5 % to a statistical error).
-EVENTS_PER_EXPECTED = 10
 #: At most this many simulated events per channel component.
 MAX_EVENTS = 1_000_000
 
@@ -121,6 +118,7 @@ def simulated_data(spec: Spec, registry: Registry, yields: Mapping[str, Mapping[
     from .inference.unbinned_model import concatenate_events
 
     ispec = spec.inference
+    k = spec.uncertainty.correction_events
     assert ispec is not None
     out: dict[str, EventSet] = {}
     counts: dict[str, int] = {}
@@ -130,7 +128,7 @@ def simulated_data(spec: Spec, registry: Registry, yields: Mapping[str, Mapping[
             nu = float(yields[cname][name])
             if nu <= 0:
                 continue
-            n = int(min(MAX_EVENTS, max(1, round(EVENTS_PER_EXPECTED * nu))))
+            n = int(min(MAX_EVENTS, max(1, round(k * nu))))
             if name == cs.background:
                 ev = simulate_at(spec, registry, theta, key=f"{key}-{cname}-{name}", n=n)
             else:
@@ -179,7 +177,7 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
         errors=np.array([float(fit.error(n)) for n in names]),
         lower=np.array([model.limits[n][0] for n in names]),
         upper=np.array([model.limits[n][1] for n in names]),
-        simulate_fit=simulate_fit, events_per_expected=EVENTS_PER_EXPECTED,
+        simulate_fit=simulate_fit, events_per_expected=spec.uncertainty.correction_events,
         range_limited=list(model.nuisances), bounded=list(model.pois))
     point, data, centres = last["point"], last["data"], last["centres"]
     for rmodel, rvalues in zip(replica_models, replica_values, strict=True):

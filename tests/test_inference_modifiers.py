@@ -164,7 +164,11 @@ def test_a_run_fits_them(tmp_path: Path) -> None:
     from ratiofit.cli import main
 
     path = tmp_path / "m.yaml"
-    path.write_text(SPEC + "uncertainty: {replicas: 0, correction: none}\n")
+    # (no upper limit and impacts: their 41-point CLs scan was most of the test's time and
+    # tests/test_inference_pyhf.py checks them)
+    path.write_text(SPEC.replace("  data: data\n", "  data: data\n  upper_limit: false\n"
+                                 "  impacts: false\n", 1)
+                    + "uncertainty: {replicas: 0, correction: none}\n")
     res = CliRunner().invoke(main, ["run", str(path), "-o", str(tmp_path / "out"), "-q",
                                     "--no-plots"])
     assert res.exit_code == 0, res.output
@@ -182,6 +186,8 @@ TWO_CHANNELS = _header(6, "  control: {source: gaussian, n_events: 4000, theta: 
                            "options: {mean: mu}}\n") + """\
 inference:
   poi: mu_sig
+  upper_limit: false  # (checked elsewhere: its scan was most of the run's time)
+  impacts: false
   channels:
     SR:
       observable: x0

@@ -200,6 +200,15 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
                                                  truth.get(name))
         if "fit_before_correction" in inf:  # the binned fit's simulation correction
             row["learned"] = entry(inf["fit_before_correction"], name, truth.get(name))
+        corr = inf["fit"].get("correction") or inf.get("correction") or {}
+        if corr.get("applied") and name in corr.get("parameters", {}):
+            # how the correction scaled this parameter's statistical error, and the slope
+            # of the learned fit in it (J's diagonal): the coverage's diagnosis
+            j = list(corr["parameters"]).index(name)
+            row["correction"] = {
+                "error_scale": corr["error_scale"][j],
+                "jacobian": None if corr.get("jacobian") is None else corr["jacobian"][j][j],
+                "at_limit": name in (corr.get("at_limit") or {})}
         out["parameters"][name] = row
     out["gate"] = None
     out["warnings"] = inf.get("warnings", [])

@@ -184,6 +184,30 @@ def test_coverage_repeat_injects_signal_and_draws_the_measurement() -> None:
     assert abs(np.mean(n_data) - 3000) < 4 * np.sqrt(3000 / 200)
 
 
+def test_a_coverage_repeat_keeps_the_corrections_diagnosis(
+        inference_run: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Each parameter of a coverage repeat records how the simulation correction scaled
+    its statistical error and the learned fit's slope in it (J's diagonal): the run's
+    result, not recomputed."""
+    import ratiofit.workflow
+    from ratiofit.coverage import _one_inference
+
+    out, inf = inference_run
+    result = json.loads((out / "result.json").read_text())
+    monkeypatch.setattr(ratiofit.workflow, "run_spec", lambda *a, **k: result)
+    row = _one_inference(load_spec_text(SPEC), 0, {"mu": 2.0, "shape": 0.05}, str(tmp_path))
+    corr = inf["fit"]["correction"]
+    names = list(corr["parameters"])
+    for name in ("mu", "shape"):
+        j = names.index(name)
+        got = row["parameters"][name]["correction"]
+        assert got["error_scale"] == corr["error_scale"][j] >= 1.0
+        assert got["jacobian"] == corr["jacobian"][j][j]
+        assert got["at_limit"] is (name in corr["at_limit"])
+        assert row["parameters"][name]["learned"]["value"] != row["parameters"][name]["value"]
+
+
 def test_inference_exports_a_portable_workspace(inference_run: tuple[Path, dict]) -> None:
     import pyhf
 

@@ -152,7 +152,7 @@ def corrected_fit(fitd: dict[str, Any], correction: RefitCorrection,
                   ) -> dict[str, Any]:
     """``fitd`` (a :meth:`BinnedFitResult.to_dict`) with the tracked parameters' values
     replaced by the corrected ones and their errors by the corrected fit's: the data's
-    error (with the learned-ratio modifiers) widened through the correction
+    error (with the learned-ratio modifiers) mapped through the correction
     (:meth:`RefitCorrection.error_scale`) and the correction's own in quadrature; the
     pulls (and θ of the reweighter nuisances) follow. The learned fit's values and errors
     stay in ``learned_values`` / ``learned_errors``.

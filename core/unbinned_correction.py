@@ -37,8 +37,9 @@ not converged after 4 simulations in 16 of them.
 
 The errors: the data's statistical error maps through the correction as J⁻¹ (a model that
 follows μ at half the rate doubles it);
-:meth:`~ratiofit.refit_correction.RefitCorrection.error_scale` widens, never shrinks, each
-parameter's statistical error by it. The last simulated fit's noise is the ``simulation``
+:meth:`~ratiofit.refit_correction.RefitCorrection.error_scale` scales each parameter's
+statistical error by it (shrinking one only where a step measured J above the noise).
+The last simulated fit's noise, mapped the same way, is the ``simulation``
 component, its covariance over K (the weighted events' sandwich
 covariance I⁻¹·(Σw²/Σw) with equal weights 1/K, bounded by the fit's covariance over K
 because the constraints add curvature but no noise), plus the last step's size where the

@@ -173,3 +173,57 @@ def test_the_warnings_name_the_bound_the_bias_and_what_inherits_it() -> None:
     assert "ends on its bound 0" in lines[0] and "the CLs are the learned model's" in lines[1]
     corr, _ = _solve(lambda v: v, [2.0, 1.0])
     assert correction_warnings(corr, poi="mu", poi_error=0.5, inherit="the CLs") == []
+
+
+def _slope_coverage(slope: float, *, common_seeds: bool, shrink: bool = True) -> float:
+    """The 68 % coverage of corrected value ± error for a learned fit that follows the
+    parameter ``slope`` times as steeply as it should (a learned dependence ``1/slope`` as
+    strong): x ~ N(slope·t, slope), its Hesse error ``slope``, and simulated fits
+    f(v) = slope·v with K = 10 times less noise, the same draw every step
+    (``common_seeds``, as the Gaussian sources give) or a new one (as PYTHIA's)."""
+    rng = np.random.default_rng(11)
+    covered = []
+    for t in rng.uniform(2.0, 4.0, 2000):
+        x = slope * t + slope * rng.standard_normal()
+        eps = rng.standard_normal()
+
+        def simulate_fit(v, eps=eps):
+            e = eps if common_seeds else rng.standard_normal()
+            return slope * v + slope / np.sqrt(10) * e, np.eye(1) * slope ** 2, {}
+
+        corr = solve_refit_correction(names=["mu"], fitted=np.array([x]),
+                                      errors=np.array([slope]), lower=np.array([-100.0]),
+                                      upper=np.array([100.0]), simulate_fit=simulate_fit,
+                                      events_per_expected=10)
+        if not shrink:
+            corr.measured = None
+        err = np.hypot(corr.error_scale()[0] * slope, np.sqrt(corr.covariance[0, 0]))
+        covered.append(abs(corr.corrected[0] - t) <= err)
+    return float(np.mean(covered))
+
+
+@pytest.mark.parametrize("slope", [2.0, 3.0])
+@pytest.mark.parametrize("common_seeds", [True, False])
+def test_a_too_weak_learned_dependence_does_not_inflate_the_error(slope: float,
+                                                                  common_seeds: bool) -> None:
+    """A learned fit that follows the parameter twice (three times) as steeply has a
+    Hesse error twice (three times) the true one; the correction maps it back through
+    J⁻¹ where a step measured J above the noise. Measured over these 2000 toys: 74.7 % /
+    71.0 % with the same seeds, 75.7 % / 72.6 % without, against 94 % / 99.6 % without
+    the shrink (as in the pyhf coverage run of 695f070's width: 97 % at 68 % away from its
+    limits, pull width 0.44). Bounds: at least 68.3 % less three binomial errors
+    (√(0.683·0.317/2000) = 0.0104), at most 84 % (the remaining excess is J's own noise
+    and the steps' convergence tolerance), and above 93 % without the shrink."""
+    got = _slope_coverage(slope, common_seeds=common_seeds)
+    assert 0.683 - 3 * 0.0104 <= got <= 0.84, got
+    assert _slope_coverage(slope, common_seeds=common_seeds, shrink=False) > 0.93
+
+
+def test_the_simulation_noise_maps_through_the_jacobian() -> None:
+    """A learned fit that follows the parameter half as steeply (same seeds every step):
+    its error and the simulation's noise both double through J⁻¹ = 2, which covers 68 %
+    (measured 67.8 % over these 2000 toys; 65.5 % on other toys before the noise was
+    mapped). Tolerance: three binomial errors, 0.0104 each. (With a new draw every step,
+    J from a few small steps is noisy and the same toys cover 56 %: the correction's
+    known weak point for sources without common seeds.)"""
+    assert abs(_slope_coverage(0.5, common_seeds=True) - 0.683) <= 3 * 0.0104

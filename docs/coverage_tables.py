@@ -181,6 +181,13 @@ COVERAGE = {
         "parameter less than one-to-one but never shrinks one where it follows more "
         "steeply (ratiofit.refit_correction.RefitCorrection.error_scale); the repeats of "
         "later runs record J's diagonal to tell (365dc7a)"),
+    "coverage-inference_analysis-0.25-measured": (
+        "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
+        "--workers 2 -o runs/coverage-inference_analysis-0.25-measured (code of commit "
+        "40500cd)", 0.25,
+        "as the -finite run above, with the learned fit's errors and the simulation's "
+        "noise mapped through J^-1 both ways, an error shrunk only where a secant step "
+        "measured J above the noise (40500cd)"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),

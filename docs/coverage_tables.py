@@ -187,7 +187,11 @@ COVERAGE = {
         "40500cd)", 0.25,
         "as the -finite run above, with the learned fit's errors and the simulation's "
         "noise mapped through J^-1 both ways, an error shrunk only where a secant step "
-        "measured J above the noise (40500cd)"),
+        "measured J above the noise (40500cd). Width still over-covers away from its "
+        "limits: in the repeats near its nominal value the learned fit is nearly "
+        "unbiased, the steps are too small to measure J by MEASURED_STEP and its error "
+        "is left as large as the learned fit's (each repeat's 'correction' entry has J's "
+        "diagonal and the error scale)"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),

@@ -164,7 +164,7 @@ class RefitCorrection:
 
     def error_scale(self) -> np.ndarray:
         """Per parameter, how the learned fit's error maps through the correction:
-        |(J⁻¹)ᵢᵢ|, at most 3 (a larger one says the steps did not determine J;
+        abs((J⁻¹)ᵢᵢ), at most 3 (a larger one says the steps did not determine J;
         ``jacobian`` shows it). It grows the error where the learned fit follows the
         parameter less than one-to-one; where it follows more steeply (a learned
         dependence too weak: the fit's own error is larger by as much) it shrinks it, to
@@ -190,7 +190,7 @@ class RefitCorrection:
 
 
 def _inverse_diagonal(jacobian: np.ndarray | None, p: int) -> np.ndarray:
-    """|(J⁻¹)ᵢᵢ|, 1 where J is missing, singular or the entry not finite."""
+    """abs((J⁻¹)ᵢᵢ), 1 where J is missing, singular or the entry not finite."""
     if jacobian is None:
         return np.ones(p)
     try:

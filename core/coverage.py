@@ -200,7 +200,7 @@ def _one_inference(spec: Spec, k: int, truth: dict[str, float] | None, outdir: s
                                                  truth.get(name))
         if "fit_before_correction" in inf:  # the binned fit's simulation correction
             row["learned"] = entry(inf["fit_before_correction"], name, truth.get(name))
-        corr = inf["fit"].get("correction") or inf.get("correction") or {}
+        corr = inf["fit"].get("correction") or {}
         if corr.get("applied") and name in corr.get("parameters", {}):
             # how the correction scaled this parameter's statistical error, and the slope
             # of the learned fit in it (J's diagonal): the coverage's diagnosis

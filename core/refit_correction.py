@@ -243,11 +243,20 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                                      steps, [n in set(range_limited) for n in names],
                                      [n in set(bounded) for n in names])
 
-    def secant(at: np.ndarray, jac: np.ndarray, label: dict[str, Any]
+    # the errors' J: updated only by the first solve's steps that measure it above the
+    # noise (the last small steps of a converging solve would leave noise in it), and
+    # each parameter's largest such step
+    threshold = MEASURED_STEP * np.sqrt(2 / events_per_expected) * scale
+    measuring_jac = np.eye(p)
+    largest = np.zeros(p)
+
+    def secant(at: np.ndarray, jac: np.ndarray, label: dict[str, Any], *, measure: bool
                ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray,
                           dict[str, int]]:
         """Secant steps from ``at`` (the ``frozen`` parameters held): the solution, J,
-        whether it converged, the last step's size, the last covariance and counts."""
+        whether it converged, the last step's size, the last covariance and counts;
+        ``measure``: its steps also update the errors' J."""
+        nonlocal measuring_jac
         previous: tuple[np.ndarray, np.ndarray] | None = None
         moved = np.zeros(p)
         cov = np.zeros((p, p))
@@ -259,11 +268,9 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                 dv, df = point - previous[0], got - previous[1]
                 if float(dv @ dv) > 0:  # Broyden's update of J along the step
                     jac = secant_jacobian(jac, step=dv, change=df)
-                if np.any(np.abs(dv) >= threshold):
-                    # the errors' J: only steps that measure it above the noise (the
-                    # last small steps of a converging solve would leave noise in it)
-                    measuring[0] = secant_jacobian(measuring[0], step=dv, change=df)
-                    largest[:] = np.maximum(largest, np.abs(dv))
+                if measure and np.any(np.abs(dv) >= threshold):
+                    measuring_jac = secant_jacobian(measuring_jac, step=dv, change=df)
+                    np.maximum(largest, np.abs(dv), out=largest)
             previous = (point, got)
             try:
                 delta = np.linalg.solve(jac, fitted - got)
@@ -282,15 +289,11 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                 return at, jac, True, moved, cov, counts
         return at, jac, False, moved, cov, counts
 
-    threshold = MEASURED_STEP * np.sqrt(2 / events_per_expected) * \
-        np.where(errors > 0, errors, np.inf)
-    largest = np.zeros(p)  # each parameter's largest measuring step (the first solve's)
-    measuring = [np.eye(p)]
-    at, jac, converged, moved, cov, counts = secant(start, np.eye(p), {})
+    at, jac, converged, moved, cov, counts = secant(start, np.eye(p), {}, measure=True)
     measured = largest >= threshold
     # the simulated fit's noise is in the learned fit's units: it maps through J⁻¹ as the
     # data's error does (a learned dependence twice too weak doubles both)
-    grow = np.diag(_error_scale(p, jac, measuring[0], measured))
+    grow = np.diag(_error_scale(p, jac, measuring_jac, measured))
     cov = grow @ (np.asarray(cov, dtype=np.float64) / events_per_expected) @ grow
     if not converged:  # still moving: the last step's size is part of the error
         cov = cov + np.diag(np.where(errors > 0, moved, 0.0) ** 2)
@@ -300,14 +303,15 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
         # edge (half the span away), their shift is one more error component
         edge = at.copy()
         edge[i] = at_limit[names[int(i)]]["edge"]
-        other, _, _, _, _, _ = secant(edge, jac, {"held_at_edge": names[int(i)]})
+        other, _, _, _, _, _ = secant(edge, jac, {"held_at_edge": names[int(i)]},
+                                      measure=False)
         shift = np.where(frozen, 0.0, other - at)
         at_limit[names[int(i)]]["shift"] = shift.tolist()
         cov = cov + np.outer(shift, shift)
     return RefitCorrection(names=list(names), values=fitted, corrected=at, covariance=cov,
                            events=counts, events_per_expected=events_per_expected,
                            steps=steps, converged=converged, jacobian=jac,
-                           measured_jacobian=measuring[0], measured=measured,
+                           measured_jacobian=measuring_jac, measured=measured,
                            at_limit=at_limit)
 
 

@@ -31,12 +31,12 @@ def _previous_rows(command: str) -> list[str]:
 def _summary(run: str, scale: float) -> dict | None:
     """A coverage run's summary: from runs/ (then kept in STORE), else the kept one."""
     path = ROOT / "runs" / run / "coverage.json"
-    res = json.loads(path.read_text()) if path.exists() else \
-        _partial(ROOT / "runs" / run / "jobs", scale)
+    repeats = _repeats(ROOT / "runs" / run / "jobs")
+    res = json.loads(path.read_text()) if path.exists() else _partial(repeats, scale)
     if res is not None:
         keep = {k: res[k] for k in ("summary", "gate_failures", "scale", "ratiofit_commit")
                 if k in res}
-        keep["limit_split"] = _limit_split(ROOT / "runs" / run / "jobs")
+        keep["limit_split"] = _limit_split(repeats)
         from ratiofit._atomic import write_text_atomic
 
         STORE.mkdir(parents=True, exist_ok=True)
@@ -209,13 +209,17 @@ def _on_limit(repeat: dict, name: str) -> bool:
                for w in repeat.get("warnings", []))
 
 
-def _limit_split(jobs: Path) -> dict:
+def _repeats(jobs: Path) -> list[dict]:
+    """A coverage run's finished repeats (``jobs/repeat-K.json``' results)."""
+    return [json.loads(f.read_text())["result"] for f in sorted(jobs.glob("repeat-*.json"))]
+
+
+def _limit_split(repeats: list[dict]) -> dict:
     """Per parameter of an inference run, the summary of the repeats whose learned fit
     ended on a limit and of the others (where both have at least 2), else {}."""
     from ratiofit.coverage import summarise_runs
 
-    runs = [json.loads(f.read_text())["result"] for f in sorted(jobs.glob("repeat-*.json"))]
-    runs = [r for r in runs if "failed" not in r]
+    runs = [r for r in repeats if "failed" not in r]
     if not runs or "components" not in next(iter(runs[0]["parameters"].values())):
         return {}
     out = {}
@@ -232,11 +236,10 @@ def _pct(c: float, e: float) -> str:
     return f"{100 * c:.0f} ± {100 * e:.0f}%"
 
 
-def _partial(jobs: Path, scale: float) -> dict | None:
+def _partial(runs: list[dict], scale: float) -> dict | None:
     """The summary of the finished repeats of a stopped coverage run, or ``None``."""
     from ratiofit.coverage import COMPARISONS, summarise_runs
 
-    runs = [json.loads(f.read_text())["result"] for f in sorted(jobs.glob("repeat-*.json"))]
     if len(runs) < 2:
         return None
     summary = summarise_runs(runs)

@@ -144,7 +144,9 @@ def binned_simulation_correction(spec: Spec, registry: Registry, model: Any, fit
         upper=np.array([bounds[i][1] for i in index], dtype=np.float64),
         simulate_fit=simulate_fit, events_per_expected=k,
         range_limited=[nu.name for nu in nuisances],
-        bounded=[n for n in tracked if n == ispec.poi])
+        bounded=[n for n in tracked if n == ispec.poi],
+        # J is one along the POI and the standard modifiers (exact templates)
+        learned=[nu.name for nu in nuisances])
 
 
 def corrected_fit(fitd: dict[str, Any], correction: RefitCorrection,

@@ -49,17 +49,22 @@ first probe: its value moves by 1/32 of an error, its interval's upper end by 1/
 The errors: the learned fit's error maps through the correction as J⁻¹
 (:meth:`RefitCorrection.error_scale`). Where the learned fit follows a parameter less than
 one-to-one it grows; where it follows more steeply (a learned dependence too weak, whose
-fit's own error is larger by as much) it shrinks, but only where a secant step moved the
-parameter by :data:`MEASURED_STEP` times the noise of two simulated fits' difference,
-and J is then taken from such steps alone. Measured in the pyhf coverage run of
-``specs/inference_analysis.yaml`` at ``--scale 0.25`` (code of 695f070; docs/coverage.md),
-before the shrink: the width nuisance's repeats away from its limits covered 97 % at
-68 % with pull width 0.44. The simulation's noise (the simulated fit's covariance over
-K) is in the learned fit's units and maps the same way. On known maps
-(tests/test_refit_correction.py) a learned fit twice as steep covers 75 % with the shrink
-and 94 % without; one half as steep 68 % with the same seeds every step but 56 % with a
-new draw each (J from small noisy steps: the growth is then underestimated, not yet
-handled).
+fit's own error is larger by as much) it shrinks. Both need J measured above the noise of
+two simulated fits' difference, √(2/K) of the error: a step of :data:`MEASURED_STEP` times
+that measures a J of one to a quarter of itself, one of J below one must be 1/J times
+longer. The solve's own steps measure J along the parameters they moved that far; along
+each other parameter of the learned model's (``learned``) one probe simulation from the
+last step's point measures J's column by a finite difference, and a second, longer one
+where that J is below one. Measured in the pyhf coverage run of
+``specs/inference_analysis.yaml`` at ``--scale 0.25`` (docs/coverage.md): with J from
+every step but only to grow the error (code of 695f070), the width nuisance's repeats away
+from its limits covered 97 % at 68 %, pull width 0.44; with the shrink from the solve's
+large steps only (40500cd) 89 %, the rest in repeats near nominal whose steps were too
+small to measure the J of 2.3 they had. The simulation's noise (the simulated fit's
+covariance over K) is in the learned fit's units and maps the same way. On known maps
+(tests/test_refit_correction.py) learned fits two or three times too steep, one-to-one or
+half as steep all cover 68-70 %, with the same seeds every step or a new draw each (half
+as steep with a new draw each covered 56 % before the probes).
 
 Its backends: the unbinned fit (:mod:`ratiofit.unbinned_correction`) and the binned pyhf
 fit (:mod:`ratiofit.binned_correction`); each supplies the simulate-and-fit callable.
@@ -86,7 +91,8 @@ MAX_STEP_ERRORS = 2.0
 #: J is measured along a parameter where a secant step moved it by at least this many
 #: times the noise of a difference of two simulated fits, √(2/K) of its error (K events
 #: per expected event; the same seeds every step make it smaller, a source without them
-#: not): J's noise is then at most a quarter of J.
+#: not): J's noise is then at most a quarter of a J of one or more (a probe along a J
+#: below one is 1/J times longer for the same).
 MEASURED_STEP = 4.0
 
 
@@ -108,8 +114,8 @@ class RefitCorrection:
     converged: bool = False
     #: the Jacobian ∂f/∂v of the learned model's fit of simulated data, from the steps
     jacobian: np.ndarray | None = None
-    #: J from the steps that measured it above the simulations' noise only
-    #: (:data:`MEASURED_STEP`), and per parameter whether such a step moved it
+    #: J from the steps and probes that measured it above the simulations' noise only
+    #: (:data:`MEASURED_STEP`), and per parameter whether such a step or probe moved it
     measured_jacobian: np.ndarray | None = None
     measured: np.ndarray | None = None
     #: per replica its bias, ``None`` where its fit of the simulated data failed
@@ -164,11 +170,12 @@ class RefitCorrection:
 
     def error_scale(self) -> np.ndarray:
         """Per parameter, how the learned fit's error maps through the correction:
-        abs((J⁻¹)ᵢᵢ), at most 3 (a larger one says the steps did not determine J;
-        ``jacobian`` shows it). It grows the error where the learned fit follows the
-        parameter less than one-to-one; where it follows more steeply (a learned
-        dependence too weak: the fit's own error is larger by as much) it shrinks it, to
-        at least 1/3, but only where a step :attr:`measured` J above the noise, else 1."""
+        abs((J⁻¹)ᵢᵢ) in [1/3, 3] (beyond, the steps did not determine J; ``jacobian``
+        shows it), J from the steps and probes that :attr:`measured` it above the noise.
+        It grows the error where the learned fit follows the parameter less than
+        one-to-one; where it follows more steeply (a learned dependence too weak: the
+        fit's own error is larger by as much) it shrinks it. A parameter not measured
+        (held on a limit, or no room for a probe) only grows, by every step's J."""
         return _error_scale(len(self.names), self.jacobian, self.measured_jacobian,
                             self.measured)
 
@@ -202,15 +209,14 @@ def _inverse_diagonal(jacobian: np.ndarray | None, p: int) -> np.ndarray:
 
 def _error_scale(p: int, jacobian: np.ndarray | None, measured_jacobian: np.ndarray | None,
                  measured: np.ndarray | None) -> np.ndarray:
-    """:meth:`RefitCorrection.error_scale` of ``p`` parameters: grown by every step's J
-    (as the solve used it: with the same seeds every step its small last steps still
-    measure J), shrunk only by the measuring steps' J where they moved the parameter."""
+    """:meth:`RefitCorrection.error_scale` of ``p`` parameters: from the measuring J
+    (steps and probes above the noise) where it was measured, in [1/3, 3]; elsewhere
+    grown (never shrunk) by every step's J, as the solve used it."""
     grow = np.clip(_inverse_diagonal(jacobian, p), 1.0, 3.0)
     if measured is None:
         return grow
-    shrink = np.where(measured, np.clip(_inverse_diagonal(measured_jacobian, p), 1 / 3, 1.0),
-                      1.0)
-    return np.where(grow > 1.0, grow, shrink)
+    return np.where(measured, np.clip(_inverse_diagonal(measured_jacobian, p), 1 / 3, 3.0),
+                    grow)
 
 
 #: ``simulate_fit(point)`` → (the learned model's fitted values of data simulated at
@@ -221,7 +227,8 @@ SimulateFit = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, dict[str, int
 def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: np.ndarray,
                            lower: np.ndarray, upper: np.ndarray, simulate_fit: SimulateFit,
                            events_per_expected: int, range_limited: Sequence[str] = (),
-                           bounded: Sequence[str] = ()) -> RefitCorrection:
+                           bounded: Sequence[str] = (), learned: Sequence[str] | None = None
+                           ) -> RefitCorrection:
     """Solve f(v) = v̂ (module docstring) for ``fitted`` = v̂ with ``errors`` its errors;
     the simulations are made at v within [``lower``, ``upper``] (a POI below its bound is
     simulated at the bound: no negative yields). The correction's covariance is the last
@@ -232,7 +239,11 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
     ``range_limited`` names the parameters whose limits are the range a learned model was
     trained on (a reweighter nuisance's θ range), where a fit on the limit is resolved by
     probes (module docstring); ``bounded`` the POIs, whose lower and upper limits are
-    physical bounds probed in steps of their ``errors`` (:data:`BOUND_PROBES`)."""
+    physical bounds probed in steps of their ``errors`` (:data:`BOUND_PROBES`).
+    ``learned`` names the parameters whose dependence the learned model carries (``None``:
+    all); J along the others is one by construction, along these it is measured: by the
+    solve's steps where they moved far enough (:data:`MEASURED_STEP`), else by one probe
+    simulation each (module docstring)."""
     p = len(names)
     fitted = np.asarray(fitted, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
@@ -250,14 +261,17 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
     measuring_jac = np.eye(p)
     largest = np.zeros(p)
 
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+
     def secant(at: np.ndarray, jac: np.ndarray, label: dict[str, Any], *, measure: bool
                ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray,
                           dict[str, int]]:
         """Secant steps from ``at`` (the ``frozen`` parameters held): the solution, J,
         whether it converged, the last step's size, the last covariance and counts;
-        ``measure``: its steps also update the errors' J."""
-        nonlocal measuring_jac
-        previous: tuple[np.ndarray, np.ndarray] | None = None
+        ``measure``: its steps also update the errors' J (and ``previous`` is left at
+        its last simulation, the probes' base)."""
+        nonlocal measuring_jac, previous
+        previous = None
         moved = np.zeros(p)
         cov = np.zeros((p, p))
         counts: dict[str, int] = {}
@@ -290,6 +304,32 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
         return at, jac, False, moved, cov, counts
 
     at, jac, converged, moved, cov, counts = secant(start, np.eye(p), {}, measure=True)
+    if previous is not None:
+        # a parameter of the learned model's that no step moved far enough to measure J:
+        # a simulation a measuring step away from the last one, along it alone (a finite
+        # difference: J's column there); a second, longer one where J is below one
+        # (module docstring)
+        probe = np.ones(p, dtype=bool) if learned is None else \
+            np.array([n in set(learned) for n in names])
+        base, base_got = previous
+        for i in np.flatnonzero(probe & ~frozen & (errors > 0)):
+            for _ in range(2):
+                need = threshold[i] / np.clip(abs(measuring_jac[i, i]), 1 / 3, 1.0)
+                if largest[i] >= 0.999 * need:  # (rounding of base + need)
+                    break
+                room_up, room_down = upper[i] - base[i], base[i] - lower[i]
+                point = base.copy()
+                point[i] += need if room_up >= min(need, room_down) else -need
+                point = np.clip(point, lower, upper)
+                dv = point - base
+                if abs(dv[i]) < 0.999 * threshold[i]:
+                    break  # no room in the range for a measuring step
+                got, _, _ = simulate_fit(point)
+                steps.append({"at": point.tolist(), "simulated_fit": got.tolist(),
+                              "measures": names[int(i)]})
+                measuring_jac = secant_jacobian(measuring_jac, step=dv,
+                                                change=got - base_got)
+                largest[i] = max(abs(dv[i]), threshold[i])
     measured = largest >= threshold
     # the simulated fit's noise is in the learned fit's units: it maps through J⁻¹ as the
     # data's error does (a learned dependence twice too weak doubles both)

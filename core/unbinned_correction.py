@@ -161,7 +161,7 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
     from .inference.errors import InferenceError
 
     names = list(model.names)
-    last: dict[str, Any] = {}
+    simulated: list[dict[str, Any]] = []
 
     def simulate_fit(point: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         values = dict(zip(names, point.tolist(), strict=True))
@@ -169,7 +169,7 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
                                       model.theta(values))
         centres = {n: values[n] for n in model.constraints}
         sim = fit_model(model, model.nll(data, constraint_centres=centres), start=values)
-        last.update(point=point, data=data, centres=centres)
+        simulated.append({"point": point, "data": data, "centres": centres})
         return (np.array([sim.value(n) for n in names]),
                 np.asarray(sim.covariance, dtype=np.float64), counts)
 
@@ -179,10 +179,16 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
         lower=np.array([model.limits[n][0] for n in names]),
         upper=np.array([model.limits[n][1] for n in names]),
         simulate_fit=simulate_fit, events_per_expected=spec.uncertainty.correction_events,
-        range_limited=list(model.nuisances), bounded=list(model.pois))
-    point, data, centres = last["point"], last["data"], last["centres"]
+        range_limited=list(model.nuisances), bounded=list(model.pois),
+        learned=[*model.nuisances, *model.pois])
+    # the replicas' biases on the simulated set nearest the corrected point (in errors;
+    # the probes of J and a held parameter's edge simulate farther out)
+    scale = np.array([max(float(fit.error(n)), 1e-12) for n in names])
+    nearest = min(simulated, key=lambda s: float(np.sum(
+        np.square((s["point"] - corr.corrected) / scale))))
+    point, data, centres = nearest["point"], nearest["data"], nearest["centres"]
     for rmodel, rvalues in zip(replica_models, replica_values, strict=True):
-        # the replica's bias on the last simulated set, whose truth is ``point``
+        # the replica's bias on that simulated set, whose truth is ``point``
         try:
             rsim = fit_model(rmodel, rmodel.nll(data, constraint_centres=centres),
                              start={n: float(rvalues[n]) for n in names})

@@ -453,16 +453,56 @@ def upper_limit(model: Any, data: Any = None, *, scan: Any = None, level: float 
     grid = np.asarray(scan, dtype=np.float64)
     with _numpy_minuit():
         try:
-            obs, exp, (points, results) = pyhf.infer.intervals.upper_limits.upper_limit(
-                d, pdf, grid, level=level, return_results=True)
+            cls_obs, cls_exp = _scan_cls(pdf, d, grid)
         except pyhf.exceptions.FailedMinimization as exc:
             raise InferenceError(f"a fit of the upper-limit scan did not converge: "
                                  f"{str(exc).splitlines()[0]}") from exc
-    cls_obs = np.array([float(r[0]) for r in results])
-    cls_exp = np.array([[float(e) for e in r[1]] for r in results])
-    return UpperLimitResult(observed=float(obs), expected=tuple(float(e) for e in exp),
-                            level=float(level), scan=np.asarray(points, dtype=np.float64),
-                            cls_observed=cls_obs, cls_expected=cls_exp)
+
+    def crossing(cls: np.ndarray) -> float:
+        # CLs falls with the POI: pyhf's linear interpolation on the reversed scan
+        return float(np.interp(level, cls[::-1], grid[::-1]))
+
+    return UpperLimitResult(observed=crossing(cls_obs),
+                            expected=tuple(crossing(cls_exp[:, j]) for j in range(5)),
+                            level=float(level), scan=grid, cls_observed=cls_obs,
+                            cls_expected=cls_exp)
+
+
+def _scan_cls(pdf: Any, data: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The asymptotic q̃_μ CLs (observed, and the expected −2σ … +2σ band) at each POI
+    value of ``grid``, as ``pyhf.infer.hypotest`` computes it point by point, with the
+    fits that do not depend on the tested value done once: pyhf's asymptotic calculator
+    runs five fits per point (the free fits of the data and of the background-only Asimov
+    data, the μ = 0 fit that makes the Asimov data, and the two fits at the tested value),
+    so a 41-point scan repeats three of them 40 times. The same fits with the same
+    arguments give the same numbers (tests/test_inference_pyhf.py compares with pyhf's
+    scan). CLs from q̃ and its Asimov value: :func:`ratiofit.inference.asymptotic.cls`."""
+    import pyhf
+
+    from .asymptotic import cls as asymptotic_cls
+
+    cfg = pdf.config
+    init, bounds, fixed = cfg.suggested_init(), cfg.suggested_bounds(), cfg.suggested_fixed()
+    asimov = pyhf.infer.calculators.generate_asimov_data(0.0, data, pdf, init, bounds, fixed)
+    sets = []
+    for d in (data, asimov):
+        free, free_val = pyhf.infer.mle.fit(d, pdf, init, bounds, fixed,
+                                            return_fitted_val=True)
+        sets.append((d, float(free[cfg.poi_index]), float(free_val)))
+
+    def qtilde(mu: float, d: Any, mu_hat: float, free_val: float) -> float:
+        # pyhf's q̃_μ (POI bounded below by 0): −2 ln λ(μ) clipped at 0, and 0 for μ̂ > μ
+        _, fixed_val = pyhf.infer.mle.fixed_poi_fit(mu, d, pdf, init, bounds, fixed,
+                                                    return_fitted_val=True)
+        return 0.0 if mu_hat > mu else max(float(fixed_val) - free_val, 0.0)
+
+    obs, exp = [], []
+    for mu in grid:
+        q, q_a = (qtilde(float(mu), *s) for s in sets)
+        c = asymptotic_cls(q, q_a)
+        obs.append(c.observed)
+        exp.append(c.expected)
+    return np.array(obs), np.array(exp)
 
 
 @dataclass(frozen=True)

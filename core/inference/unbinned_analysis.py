@@ -210,20 +210,6 @@ def _qmu_tilde_fits(cost: UnbinnedModelNLL, mu: float, best: Any) -> tuple[float
     return max(2.0 * (cond.fval - reference), 0.0), valid and bool(cond.valid)
 
 
-def _cls(q: float, q_a: float) -> tuple[float, float, float]:
-    """(CLs, CL_{s+b}, CL_b) of q̃_μ with Asimov value q_A (Cowan et al. Eq. 65–66)."""
-    from scipy.stats import norm
-
-    sq, sq_a = math.sqrt(max(q, 0.0)), math.sqrt(max(q_a, 1e-300))
-    if q <= q_a:
-        clsb = norm.sf(sq)
-        clb = norm.cdf(sq_a - sq)
-    else:
-        clsb = norm.sf((q + q_a) / (2 * sq_a))
-        clb = norm.sf((q - q_a) / (2 * sq_a))
-    return (clsb / clb if clb > 0 else 1.0), float(clsb), float(clb)
-
-
 def _asimov_cost(model: UnbinnedModel, cost: UnbinnedModelNLL) -> UnbinnedModelNLL:
     """The background-only Asimov cost: data and auxiliary data at the μ = 0 fit."""
     cond = _minimise(cost, fixed={model.poi: 0.0}, hesse=False)
@@ -260,21 +246,11 @@ def hypotest_model(model: UnbinnedModel, *, poi_value: float = 1.0,
 
 def _hypotest(cost: UnbinnedModelNLL, asimov: UnbinnedModelNLL, best: Any, best_a: Any,
               poi_value: float) -> CLsResult:
-    q = _qmu_tilde(cost, poi_value, best)
-    q_a = _qmu_tilde(asimov, poi_value, best_a)
-    cls, clsb, clb = _cls(q, q_a)
-    # expected band under background only: in pyhf's variable t = √q̃ − √q_A (continued
-    # as (q̃ − q_A)/(2√q_A) above q_A), t ~ N(0, 1), so at t = n
-    # CLs = Φ̄(n + √q_A)/Φ̄(n) (pyhf.infer.calculators.AsymptoticCalculator)
-    from scipy.stats import norm
+    from .asymptotic import cls
 
-    sq_a = math.sqrt(max(q_a, 0.0))
-    expected = []
-    for n in (2, 1, 0, -1, -2):
-        t = float(n)
-        expected.append(float(norm.sf(t + sq_a) / norm.sf(t)))
-    return CLsResult(poi_value=float(poi_value), cls_observed=float(cls), clsb=clsb, clb=clb,
-                     cls_expected=tuple(float(e) for e in expected), calctype="asymptotics",
+    c = cls(_qmu_tilde(cost, poi_value, best), _qmu_tilde(asimov, poi_value, best_a))
+    return CLsResult(poi_value=float(poi_value), cls_observed=c.observed, clsb=c.clsb,
+                     clb=c.clb, cls_expected=c.expected, calctype="asymptotics",
                      test_stat="qtilde")
 
 

@@ -556,6 +556,56 @@ def report(run_dir: str, debug: bool) -> None:
     click.echo(f"wrote {len(files)} plot(s) to {Path(run_dir) / 'plots'}")
 
 
+@main.command()
+@click.argument("spec_path", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The blinded parquet file; its sealed truth goes to OUTPUT.truth.json.")
+@click.option("--sample", default=None, help="The sample to blind (default: the fit's data).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of θ and the events (default: drawn from the system's entropy and "
+                   "sealed with the truth).")
+@click.option("--n-events", type=click.IntRange(min=1), default=None,
+              help="Events to generate (default: the sample's).")
+@debug_opt
+def blind(spec_path: str, output: str, sample: str | None, seed: int | None,
+          n_events: int | None, debug: bool) -> None:
+    """Generate SPEC's data sample at a θ drawn at random (central 90 % of each fitted
+    parameter's range) into a parquet file, its θ sealed beside it; no θ is printed."""
+    from .blinding import blind_sample
+    from .registry import get_registry
+    from .spec import load_spec
+
+    def go() -> Any:
+        registry = get_registry()
+        spec = load_spec(spec_path, registry=registry)
+        return blind_sample(spec, output, registry=registry, sample=sample, seed=seed,
+                            n_events=n_events)
+
+    made = _guard(debug, go)
+    click.echo(f"wrote {made.n_events} blinded events to {made.data} and the sealed truth "
+               f"to {made.truth} (do not open it before the fit is final); the sample that "
+               f"reads them, for the spec's samples:\n{made.sample_yaml}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--truth", "truth_file", type=click.Path(dir_okay=False), required=True,
+              help="The sealed truth file that 'ratiofit blind' wrote.")
+@debug_opt
+def unblind(run_dir: str, truth_file: str, debug: bool) -> None:
+    """Open a blinded sample's sealed truth and compare RUN_DIR's fit with it; writes
+    RUN_DIR/unblinded.json."""
+    from .blinding import unblind as compare
+
+    out = _guard(debug, lambda: compare(run_dir, truth_file))
+    for n, r in out["parameters"].items():
+        click.echo(f"{n}: truth {r['truth']:.6g}, fit {r['value']:.6g} ± {r['error']:.3g}, "
+                   f"pull {r['pull']:+.2f}, inside 68 %: {'yes' if r['in_68'] else 'no'}, "
+                   f"inside 95 %: {'yes' if r['in_95'] else 'no'}"
+                   + (" (the fit was on its range limit)" if r["at_range_limit"] else ""))
+    click.echo(f"wrote {Path(run_dir) / 'unblinded.json'}")
+
+
 def _reweighter_dir(path: str) -> str:
     """A run directory stands for its ``reweighter/`` (ensemble member 0)."""
     p = Path(path)

@@ -49,22 +49,25 @@ first probe: its value moves by 1/32 of an error, its interval's upper end by 1/
 The errors: the learned fit's error maps through the correction as J⁻¹
 (:meth:`RefitCorrection.error_scale`). Where the learned fit follows a parameter less than
 one-to-one it grows; where it follows more steeply (a learned dependence too weak, whose
-fit's own error is larger by as much) it shrinks. Both need J measured above the noise of
-two simulated fits' difference, √(2/K) of the error: a step of :data:`MEASURED_STEP` times
-that measures a J of one to a quarter of itself, one of J below one must be 1/J times
-longer. The solve's own steps measure J along the parameters they moved that far; along
-each other parameter of the learned model's (``learned``) one probe simulation from the
-last step's point measures J's column by a finite difference, and a second, longer one
-where that J is below one. Measured in the pyhf coverage run of
-``specs/inference_analysis.yaml`` at ``--scale 0.25`` (docs/coverage.md): with J from
-every step but only to grow the error (code of 695f070), the width nuisance's repeats away
-from its limits covered 97 % at 68 %, pull width 0.44; with the shrink from the solve's
-large steps only (40500cd) 89 %, the rest in repeats near nominal whose steps were too
-small to measure the J of 2.3 they had. The simulation's noise (the simulated fit's
-covariance over K) is in the learned fit's units and maps the same way. On known maps
-(tests/test_refit_correction.py) learned fits two or three times too steep, one-to-one or
-half as steep all cover 68-70 %, with the same seeds every step or a new draw each (half
-as steep with a new draw each covered 56 % before the probes).
+fit's own error is larger by as much) it shrinks. The J for this is measured by probes,
+one simulation per parameter of the learned model's (``learned``) from the last step's
+point, along that parameter alone (a finite difference: J's column). A probe changes the
+simulated fit by :data:`MEASURED_STEP` times the noise of two simulated fits'
+difference (√(2/K) of an error), at the J the solve's steps suggest, so that J's noise is
+a quarter of J at most; where J turns out smaller a second, longer probe follows. It goes
+towards the side where the simulated fit has more room in the range, and a simulated fit
+that ends on a range limit (a J cut short) sends it to the other side. The solve's own
+steps are not used for this: they span several errors, where a learned dependence is not
+linear, and one that reaches a range limit in f flattens J. Measured in the pyhf coverage
+run of ``specs/inference_analysis.yaml`` at ``--scale 0.25`` (docs/coverage.md): with J
+from every step but only to grow the error (code of 695f070), the width nuisance's
+repeats away from its limits covered 97 % at 68 %, pull width 0.44; with the shrink from
+the solve's large steps only (40500cd) 89 %, the rest in repeats near nominal whose steps
+were too small to measure the J of 2.3 they had. The simulation's noise (the simulated
+fit's covariance over K) is in the learned fit's units and maps the same way. On known
+maps (tests/test_refit_correction.py) learned fits three or two times too steep,
+one-to-one or half as steep cover 66-71 %, with the same seeds every step or a new draw
+each (half as steep with a new draw each covered 56 % before the probes).
 
 Its backends: the unbinned fit (:mod:`ratiofit.unbinned_correction`) and the binned pyhf
 fit (:mod:`ratiofit.binned_correction`); each supplies the simulate-and-fit callable.
@@ -88,11 +91,10 @@ __all__ = ["BOUND_PROBES", "LIMIT_PROBES", "MAX_STEPS", "MAX_STEP_ERRORS", "MEAS
 MAX_STEPS = 6
 #: A step moves no parameter by more than this many of its errors.
 MAX_STEP_ERRORS = 2.0
-#: J is measured along a parameter where a secant step moved it by at least this many
-#: times the noise of a difference of two simulated fits, √(2/K) of its error (K events
-#: per expected event; the same seeds every step make it smaller, a source without them
-#: not): J's noise is then at most a quarter of a J of one or more (a probe along a J
-#: below one is 1/J times longer for the same).
+#: A probe of J changes the simulated fit by this many times the noise of a difference of
+#: two simulated fits, √(2/K) of its error (K events per expected event; the same seeds
+#: every step make it smaller, a source without them not): J's noise is then at most a
+#: quarter of J.
 MEASURED_STEP = 4.0
 
 
@@ -114,8 +116,8 @@ class RefitCorrection:
     converged: bool = False
     #: the Jacobian ∂f/∂v of the learned model's fit of simulated data, from the steps
     jacobian: np.ndarray | None = None
-    #: J from the steps and probes that measured it above the simulations' noise only
-    #: (:data:`MEASURED_STEP`), and per parameter whether such a step or probe moved it
+    #: J from the probes (:data:`MEASURED_STEP`): one where no probe measured a column,
+    #: and per parameter whether a probe measured it
     measured_jacobian: np.ndarray | None = None
     measured: np.ndarray | None = None
     #: per replica its bias, ``None`` where its fit of the simulated data failed
@@ -171,7 +173,7 @@ class RefitCorrection:
     def error_scale(self) -> np.ndarray:
         """Per parameter, how the learned fit's error maps through the correction:
         abs((J⁻¹)ᵢᵢ) in [1/3, 3] (beyond, the steps did not determine J; ``jacobian``
-        shows it), J from the steps and probes that :attr:`measured` it above the noise.
+        shows it), J from the probes that :attr:`measured` it above the noise.
         It grows the error where the learned fit follows the parameter less than
         one-to-one; where it follows more steeply (a learned dependence too weak: the
         fit's own error is larger by as much) it shrinks it. A parameter not measured
@@ -187,6 +189,8 @@ class RefitCorrection:
                 "jacobian": None if self.jacobian is None else self.jacobian.tolist(),
                 "measured": None if self.measured is None else
                 [bool(m) for m in self.measured],
+                "measured_jacobian": None if self.measured_jacobian is None else
+                self.measured_jacobian.tolist(),
                 "parameters": {n: {"fitted": float(v), "bias": float(v - c),
                                    "corrected": float(c), "error": float(e)}
                                for n, v, c, e in zip(self.names, self.values, self.corrected,
@@ -210,7 +214,7 @@ def _inverse_diagonal(jacobian: np.ndarray | None, p: int) -> np.ndarray:
 def _error_scale(p: int, jacobian: np.ndarray | None, measured_jacobian: np.ndarray | None,
                  measured: np.ndarray | None) -> np.ndarray:
     """:meth:`RefitCorrection.error_scale` of ``p`` parameters: from the measuring J
-    (steps and probes above the noise) where it was measured, in [1/3, 3]; elsewhere
+    (the probes above the noise) where it was measured, in [1/3, 3]; elsewhere
     grown (never shrunk) by every step's J, as the solve used it."""
     grow = np.clip(_inverse_diagonal(jacobian, p), 1.0, 3.0)
     if measured is None:
@@ -241,9 +245,8 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
     probes (module docstring); ``bounded`` the POIs, whose lower and upper limits are
     physical bounds probed in steps of their ``errors`` (:data:`BOUND_PROBES`).
     ``learned`` names the parameters whose dependence the learned model carries (``None``:
-    all); J along the others is one by construction, along these it is measured: by the
-    solve's steps where they moved far enough (:data:`MEASURED_STEP`), else by one probe
-    simulation each (module docstring)."""
+    all); J along the others is one by construction, along these it is measured by probe
+    simulations (module docstring)."""
     p = len(names)
     fitted = np.asarray(fitted, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
@@ -254,23 +257,24 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                                      steps, [n in set(range_limited) for n in names],
                                      [n in set(bounded) for n in names])
 
-    # the errors' J: updated only by the first solve's steps that measure it above the
-    # noise (the last small steps of a converging solve would leave noise in it), and
-    # each parameter's largest such step
+    # the errors' J: its learned columns measured by probes (module docstring), each
+    # changing the simulated fit by at least ``threshold``, the noise of a difference of
+    # two simulated fits (√(2/K) of an error) times MEASURED_STEP
     threshold = MEASURED_STEP * np.sqrt(2 / events_per_expected) * scale
     measuring_jac = np.eye(p)
-    largest = np.zeros(p)
+    measured = np.zeros(p, dtype=bool)
+    span = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
+    on_limit_tol = 1e-3 * np.where(np.isfinite(span), span, np.abs(errors))
 
     previous: tuple[np.ndarray, np.ndarray] | None = None
 
-    def secant(at: np.ndarray, jac: np.ndarray, label: dict[str, Any], *, measure: bool
+    def secant(at: np.ndarray, jac: np.ndarray, label: dict[str, Any]
                ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray,
                           dict[str, int]]:
         """Secant steps from ``at`` (the ``frozen`` parameters held): the solution, J,
-        whether it converged, the last step's size, the last covariance and counts;
-        ``measure``: its steps also update the errors' J (and ``previous`` is left at
-        its last simulation, the probes' base)."""
-        nonlocal measuring_jac, previous
+        whether it converged, the last step's size, the last covariance and counts
+        (``previous`` is left at its last simulation: the probes' base)."""
+        nonlocal previous
         previous = None
         moved = np.zeros(p)
         cov = np.zeros((p, p))
@@ -282,9 +286,6 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                 dv, df = point - previous[0], got - previous[1]
                 if float(dv @ dv) > 0:  # Broyden's update of J along the step
                     jac = secant_jacobian(jac, step=dv, change=df)
-                if measure and np.any(np.abs(dv) >= threshold):
-                    measuring_jac = secant_jacobian(measuring_jac, step=dv, change=df)
-                    np.maximum(largest, np.abs(dv), out=largest)
             previous = (point, got)
             try:
                 delta = np.linalg.solve(jac, fitted - got)
@@ -303,34 +304,47 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                 return at, jac, True, moved, cov, counts
         return at, jac, False, moved, cov, counts
 
-    at, jac, converged, moved, cov, counts = secant(start, np.eye(p), {}, measure=True)
+    at, jac, converged, moved, cov, counts = secant(start, np.eye(p), {})
+
+    def probe_column(i: int, base: np.ndarray, base_got: np.ndarray) -> None:
+        """J's column along parameter ``i`` by a finite difference from ``base``: a step
+        that changes the simulated fit by ``threshold`` at the J guessed from the solve's
+        steps (a longer one where J turns out smaller), towards the side where the
+        simulated fit has more room in the range; a simulated fit that ends on a range
+        limit measures only a lower bound of J (the other direction is tried)."""
+        nonlocal measuring_jac
+        guess = float(np.clip(abs(jac[i, i]), 1 / 3, 3.0))
+        up_first = upper[i] - base_got[i] >= base_got[i] - lower[i]
+        for sign in ((1.0, -1.0) if up_first else (-1.0, 1.0)):
+            for _ in range(2):
+                h = threshold[i] / guess
+                point = base.copy()
+                point[i] = np.clip(base[i] + sign * h, lower[i], upper[i])
+                dv = float(point[i] - base[i])
+                if abs(dv) < 0.999 * h:  # (rounding of base + h)
+                    break  # no room in the range on this side
+                got, _, _ = simulate_fit(point)
+                steps.append({"at": point.tolist(), "simulated_fit": got.tolist(),
+                              "measures": names[i]})
+                if min(abs(got[i] - lower[i]), abs(got[i] - upper[i])) <= on_limit_tol[i]:
+                    break  # truncated by the range: the other side
+                column = (got - base_got) / dv
+                if not np.all(np.isfinite(column)):
+                    return
+                measuring_jac[:, i] = column
+                measured[i] = True
+                if abs(column[i]) * h >= 0.75 * threshold[i] or guess <= 1 / 3:
+                    return
+                guess = float(max(abs(column[i]), 1 / 3))  # J smaller: a longer step
+            if measured[i]:
+                return
+
     if previous is not None:
-        # a parameter of the learned model's that no step moved far enough to measure J:
-        # a simulation a measuring step away from the last one, along it alone (a finite
-        # difference: J's column there); a second, longer one where J is below one
-        # (module docstring)
         probe = np.ones(p, dtype=bool) if learned is None else \
             np.array([n in set(learned) for n in names])
         base, base_got = previous
         for i in np.flatnonzero(probe & ~frozen & (errors > 0)):
-            for _ in range(2):
-                need = threshold[i] / np.clip(abs(measuring_jac[i, i]), 1 / 3, 1.0)
-                if largest[i] >= 0.999 * need:  # (rounding of base + need)
-                    break
-                room_up, room_down = upper[i] - base[i], base[i] - lower[i]
-                point = base.copy()
-                point[i] += need if room_up >= min(need, room_down) else -need
-                point = np.clip(point, lower, upper)
-                dv = point - base
-                if abs(dv[i]) < 0.999 * threshold[i]:
-                    break  # no room in the range for a measuring step
-                got, _, _ = simulate_fit(point)
-                steps.append({"at": point.tolist(), "simulated_fit": got.tolist(),
-                              "measures": names[int(i)]})
-                measuring_jac = secant_jacobian(measuring_jac, step=dv,
-                                                change=got - base_got)
-                largest[i] = max(abs(dv[i]), threshold[i])
-    measured = largest >= threshold
+            probe_column(int(i), base, base_got)
     # the simulated fit's noise is in the learned fit's units: it maps through J⁻¹ as the
     # data's error does (a learned dependence twice too weak doubles both)
     grow = np.diag(_error_scale(p, jac, measuring_jac, measured))
@@ -343,8 +357,7 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
         # edge (half the span away), their shift is one more error component
         edge = at.copy()
         edge[i] = at_limit[names[int(i)]]["edge"]
-        other, _, _, _, _, _ = secant(edge, jac, {"held_at_edge": names[int(i)]},
-                                      measure=False)
+        other, _, _, _, _, _ = secant(edge, jac, {"held_at_edge": names[int(i)]})
         shift = np.where(frozen, 0.0, other - at)
         at_limit[names[int(i)]]["shift"] = shift.tolist()
         cov = cov + np.outer(shift, shift)

@@ -192,6 +192,23 @@ COVERAGE = {
         "unbiased, the steps are too small to measure J by MEASURED_STEP and its error "
         "is left as large as the learned fit's (each repeat's 'correction' entry has J's "
         "diagonal and the error scale)"),
+    "coverage-inference_analysis-0.25-probed": (
+        "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
+        "--workers 2 -o runs/coverage-inference_analysis-0.25-probed (code of commit "
+        "d103fbb)", 0.25,
+        "as the -measured run above, with J probed (one simulation a measuring step away, "
+        "along the parameter alone) for each reweighter nuisance that no step of the solve "
+        "had moved far enough to measure it (d103fbb). Stopped after 33 repeats when "
+        "their corrections showed the probes' steps, sized for J = 1, reaching the range's "
+        "limit in f where J is about 3 (a J cut short: the width's error shrunk too "
+        "little); the next run sizes them by the J the solve suggests"),
+    "coverage-inference_analysis-0.25-local": (
+        "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
+        "--workers 2 -o runs/coverage-inference_analysis-0.25-local (code of commit "
+        "c7111b2)", 0.25,
+        "as the -probed run above, with J's learned columns from probes only, each "
+        "changing the simulated fit by the measuring threshold at the J the solve "
+        "suggests, towards the side with room in the range (c7111b2)"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),

@@ -93,7 +93,8 @@ def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) ->
     """Repeat ``k`` of an inference spec: its own seed; with ``truth``, the data's θ of each
     nuisance at its truth, a Poisson-drawn number of data events, a signal sample of
     Poisson(POI·yield) events added to the data (signal injection), and each nuisance's
-    auxiliary measurement drawn from N(θ_true, σ)."""
+    auxiliary measurement drawn from N(θ_true, σ), and each lumi and normsys constraint's
+    from N(nominal, σ) (the data's truth is their nominal) unless the spec sets it."""
     ispec = spec.inference
     assert ispec is not None
     seed = derive_seed(spec.seed, "coverage", k)
@@ -141,6 +142,27 @@ def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) ->
                 data_names.append(name)
             j += 1
         channels[cname] = replace(ch, data=tuple(data_names))
+    # the standard constraints' auxiliary measurements drawn around their truth (the
+    # nominal, at which the data are simulated): a fit's error holds their uncertainty,
+    # so a repeat with them fixed at nominal would over-cover (measured: the POI of
+    # specs/inference_analysis.yaml covered 84 % at 68 % over 52 repeats of c7111b2,
+    # pull width 0.81). Their own stream: the other draws stay as they were.
+    aux_rng = derive_rng(seed, "coverage-standard-auxdata")
+    drawn_aux: dict[str, float] = {}
+    for cname, ch in list(channels.items()):
+        samples_out = {}
+        for sname, ss in ch.samples.items():
+            mods = []
+            for kind, mname, mdata in ss.modifiers:
+                if kind in ("lumi", "normsys") and "measured" not in mdata:
+                    if mname not in drawn_aux:
+                        drawn_aux[mname] = float(
+                            1.0 + float(mdata["sigma"]) * aux_rng.normal() if kind == "lumi"
+                            else aux_rng.normal())
+                    mdata = {**mdata, "measured": drawn_aux[mname]}
+                mods.append((kind, mname, mdata))
+            samples_out[sname] = replace(ss, modifiers=tuple(mods))
+        channels[cname] = replace(ch, samples=samples_out)
     inference = replace(ispec, channels=channels, nuisances=nuisances)
     return replace(spec, seed=seed, samples=samples, inference=inference,
                    outputs=replace(spec.outputs, plots=False, closure={}))

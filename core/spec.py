@@ -66,7 +66,10 @@ Top-level sections
     A sample's ``modifiers`` are standard HistFactory ones beside the learned nuisances:
     ``{normsys: {name, lo, hi}}``, ``{lumi: {sigma}}``, ``{normfactor: NAME}``,
     ``{shapesys: {name, relative: r | [r per bin]}}``; samples sharing a name share the
-    parameter (:class:`ratiofit.inference.StandardModifier`).
+    parameter (:class:`ratiofit.inference.StandardModifier`). A normsys or lumi may give
+    its constraint's auxiliary measurement, ``measured`` (default 0, in units of its σ,
+    and 1; every declaration of the name gives the same); a coverage repeat draws it
+    around the nominal.
     ``poi`` is a name or a list of names: the first is tested and limited, the others
     are fitted as free normalisation factors; a sample's ``signal`` is ``true`` (the
     first POI) or a POI's name. ``hypotest: none`` skips the hypothesis test.

@@ -418,6 +418,15 @@ def _inference(ctx: _Ctx, reg: Registry, samples: Mapping[str, SampleSpec],
     if len(lumis) > 1:
         raise ctx.error((*path, "samples"), f"the lumi modifiers disagree on sigma: "
                         f"{sorted(lumis)}")
+    auxiliary: dict[str, set[float | None]] = {}
+    for s in all_samples:
+        for _, mname, d in s.modifiers:
+            auxiliary.setdefault(mname, set()).add(d.get("measured"))
+    for mname, values in auxiliary.items():
+        if len(values) > 1:
+            raise ctx.error((*path, "samples"), f"the '{mname}' modifiers disagree on "
+                            f"measured (one constraint, one auxiliary measurement): "
+                            f"{sorted(values, key=str)}")
     shapesys_channels: dict[str, set[str]] = {}
     for cname, ch in channels.items():
         for ss in ch.samples.values():
@@ -571,8 +580,8 @@ def _list(ctx: _Ctx, body: Mapping[str, Any], path: Path_, key: str) -> list[Any
 
 #: A modifier entry's kinds and their fields: (required, optional).
 _MODIFIERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "normsys": (("name", "lo", "hi"), ()),
-    "lumi": (("sigma",), ("name",)),
+    "normsys": (("name", "lo", "hi"), ("measured",)),
+    "lumi": (("sigma",), ("name", "measured")),
     "normfactor": (("name",), ()),
     "shapesys": (("name", "relative"), ()),
 }
@@ -614,6 +623,11 @@ def _modifier(ctx: _Ctx, entry: Any, path: Path_, nuisances: Mapping[str, Any]
         data["sigma"] = _number(ctx, body, mpath, "sigma")
         if not 0 < data["sigma"] < 1:
             raise ctx.error((*mpath, "sigma"), f"must be in (0, 1), got {data['sigma']}")
+    if "measured" in body:  # the constraint's auxiliary measurement
+        data["measured"] = _number(ctx, body, mpath, "measured")
+        if kind == "lumi" and not data["measured"] > 0:
+            raise ctx.error((*mpath, "measured"), f"must be > 0 (a luminosity factor), got "
+                            f"{data['measured']}")
     elif kind == "shapesys":
         rel = body["relative"]
         values = rel if isinstance(rel, list) else [rel]

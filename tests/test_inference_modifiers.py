@@ -14,6 +14,7 @@ from ratiofit.errors import SpecError
 from ratiofit.events import EventSet
 from ratiofit.inference import (
     Channel,
+    InferenceError,
     ReweighterNuisance,
     Sample,
     StandardModifier,
@@ -87,6 +88,57 @@ def test_the_exact_model_carries_them_too(templates):
     assert np.isfinite(fit(exact).poi_value)
 
 
+def test_measured_auxiliary_data_reach_both_models(templates):
+    """A lumi and a normsys constraint with an auxiliary measurement (``measured``): the
+    pyhf models' auxiliary data carry it (pyhf's defaults 1 and 0 otherwise), and the
+    constraint terms of the NLL move accordingly (the iminuit binned cost reads them
+    from the same data, so pyhf's and its NLL agree)."""
+    import dataclasses
+
+    from ratiofit.inference.binned_cost import HistFactoryNLL
+
+    def with_measured(ch, values):
+        samples = tuple(dataclasses.replace(s, modifiers=tuple(
+            dataclasses.replace(m, data={**m.data, "measured": values[m.name]})
+            if m.name in values else m for m in s.modifiers)) for s in ch.samples)
+        return dataclasses.replace(ch, samples=samples)
+
+    rng = np.random.default_rng(3)
+    bkg = _events(rng.normal(0.0, 1.0, 20_000), 2000.0)
+    sig = _events(rng.normal(1.0, 0.4, 5_000), 100.0)
+    nu = ReweighterNuisance(name="shape", reweighter=analytic_gaussian_reweighter(),
+                            parameter="mu", nominal=0.0, sigma=0.2)
+    observed = (np.histogram(rng.normal(0.0, 1.0, 2000), EDGES)[0]
+                + np.histogram(rng.normal(1.0, 0.4, 100), EDGES)[0]).astype(float)
+    ch = Channel(name="SR", observable="x0", edges=EDGES, observed=observed,
+                 samples=(Sample(name="signal", events=sig, signal=True, modifiers=(
+                     StandardModifier("lumi", "lumi", {"sigma": 0.02}),)),
+                          Sample(name="bkg", events=bkg, nuisances=("shape",), modifiers=(
+                              StandardModifier("normsys", "xs", {"lo": 0.9, "hi": 1.1}),
+                              StandardModifier("lumi", "lumi", {"sigma": 0.02})))))
+    plain = build_templates(channels=[ch], nuisances=[nu])
+    moved = build_templates(channels=[with_measured(ch, {"lumi": 1.03, "xs": -0.7})],
+                            nuisances=[nu])
+    assert moved.measured == {"lumi": 1.03, "xs": -0.7} and plain.measured == {}
+    for make in (portable_model, exact_model):
+        a, b = make(plain, poi="mu_sig"), make(moved, poi="mu_sig")
+        order = list(b.model.config.auxdata_order)
+        aux = dict(zip(order, b.model.config.auxdata, strict=False))
+        assert aux["lumi"] == pytest.approx(1.03) and aux["xs"] == pytest.approx(-0.7)
+        base = dict(zip(order, a.model.config.auxdata, strict=False))
+        assert base["lumi"] == 1.0 and base["xs"] == 0.0
+        pars = b.model.config.suggested_init()
+        nll = -float(b.model.logpdf(pars, b.data)[0])
+        assert HistFactoryNLL(b)(*pars) == pytest.approx(nll, abs=1e-6)
+        # the constraints moved: the same parameters cost more where the data sit apart
+        assert nll > -float(a.model.logpdf(pars, a.data)[0]) + 0.2
+    # disagreeing declarations of one constraint
+    bad = dataclasses.replace(ch, samples=(with_measured(ch, {"lumi": 1.03}).samples[0],
+                                           with_measured(ch, {"lumi": 1.01}).samples[1]))
+    with pytest.raises(InferenceError, match="disagree on measured"):
+        build_templates(channels=[bad], nuisances=[nu])
+
+
 _HEAD = """\
 parameters:
   mu: {nominal: 0.0, range: [-1.0, 1.0]}
@@ -135,6 +187,14 @@ def test_the_spec_declares_them_and_the_resolved_spec_keeps_them() -> None:
                                      ("shapesys", "bkg_mc")]
     again = load_spec_text(json.dumps(resolved_dict(spec)), path="again.yaml")
     assert again.inference == spec.inference
+    # an auxiliary measurement, on every declaration of the constraint
+    text = SPEC.replace("{normsys: {name: bkg_xsec, lo: 0.9, hi: 1.1}}",
+                        "{normsys: {name: bkg_xsec, lo: 0.9, hi: 1.1, measured: 0.4}}")
+    spec = load_spec_text(text, path="m.yaml")
+    assert spec.inference.samples["bkg"].modifiers[0][2] == {"lo": 0.9, "hi": 1.1,
+                                                               "measured": 0.4}
+    again = load_spec_text(json.dumps(resolved_dict(spec)), path="again.yaml")
+    assert again.inference == spec.inference
 
 
 @pytest.mark.parametrize(("old", "new", "match"), [
@@ -148,6 +208,10 @@ def test_the_spec_declares_them_and_the_resolved_spec_keeps_them() -> None:
     ("modifiers: [{lumi: {sigma: 0.02}}]}", "modifiers: [{lumi: {sigma: 0.05}}]}",
      "the lumi modifiers disagree on sigma"),
     ("relative: 0.02", "relative: [0.02, 0.02]", r"shapesys\.relative: 2 values for 8 bins"),
+    ("modifiers: [{lumi: {sigma: 0.02}}]}", "modifiers: [{lumi: {sigma: 0.02, measured: "
+     "1.01}}]}", "the 'lumi' modifiers disagree on measured"),
+    ("modifiers: [{lumi: {sigma: 0.02}}]}", "modifiers: [{lumi: {sigma: 0.02, measured: "
+     "0}}]}", r"lumi\.measured: must be > 0"),
     ("poi: mu_sig", "poi: bkg_xsec", "inference.poi: the parameter of interest 'bkg_xsec' is "
                                      "also a modifier's name"),
 ])

@@ -184,6 +184,52 @@ def test_coverage_repeat_injects_signal_and_draws_the_measurement() -> None:
     assert abs(np.mean(n_data) - 3000) < 4 * np.sqrt(3000 / 200)
 
 
+def test_coverage_repeat_draws_the_standard_constraints_measurements() -> None:
+    """The lumi and normsys constraints' auxiliary measurements of a coverage repeat are
+    drawn around the nominal at which its data are simulated, N(1, σ_lumi) and N(0, 1),
+    one per constraint however many samples declare it (200 repeats: means within 4
+    standard errors, widths within 4 of theirs, 1/√(2·200) relative); a spec's own
+    ``measured`` is kept; the other draws do not depend on them."""
+    from dataclasses import replace
+
+    from ratiofit.coverage import repeat_inference_spec
+    from ratiofit.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "specs" / "inference_analysis.yaml")
+    truth = {"signal_strength": 1.0, "mean": 0.05, "width": 1.03}
+    lumi, xsec = [], []
+    for k in range(200):
+        rep = repeat_inference_spec(spec, k, truth)
+        seen: dict[str, set[float]] = {}
+        for ch in rep.inference.channels.values():
+            for ss in ch.samples.values():
+                for _, name, d in ss.modifiers:
+                    seen.setdefault(name, set()).add(d["measured"])
+        assert all(len(v) == 1 for v in seen.values()), seen
+        lumi.append(seen["lumi"].pop())
+        xsec.append(seen["xsec"].pop())
+    assert abs(np.mean(lumi) - 1.0) < 4 * 0.02 / np.sqrt(200)
+    assert abs(np.std(lumi) / 0.02 - 1) < 4 / np.sqrt(400)
+    assert abs(np.mean(xsec)) < 4 / np.sqrt(200) and abs(np.std(xsec) - 1) < 4 / np.sqrt(400)
+    # a declared measurement stays, and the data's draws are the same either way
+    sr = spec.inference.channels["SR"]
+    fixed_bkg = replace(sr.samples["background"], modifiers=tuple(
+        (k, n, {**d, "measured": 0.25}) if n == "xsec" else (k, n, d)
+        for k, n, d in sr.samples["background"].modifiers))
+    cr = spec.inference.channels["CR"]
+    fixed_cr = replace(cr.samples["background"], modifiers=tuple(
+        (k, n, {**d, "measured": 0.25}) if n == "xsec" else (k, n, d)
+        for k, n, d in cr.samples["background"].modifiers))
+    declared = replace(spec, inference=replace(spec.inference, channels={
+        "SR": replace(sr, samples={**sr.samples, "background": fixed_bkg}),
+        "CR": replace(cr, samples={**cr.samples, "background": fixed_cr})}))
+    a, b = repeat_inference_spec(spec, 3, truth), repeat_inference_spec(declared, 3, truth)
+    assert {d["measured"] for ch in b.inference.channels.values()
+            for ss in ch.samples.values() for _, n, d in ss.modifiers if n == "xsec"} == {0.25}
+    assert a.samples == b.samples
+    assert a.inference.nuisances == b.inference.nuisances
+
+
 def test_a_coverage_repeat_keeps_the_corrections_diagnosis(
         inference_run: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:

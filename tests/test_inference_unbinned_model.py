@@ -160,3 +160,28 @@ def test_the_poi_intervals_are_where_the_profile_likelihood_crosses(reweighter):
         # the intervals nest, and the few-signal one is lopsided
         assert fit.poi_intervals["95"][0] <= fit.poi_intervals["68"][0]
         assert fit.poi_intervals["95"][1] >= fit.poi_intervals["68"][1]
+
+
+def test_a_measured_constraint_is_centred_on_its_measurement(reweighter):
+    """lumi and normsys constraints centred on their ``measured`` auxiliary data (1 and 0
+    without): the NLL's difference at the same parameters is the two Gaussian terms'
+    difference, (1.03 − 1)²/(2·0.02²) + (−0.7)²/2 at lumi = 1, xsec = 0."""
+    data = _data(4)
+    plain = _model(reweighter, data=data)
+    moved = _model(reweighter, data=data)
+    moved.channels[0] = type(moved.channels[0])(
+        **{**moved.channels[0].__dict__, "components": tuple(
+            type(c)(**{**c.__dict__, "modifiers": tuple(
+                StandardModifier(m.kind, m.name, {**m.data, "measured": {"lumi": 1.03,
+                                                                         "xsec": -0.7}[m.name]})
+                for m in c.modifiers)}) for c in moved.channels[0].components)})
+    moved = UnbinnedModel(channels=moved.channels, reweighter=reweighter,
+                          nuisances=[UnbinnedNuisance("mean", "mu", 0.0, 0.1),
+                                     UnbinnedNuisance("width", "sigma", 1.0, 0.05)],
+                          pois=["mu"])
+    assert moved.constraints["lumi"] == ("normal", 1.03, 0.02)
+    assert moved.constraints["xsec"] == ("normal", -0.7, 1.0)
+    assert plain.constraints["lumi"] == ("normal", 1.0, 0.02)
+    x = [plain.start[n] for n in plain.names]
+    expected = 0.03 ** 2 / (2 * 0.02 ** 2) + 0.7 ** 2 / 2
+    assert moved.nll()(*x) - plain.nll()(*x) == pytest.approx(expected, rel=1e-6)

@@ -276,6 +276,9 @@ class BinnedTemplates:
     nuisances: dict[str, ReweighterNuisance]
     #: the luminosity's relative uncertainty, where a sample carries a ``lumi`` modifier
     lumi_sigma: float | None = None
+    #: the auxiliary measurements of the constrained standard modifiers (lumi, normsys)
+    #: that declare one (``measured``; default: lumi 1, normsys 0)
+    measured: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Morphing residuals per channel/sample/nuisance (JSON-ready)."""
@@ -328,6 +331,7 @@ def build_templates(*, channels: Sequence[Channel], nuisances: Sequence[Reweight
     seen: set[str] = set()
     out = []
     lumi_sigma: float | None = None
+    measured: dict[str, float] = {}
     for ch in channels:
         if ch.name in seen:
             raise InferenceError(f"channel name '{ch.name}' is used twice")
@@ -355,6 +359,11 @@ def build_templates(*, channels: Sequence[Channel], nuisances: Sequence[Reweight
                         raise InferenceError(f"the lumi modifiers disagree on sigma "
                                              f"({lumi_sigma} and {sigma})")
                     lumi_sigma = sigma
+                if m.kind in ("lumi", "normsys") and m.data.get("measured") is not None:
+                    value = float(m.data["measured"])
+                    if measured.setdefault(m.name, value) != value:
+                        raise InferenceError(f"the '{m.name}' modifiers disagree on measured "
+                                             f"({measured[m.name]} and {value})")
                 if m.name in by_name:
                     raise InferenceError(f"channel '{ch.name}', sample '{s.name}': modifier "
                                          f"'{m.name}' is also a reweighter nuisance's name")
@@ -376,7 +385,8 @@ def build_templates(*, channels: Sequence[Channel], nuisances: Sequence[Reweight
             samples.append(st)
         out.append(ChannelTemplates(name=ch.name, edges=edges,
                                     observed=_observed_counts(ch, edges, flow), samples=samples))
-    return BinnedTemplates(channels=out, nuisances=by_name, lumi_sigma=lumi_sigma)
+    return BinnedTemplates(channels=out, nuisances=by_name, lumi_sigma=lumi_sigma,
+                           measured=measured)
 
 
 def add_learned_ratio(templates: BinnedTemplates,

@@ -43,17 +43,22 @@ def _poi_parameter(poi: str, bounds: tuple[float, float], init: float) -> dict[s
 
 
 def _measured_parameters(templates: BinnedTemplates) -> list[dict[str, Any]]:
-    """Measurement parameters: a nuisance's auxiliary datum (``measured``), and the
-    luminosity's constraint where a sample carries a ``lumi`` modifier."""
+    """Measurement parameters: a nuisance's auxiliary datum (``measured``), the
+    luminosity's constraint where a sample carries a ``lumi`` modifier (its auxiliary
+    datum 1 unless ``measured``), and a normsys's auxiliary datum where it declares one
+    (pyhf's default 0 otherwise)."""
     out = [{"name": n, "auxdata": [nu.auxdata]} for n, nu in templates.nuisances.items()
            if nu.measured is not None]
+    kinds = {m["name"]: m["type"] for ch in templates.channels for st in ch.samples
+             for m in st.standard}
     if templates.lumi_sigma is not None:
-        lumi = {m["name"] for ch in templates.channels for st in ch.samples
-                for m in st.standard if m["type"] == "lumi"}
-        out += [{"name": n, "auxdata": [1.0], "sigmas": [templates.lumi_sigma],
+        out += [{"name": n, "auxdata": [templates.measured.get(n, 1.0)],
+                 "sigmas": [templates.lumi_sigma],
                  "bounds": [[max(1e-6, 1.0 - 10 * templates.lumi_sigma),
                              1.0 + 10 * templates.lumi_sigma]], "inits": [1.0]}
-                for n in sorted(lumi)]
+                for n in sorted(n for n, k in kinds.items() if k == "lumi")]
+    out += [{"name": n, "auxdata": [v], "inits": [0.0], "bounds": [[-5.0, 5.0]]}
+            for n, v in sorted(templates.measured.items()) if kinds.get(n) == "normsys"]
     return out
 
 

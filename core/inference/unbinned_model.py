@@ -237,10 +237,10 @@ class UnbinnedModel:
         elif m.kind == "lumi":
             s = float(m.data["sigma"])
             self.limits[m.name], self.start[m.name] = (max(1e-6, 1 - 10 * s), 1 + 10 * s), 1.0
-            self.constraints[m.name] = ("normal", 1.0, s)
+            self.constraints[m.name] = ("normal", float(m.data.get("measured", 1.0)), s)
         elif m.kind == "normsys":
             self.limits[m.name], self.start[m.name] = (-5.0, 5.0), 0.0
-            self.constraints[m.name] = ("normal", 0.0, 1.0)
+            self.constraints[m.name] = ("normal", float(m.data.get("measured", 0.0)), 1.0)
         else:
             raise InferenceError(f"modifier '{m.name}': unknown kind '{m.kind}'")
 

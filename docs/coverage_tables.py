@@ -208,7 +208,16 @@ COVERAGE = {
         "c7111b2)", 0.25,
         "as the -probed run above, with J's learned columns from probes only, each "
         "changing the simulated fit by the measuring threshold at the J the solve "
-        "suggests, towards the side with room in the range (c7111b2)"),
+        "suggests, towards the side with room in the range (c7111b2). Stopped after 63 "
+        "repeats to rerun with the lumi and normsys constraints' auxiliary data drawn per "
+        "repeat (next run): here they stayed at their nominal values while the fit's "
+        "errors held their uncertainty, which the POI's over-coverage showed"),
+    "coverage-inference_analysis-0.25-aux": (
+        "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
+        "--workers 2 -o runs/coverage-inference_analysis-0.25-aux (code of commit "
+        "023d2ac)", 0.25,
+        "as the -local run above, with each repeat's lumi and normsys auxiliary "
+        "measurements drawn around the nominal its data are simulated at (023d2ac)"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),

@@ -144,9 +144,11 @@ def repeat_inference_spec(spec: Spec, k: int, truth: dict[str, float] | None) ->
         channels[cname] = replace(ch, data=tuple(data_names))
     # the standard constraints' auxiliary measurements drawn around their truth (the
     # nominal, at which the data are simulated): a fit's error holds their uncertainty,
-    # so a repeat with them fixed at nominal would over-cover (measured: the POI of
-    # specs/inference_analysis.yaml covered 84 % at 68 % over 52 repeats of c7111b2,
-    # pull width 0.81). Their own stream: the other draws stay as they were.
+    # so repeats with them fixed at nominal leave out a fluctuation the error counts
+    # (for specs/inference_analysis.yaml a small one: its control region fixes the
+    # normalisation, and the POI moved by a few hundredths of its error with them,
+    # docs/coverage.md's -0.25-aux run). Their own stream: the other draws stay as
+    # they were.
     aux_rng = derive_rng(seed, "coverage-standard-auxdata")
     drawn_aux: dict[str, float] = {}
     for cname, ch in list(channels.items()):

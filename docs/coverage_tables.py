@@ -211,7 +211,8 @@ COVERAGE = {
         "suggests, towards the side with room in the range (c7111b2). Stopped after 63 "
         "repeats to rerun with the lumi and normsys constraints' auxiliary data drawn per "
         "repeat (next run): here they stayed at their nominal values while the fit's "
-        "errors held their uncertainty, which the POI's over-coverage showed"),
+        "errors held their uncertainty (suspected of the POI's over-coverage, which the "
+        "next run showed they were not)"),
     "coverage-inference_analysis-0.25-aux": (
         "ratiofit coverage specs/inference_analysis.yaml --repeats 100 --scale 0.25 "
         "--workers 2 -o runs/coverage-inference_analysis-0.25-aux (code of commit "

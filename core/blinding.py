@@ -36,7 +36,6 @@ Examples
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import secrets
@@ -48,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import json_default, publish, write_text_atomic
+from ._atomic import file_sha256, json_default, publish, write_text_atomic
 from .errors import RatiofitError
 from .registry import Registry
 from .seeding import derive_seed
@@ -81,13 +80,6 @@ class BlindedSample:
     n_events: int
     sample_yaml: str
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def blind_sample(spec: Spec, out: str | os.PathLike[str], *, registry: Registry,
@@ -157,7 +149,7 @@ def blind_sample(spec: Spec, out: str | os.PathLike[str], *, registry: Registry,
             os.unlink(tmp)
     sealed = {"theta": theta, "seed": int(seed), "range": {n: list(ranges[n]) for n in theta},
               "spec": str(spec.path), "sample": name, "n_events": len(events)}
-    record = {"format": TRUTH_FORMAT, "data": out.name, "sha256": _sha256(out),
+    record = {"format": TRUTH_FORMAT, "data": out.name, "sha256": file_sha256(out),
               "note": "sealed: base64 of the truth's JSON, so that a glance does not unblind "
                       "it; 'ratiofit unblind RUN --truth THIS' opens it after the fit",
               "sealed": base64.b64encode(json.dumps(sealed).encode()).decode()}
@@ -196,7 +188,7 @@ def unblind(run_dir: str | os.PathLike[str], truth_file: str | os.PathLike[str]
     data = truth_file.parent / str(record.get("data", ""))
     if not data.is_file():
         raise BlindingError(f"{truth_file}: its data file {data} is not there")
-    if _sha256(data) != record.get("sha256"):
+    if file_sha256(data) != record.get("sha256"):
         raise BlindingError(f"{data}: changed since it was blinded (SHA-256 differs from "
                             f"{truth_file})")
     sealed = unseal(record)
@@ -214,8 +206,8 @@ def unblind(run_dir: str | os.PathLike[str], truth_file: str | os.PathLike[str]
                                 f"{sorted(fitted)})")
         e = fitted[n]
         value, error = float(e["value"]), float(e["error"])
-        lo95, hi95 = e.get("interval_95") or (value - 1.959964 * error,
-                                              value + 1.959964 * error)
+        lo95, hi95 = e.get("interval_95") or (value - 1.959963984540054 * error,
+                                              value + 1.959963984540054 * error)
         rows[n] = {"truth": float(t), "value": value, "error": error,
                    "pull": (value - float(t)) / error if error > 0 else float("nan"),
                    "in_68": bool(abs(value - float(t)) <= error),

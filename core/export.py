@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import json_default, publish
+from ._atomic import file_sha256, json_default, publish
 from .errors import RatiofitError
 
 __all__ = ["CHECK_EVENTS", "INPUT_ORDER", "RTOL", "ExportError", "export_onnx",
@@ -351,13 +351,6 @@ def _check(path: str, rw: Any, names: list[str], seed: int) -> dict[str, Any]:
     return result
 
 
-def _sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _sidecar(rw: Any, names: list[str], onnx_name: str, onnx_sha: str, opset: int,
              check: Mapping[str, Any], source: str | None) -> dict[str, Any]:
@@ -432,7 +425,7 @@ def export_onnx(rw: Any, path: str | os.PathLike[str], *, source: str | None = N
         check = _check(tmps[0], rw, names, seed)
         opset_used = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
                          default=0)
-        doc = _sidecar(rw, names, target.name, _sha256(tmps[0]), opset_used, check, source)
+        doc = _sidecar(rw, names, target.name, file_sha256(tmps[0]), opset_used, check, source)
         with open(tmps[1], "w") as f:
             json.dump(doc, f, indent=2, default=json_default)
             f.write("\n")

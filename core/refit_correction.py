@@ -263,8 +263,7 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
     threshold = MEASURED_STEP * np.sqrt(2 / events_per_expected) * scale
     measuring_jac = np.eye(p)
     measured = np.zeros(p, dtype=bool)
-    span = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
-    on_limit_tol = 1e-3 * np.where(np.isfinite(span), span, np.abs(errors))
+    on_limit_tol = _limit_tolerance(lower, upper, errors)
 
     previous: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -312,7 +311,6 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
         steps (a longer one where J turns out smaller), towards the side where the
         simulated fit has more room in the range; a simulated fit that ends on a range
         limit measures only a lower bound of J (the other direction is tried)."""
-        nonlocal measuring_jac
         guess = float(np.clip(abs(jac[i, i]), 1 / 3, 3.0))
         up_first = upper[i] - base_got[i] >= base_got[i] - lower[i]
         for sign in ((1.0, -1.0) if up_first else (-1.0, 1.0)):
@@ -341,7 +339,7 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
 
     if previous is not None:
         probe = np.ones(p, dtype=bool) if learned is None else \
-            np.array([n in set(learned) for n in names])
+            np.isin(names, list(learned))
         base, base_got = previous
         for i in np.flatnonzero(probe & ~frozen & (errors > 0)):
             probe_column(int(i), base, base_got)
@@ -368,6 +366,13 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                            at_limit=at_limit)
 
 
+def _limit_tolerance(lower: np.ndarray, upper: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """How close to a limit a fitted value counts as on it: a thousandth of the range
+    (of the error where the range is unbounded)."""
+    span = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
+    return 1e-3 * np.where(np.isfinite(span), span, np.abs(errors))
+
+
 #: Inward probes from a range limit, as fractions of the parameter's range.
 LIMIT_PROBES = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
 #: Inward probes from a POI's physical bound, in units of its fitted error (a bias of
@@ -385,7 +390,7 @@ def _limits(names: Sequence[str], fitted: np.ndarray, errors: np.ndarray, lower:
     is recorded in ``steps``."""
     p = len(names)
     span = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
-    tol = 1e-3 * np.where(np.isfinite(span), span, np.abs(errors))
+    tol = _limit_tolerance(lower, upper, errors)
     is_bound = np.asarray(bounded, dtype=bool) & (errors > 0)
     ok = (np.isfinite(span) & np.asarray(limited, dtype=bool)) | is_bound
     on_lower = ok & (np.abs(fitted - lower) <= tol)

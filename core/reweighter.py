@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._atomic import json_default
+from ._atomic import file_sha256, json_default
 from .calibration import Calibration, Tilt
 from .errors import DataError, ReweighterLoadError
 from .events import EventSet
@@ -355,7 +355,7 @@ class Reweighter(_WeightMethods):
                 "parameters": self.parameters.to_list(),
                 "signature": self.signature.to_dict(),
                 "calibration": self.calibration.to_dict() if self.calibration else None,
-                "model_sha256": _sha256(model_path),
+                "model_sha256": file_sha256(model_path),
             }
             meta["metadata_sha256"] = _metadata_sha256(meta)
             (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=json_default))
@@ -404,7 +404,7 @@ class Reweighter(_WeightMethods):
             # an edited calibration coefficient, loss or parameter range would change fits
             raise ReweighterLoadError(f"{meta_path}: checksum mismatch; the metadata is "
                                       "corrupt or was edited (metadata_sha256)")
-        if _sha256(model_path) != meta["model_sha256"]:
+        if file_sha256(model_path) != meta["model_sha256"]:
             raise ReweighterLoadError(f"{model_path}: checksum mismatch; the model file is "
                                       "corrupt or was modified")
         reg = registry or get_registry()
@@ -576,12 +576,5 @@ def _metadata_sha256(meta: Mapping[str, Any]) -> str:
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=json_default)
     return hashlib.sha256(text.encode()).hexdigest()
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 

@@ -55,13 +55,13 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import write_text_atomic
+from ._atomic import file_sha256, write_text_atomic
 from .console import log
 from .errors import DataError
 from .events import EventSet, assign_theta_from
 from .parameters import ParameterSet
 from .plugin_api import InputSignature
-from .reweighter import Reweighter, _check_float32, _sha256
+from .reweighter import Reweighter, _check_float32
 from .spec import TrainingSpec
 from .weights import check_weights, weighted_standardisation
 
@@ -484,7 +484,7 @@ def _recorder(ckpt: Path | None, fingerprint: str, earlier: list[dict[str, float
             self.epochs.append({k: float(v) for k, v in (logs or {}).items()})
             if ckpt is None:
                 return
-            files = {str(p.relative_to(ckpt)): _sha256(p) for p in _checkpoint_files(ckpt)}
+            files = {str(p.relative_to(ckpt)): file_sha256(p) for p in _checkpoint_files(ckpt)}
             state = {"fingerprint": fingerprint, "epoch": epoch + 1, "history": self.epochs,
                      "files": files}
             write_text_atomic(ckpt / "state.json", json.dumps(state))
@@ -583,7 +583,7 @@ def _open_checkpoint(ckpt: Path, fingerprint: str) -> list[dict[str, float]]:
             recorded = state.get("files", {})
             present = {str(p.relative_to(ckpt)): p for p in _checkpoint_files(ckpt)}
             if set(recorded) - set(present) or any(
-                    _sha256(present[name]) != digest for name, digest in recorded.items()):
+                    file_sha256(present[name]) != digest for name, digest in recorded.items()):
                 why = "it is torn (a file differs from what its last complete epoch wrote)"
     if why is None:
         assert state is not None

@@ -35,18 +35,22 @@ reweighter trained for 6 epochs on 2·10⁴ events put the simulated fits' width
 its range limit in several repeats, and plain fixed-point steps v ← v + (v̂ − f(v)) had
 not converged after 4 simulations in 16 of them.
 
-The errors: the data's statistical error maps through the correction as J⁻¹ (a model that
-follows μ at half the rate doubles it);
+The errors: the data's statistical error maps through the correction as J⁻¹ (a model
+that follows μ at half the rate doubles it);
 :meth:`~ratiofit.refit_correction.RefitCorrection.error_scale` scales each parameter's
-statistical error by it (shrinking one only where a step measured J above the noise).
-The last simulated fit's noise, mapped the same way, is the ``simulation``
-component, its covariance over K (the weighted events' sandwich
-covariance I⁻¹·(Σw²/Σw) with equal weights 1/K, bounded by the fit's covariance over K
-because the constraints add curvature but no noise), plus the last step's size where the
-steps did not converge. Each bootstrap replica is corrected by its own bias on the last
-simulated set, so the replicas' spread is the learned ratio's error of the *corrected*
-value. A POI below its bound is simulated at the bound (no negative yields); a learned
-μ̂ on its bound that the simulation there returns to is probed like a range limit
+statistical error by it (shrinking one only where a probe measured J above the noise).
+The last simulated fit's noise, mapped the same way, is the ``simulation`` component,
+its covariance over K (the weighted events' sandwich covariance I⁻¹·(Σw²/Σw) with equal
+weights 1/K, bounded by the fit's covariance over K because the constraints add
+curvature but no noise), plus the last step's size where the steps did not converge.
+Each bootstrap replica is corrected by its own bias on the simulated set nearest the
+corrected point, and its difference from the learned model's one-step correction on that
+set is mapped through J⁻¹ as the data's error is
+(:meth:`~ratiofit.refit_correction.RefitCorrection.corrected_replica`), so the replicas'
+spread is the learned ratio's error of the *corrected* value in its units (before this,
+the spread stayed in the learned fit's units, J times too large). A POI below its bound
+is simulated at the bound (no negative yields); a learned μ̂ on its bound that the
+simulation there returns to is probed like a range limit
 (:mod:`ratiofit.refit_correction`), and the POI's intervals run from the bound to the
 edge of that span plus the learned upper side.
 
@@ -169,9 +173,9 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
                                       model.theta(values))
         centres = {n: values[n] for n in model.constraints}
         sim = fit_model(model, model.nll(data, constraint_centres=centres), start=values)
-        simulated.append({"point": point, "data": data, "centres": centres})
-        return (np.array([sim.value(n) for n in names]),
-                np.asarray(sim.covariance, dtype=np.float64), counts)
+        got = np.array([sim.value(n) for n in names])
+        simulated.append({"point": point, "data": data, "centres": centres, "got": got})
+        return got, np.asarray(sim.covariance, dtype=np.float64), counts
 
     corr = solve_refit_correction(
         names=names, fitted=np.array([float(fit.value(n)) for n in names]),
@@ -187,6 +191,7 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
     nearest = min(simulated, key=lambda s: float(np.sum(
         np.square((s["point"] - corr.corrected) / scale))))
     point, data, centres = nearest["point"], nearest["data"], nearest["centres"]
+    corr.replica_reference = nearest["got"] - point
     for rmodel, rvalues in zip(replica_models, replica_values, strict=True):
         # the replica's bias on that simulated set, whose truth is ``point``
         try:

@@ -271,7 +271,10 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
                 warnings.append(f"replica {k}: its fit of the simulated data failed; left "
                                 "out of the learned ratios' error")
                 continue
-            kept.append({n: rv[n] - float(b[i]) for i, n in enumerate(fit.names)})
+            # its difference from the learned model mapped through J⁻¹ (the data's
+            # error is): in the learned fit's units the spread would be J times too large
+            got = correction.corrected_replica(np.array([rv[n] for n in fit.names]), b)
+            kept.append({n: float(got[i]) for i, n in enumerate(fit.names)})
         replica_fits = kept
         for n, pull in fitd["pulls"].items():
             pull["value"] = values[n]

@@ -252,3 +252,28 @@ def test_the_simulation_noise_maps_through_the_jacobian(slope: float,
     it). One-to-one (J = 1): 67.8 % / 68.1 %. Tolerance: three binomial errors, 0.0104
     each."""
     assert abs(_slope_coverage(slope, common_seeds=common_seeds) - 0.683) <= 3 * 0.0104
+
+
+def test_a_replica_is_corrected_to_its_own_solution_through_j() -> None:
+    """A bootstrap replica whose learned model is the main one's plus an offset d (here
+    f(v) = 1 + 2(v − 1), twice as steep, and f_r = f + d) has its own solution
+    f_r(c_r) = v̂_r, c_r = 1 + (v̂_r − d − 1)/2: its one-step correction on a simulated set
+    at p, v̂_r − (f_r(p) − p), differs from the main model's by J = 2 times c_r − c, which
+    :meth:`RefitCorrection.corrected_replica` maps back. The map is linear, so the probed
+    J is exact and the only error is the solve's (it stops within a fifth of an error)."""
+    def f(v):
+        return 1.0 + 2.0 * (v - 1.0)
+
+    fitted = np.array([2.0, 1.1])
+    corr, _ = _solve(f, fitted)
+    np.testing.assert_allclose(corr.error_scale(), [0.5, 0.5], rtol=1e-9)
+    p = corr.corrected.copy()
+    corr.replica_reference = f(p) - p
+    d = np.array([0.3, -0.02])
+    for shift in (np.array([0.4, 0.03]), np.array([-0.2, -0.01])):
+        replica_fitted = fitted + shift
+        got = corr.corrected_replica(replica_fitted, f(p) + d - p)
+        exact = 1.0 + (replica_fitted - d - 1.0) / 2
+        assert np.all(np.abs(got - exact) <= 0.2 * np.array([0.5, 0.05])), (got, exact)
+        # unmapped (the learned fit's units) the difference would be twice as large
+        np.testing.assert_allclose(got - corr.corrected, (shift - d) / 2, atol=1e-9)

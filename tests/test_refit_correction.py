@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ratiofit.refit_correction import LIMIT_PROBES, solve_refit_correction
+from ratiofit.refit_correction import (
+    LIMIT_EXTRA_STEPS,
+    LIMIT_PROBES,
+    MAX_STEPS,
+    solve_refit_correction,
+)
 
 LOWER, UPPER = np.array([0.0, 0.8]), np.array([5.0, 1.25])
 
@@ -277,3 +282,24 @@ def test_a_replica_is_corrected_to_its_own_solution_through_j() -> None:
         assert np.all(np.abs(got - exact) <= 0.2 * np.array([0.5, 0.05])), (got, exact)
         # unmapped (the learned fit's units) the difference would be twice as large
         np.testing.assert_allclose(got - corr.corrected, (shift - d) / 2, atol=1e-9)
+
+
+def test_simulated_fits_on_a_limit_do_not_stall_the_solve() -> None:
+    """f(v) = 1 + 3(v − 1) + b for the width, clipped to its range [0.8, 1.25] (a learned
+    dependence three times too weak whose simulated fits land on the range's limit while
+    the learned fit v̂ is not on it): on 63 points (b, v̂) the solve converges on the exact
+    solution 1 + (v̂ − b − 1)/3 within a fifth of an error. Before the steps bisected a
+    bracket where a simulated fit was on a limit (and Broyden's update skipped its rows),
+    13 of the 63 had not converged: f(v) − v̂ on the flat piece understates the way, and
+    steps of that size crawled along it (the pyhf coverage repeats whose correction
+    bounced, docs/coverage.md)."""
+    for b in np.linspace(-0.15, 0.15, 7):
+        for fitted in np.linspace(0.82, 1.23, 9):
+            def f(v, b=b):
+                return np.array([v[0], np.clip(1 + 3 * (v[1] - 1) + b, 0.8, 1.25)])
+
+            corr, calls = _solve(f, [2.0, fitted])
+            exact = 1 + (fitted - b - 1) / 3
+            assert corr.converged, (b, fitted, corr.steps)
+            assert abs(corr.corrected[1] - exact) <= 0.2 * 0.05, (b, fitted, corr.corrected)
+            assert len(calls) <= 2 + MAX_STEPS + LIMIT_EXTRA_STEPS  # (+ the two probes)

@@ -7,7 +7,13 @@ with the same :func:`ratiofit.coverage.summarise` and the row says how many were
 Each run's summary is kept under docs/data/coverage/<name>.json (committed), so the
 table is regenerated on a machine without the run directories; a run with neither keeps
 the rows an earlier generation wrote for its command (the note says so), and a run never
-made is listed as such.
+made is listed as such. The finished repeats' job files of the runs in :data:`KEEP_JOBS`
+are kept too, verbatim, under docs/data/coverage/<name>/ (a few kB each: the per-repeat
+values, errors, components and correction diagnostics), so that a later machine can
+summarise them again or finish a stopped run: ``python docs/coverage_tables.py --restore
+NAME`` puts them back into runs/NAME/jobs/, and the run's command, at the commit its
+note names, then runs only the repeats still missing (a job result is reused while the
+spec and ratiofit's source are unchanged, ``ratiofit coverage --help``).
 Usage: ``python docs/coverage_tables.py`` (``make docs-tables`` runs it).
 """
 
@@ -28,9 +34,47 @@ def _previous_rows(command: str) -> list[str]:
     return [line for line in PREVIOUS.splitlines() if line.startswith(f"| `{command}`")]
 
 
+#: Runs whose finished repeats' job files are kept under STORE/<run>/ (module docstring).
+KEEP_JOBS = ("coverage-inference_analysis-unbinned-0.1-bracket",)
+
+
+def _keep_jobs(run: str) -> None:
+    """Copy runs/<run>/jobs/repeat-*.json into STORE/<run>/ (those not kept yet or changed)."""
+    jobs = ROOT / "runs" / run / "jobs"
+    if run not in KEEP_JOBS or not jobs.is_dir():
+        return
+    from ratiofit._atomic import write_text_atomic
+
+    dest = STORE / run
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(jobs.glob("repeat-*.json")):
+        text = f.read_text()
+        if not (dest / f.name).exists() or (dest / f.name).read_text() != text:
+            write_text_atomic(dest / f.name, text)
+
+
+def restore_jobs(run: str) -> int:
+    """Put STORE/<run>/'s kept job files back into runs/<run>/jobs/ (never over an existing
+    one); returns how many were written."""
+    from ratiofit._atomic import write_text_atomic
+
+    kept = sorted((STORE / run).glob("repeat-*.json"))
+    if not kept:
+        raise SystemExit(f"docs/data/coverage/{run}/ holds no kept repeats")
+    jobs = ROOT / "runs" / run / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in kept:
+        if not (jobs / f.name).exists():
+            write_text_atomic(jobs / f.name, f.read_text())
+            n += 1
+    return n
+
+
 def _summary(run: str, scale: float) -> dict | None:
     """A coverage run's summary: from runs/ (then kept in STORE), else the kept one."""
     path = ROOT / "runs" / run / "coverage.json"
+    _keep_jobs(run)
     repeats = _repeats(ROOT / "runs" / run / "jobs")
     res = json.loads(path.read_text()) if path.exists() else _partial(repeats, scale)
     if res is not None:
@@ -233,6 +277,16 @@ COVERAGE = {
         "(about 2.3 repeats per 10 minutes on the 2 shared cores); the width over-covers "
         "here (its J from the probes about 1.5-1.9, the error shrunk to 0.52-0.68 of the "
         "learned fit's, pull width 0.74): not yet diagnosed"),
+    "coverage-inference_analysis-unbinned-0.1-bracket": (
+        "ratiofit coverage specs/inference_analysis.yaml --backend unbinned --repeats 100 "
+        "--scale 0.1 --workers 2 -o runs/coverage-inference_analysis-unbinned-0.1-bracket "
+        "(code of commit 7b6b2aa)", 0.1,
+        "as the -probed run above, with the bootstrap replicas' differences from the "
+        "learned model mapped through the correction's J⁻¹ as the data's error is "
+        "(8fd564d; before, their spread stayed in the learned fit's units) and the "
+        "correction's steps bisecting a bracket where a simulated fit lands on a range "
+        "limit (7b6b2aa). Its repeats are kept in docs/data/coverage/ (module docstring "
+        "of docs/coverage_tables.py)"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),
@@ -428,5 +482,12 @@ def single_fits_markdown() -> list[str]:
 
 
 if __name__ == "__main__":
-    (ROOT / "docs" / "coverage.md").write_text(coverage_markdown())
-    print(coverage_markdown())
+    import sys
+
+    if sys.argv[1:2] == ["--restore"] and len(sys.argv) == 3:
+        print(f"{restore_jobs(sys.argv[2])} repeats restored into runs/{sys.argv[2]}/jobs/")
+    elif sys.argv[1:]:
+        raise SystemExit("usage: python docs/coverage_tables.py [--restore RUN]")
+    else:
+        (ROOT / "docs" / "coverage.md").write_text(coverage_markdown())
+        print(coverage_markdown())

@@ -196,7 +196,8 @@ def simulation_correction(spec: Spec, registry: Registry, model: Any, fit: Any, 
         # the replica's bias on that simulated set, whose truth is ``point``
         try:
             rsim = fit_model(rmodel, rmodel.nll(data, constraint_centres=centres),
-                             start={n: float(rvalues[n]) for n in names})
+                             start={n: float(rvalues[n]) for n in names},
+                             minos=False)  # (its values only)
         except InferenceError:
             corr.replica_bias.append(None)
             continue

@@ -239,7 +239,8 @@ def run_unbinned(spec: Spec, samples: Samples, registry: Registry, *, outdir: Pa
     for k, rrw in enumerate(members, start=1):
         try:
             rmodel = build(rrw, k)
-            rfit = fit_model(rmodel, start={n: fit.value(n) for n in fit.names})
+            rfit = fit_model(rmodel, start={n: fit.value(n) for n in fit.names},
+                             minos=False)  # (its values only)
         except inf.InferenceError as exc:
             # one replica's fit that fails leaves its spread out: said, never hidden
             warnings.append(f"replica {k}: {exc}; left out of the learned ratios' error")

@@ -162,6 +162,28 @@ def test_the_poi_intervals_are_where_the_profile_likelihood_crosses(reweighter):
         assert fit.poi_intervals["95"][1] >= fit.poi_intervals["68"][1]
 
 
+def test_a_fit_without_minos_has_the_same_values_and_covariance(reweighter):
+    """fit_model(minos=False), as the bootstrap replicas' refits use it (their values
+    only): MINOS changes only the POI's reported error near its bound (few signal events
+    here: μ̂ within 3σ of 0) and with it the POI's row of the correlations, never the
+    values or the other errors and correlations. The
+    same cost and start give the same MIGRAD, so they agree to the float64 rounding
+    (rtol 1e-12)."""
+    model = _model(reweighter, data=_data(9, n_sig=3), normsys=None, lumi=None)
+    cost = model.nll()
+    with_minos, without = fit_model(model, cost), fit_model(model, cost, minos=False)
+    i = with_minos.names.index("mu")
+    assert with_minos.values[i] - 0.0 < 3 * without.errors[i]  # MINOS ran in the first
+    assert with_minos.errors[i] != without.errors[i]
+    np.testing.assert_allclose(without.values, with_minos.values, rtol=1e-12, atol=1e-15)
+    others = [k for k in range(len(without.names)) if k != i]
+    np.testing.assert_allclose(without.errors[others], with_minos.errors[others],
+                               rtol=1e-12)
+    block = np.ix_(others, others)  # (the POI's row is divided by its error)
+    np.testing.assert_allclose(without.correlation[block], with_minos.correlation[block],
+                               rtol=1e-12, atol=1e-15)
+
+
 def test_a_measured_constraint_is_centred_on_its_measurement(reweighter):
     """lumi and normsys constraints centred on their ``measured`` auxiliary data (1 and 0
     without): the NLL's difference at the same parameters is the two Gaussian terms'

@@ -116,7 +116,7 @@ def _poi_intervals(m: Any, poi: str, bound: float) -> dict[str, tuple[float, flo
 def fit_model(model: UnbinnedModel, cost: UnbinnedModelNLL | None = None, *,
               fixed: Mapping[str, float] | None = None,
               start: Mapping[str, float] | None = None,
-              intervals: bool = False) -> BinnedFitResult:
+              intervals: bool = False, minos: bool = True) -> BinnedFitResult:
     """Maximum-likelihood fit (MIGRAD + HESSE) of the model to its data (or ``cost``'s).
 
     Returns the binned fit's result type: names in :attr:`UnbinnedModel.names` order, Hesse
@@ -128,6 +128,12 @@ def fit_model(model: UnbinnedModel, cost: UnbinnedModelNLL | None = None, *,
     ±σ̂ under-covers below the truth (coverage-inference_analysis-unbinned-0.1-hesse in
     docs/coverage.md: repeats with μ̂ three HESSE errors below the truth had 2ΔNLL there of
     2.4–3.7).
+
+    ``minos=False`` leaves out the POI's MINOS error near its bound (below), for fits
+    whose values alone are used (the bootstrap replicas' refits of the data and of the
+    simulation correction's simulated set): MINOS changes only the POI's error (and its
+    row of the covariance), never the values, and its two profile fits per call are
+    costly near the bound.
     """
     cost = cost or model.nll()
     m = _minimise(cost, fixed=fixed, start=start)
@@ -147,7 +153,7 @@ def fit_model(model: UnbinnedModel, cost: UnbinnedModelNLL | None = None, *,
     errors = np.array([0.0 if m.fixed[n] else m.errors[n] for n in names])
     poi = model.poi
     lo_poi = model.limits[poi][0]
-    if not m.fixed[poi] and m.values[poi] - lo_poi < 3 * m.errors[poi]:
+    if minos and not m.fixed[poi] and m.values[poi] - lo_poi < 3 * m.errors[poi]:
         # MINOS on the POI within 3σ of its bound at 0 (a background-only fit): there
         # HESSE's error of a bounded parameter is far too small (0.08 against a profile
         # width of ~1.5); away from it HESSE's stands (MINOS's two fits cost two Hessians

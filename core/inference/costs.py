@@ -171,12 +171,25 @@ class _ReweighterCost(Cost):
         return _fd_hessian(self, args)
 
     def _value(self, args: Sequence[float]) -> float:
+        self._check_finite(args)
         return self._evaluate(args, self.eager_gradient and self.cache != "none")[0]
 
     def _grad(self, args: Sequence[float]) -> np.ndarray:
+        self._check_finite(args)
         g = self._evaluate(args, True)[1]
         assert g is not None
         return g
+
+    def _check_finite(self, args: Sequence[float]) -> None:
+        """A minimiser's step to a non-finite point (MINOS stepping along a flat profile
+        produced one in a coverage repeat's replica refit) is a failed fit, said as
+        :class:`InferenceError` (callers count or skip it), not the reweighter's refusal of
+        NaN θ as bad input (which stopped the whole coverage run)."""
+        bad = [n for n, a in zip(self._parameters, args, strict=True) if not math.isfinite(a)]
+        if bad:
+            raise InferenceError("the minimiser asked for the NLL at a non-finite point ("
+                                 + ", ".join(f"{n} = {a}" for n, a in zip(
+                                     self._parameters, args, strict=True)) + ")")
 
     @property
     def parameter_names(self) -> list[str]:

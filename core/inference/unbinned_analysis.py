@@ -103,7 +103,7 @@ def _poi_intervals(m: Any, poi: str, bound: float) -> dict[str, tuple[float, flo
     for key, cl in INTERVAL_LEVELS.items():
         try:
             m.minos(poi, cl=cl)
-        except RuntimeError:
+        except (RuntimeError, InferenceError):  # (a step to a non-finite point: costs.py)
             return None
         me = m.merrors[poi]
         if not me.upper_valid:
@@ -166,8 +166,8 @@ def fit_model(model: UnbinnedModel, cost: UnbinnedModelNLL | None = None, *,
             if me.is_valid or (at_bound and me.upper_valid):
                 i = names.index(poi)
                 errors[i] = me.upper if at_bound else 0.5 * (me.upper - me.lower)
-        except RuntimeError:  # MINOS failed: HESSE's error stands (said by the result)
-            pass
+        except (RuntimeError, InferenceError):
+            pass  # MINOS failed (or stepped to a non-finite point): HESSE's error stands
     poi_intervals = None
     if intervals and not m.fixed[poi]:
         poi_intervals = _poi_intervals(m, poi, lo_poi)

@@ -35,7 +35,8 @@ def _previous_rows(command: str) -> list[str]:
 
 
 #: Runs whose finished repeats' job files are kept under STORE/<run>/ (module docstring).
-KEEP_JOBS = ("coverage-inference_analysis-unbinned-0.1-bracket",)
+KEEP_JOBS = ("coverage-inference_analysis-unbinned-0.1-bracket",
+             "coverage-inference_analysis-unbinned-0.1-jmapped")
 
 
 def _keep_jobs(run: str) -> None:
@@ -285,8 +286,23 @@ COVERAGE = {
         "learned model mapped through the correction's J⁻¹ as the data's error is "
         "(8fd564d; before, their spread stayed in the learned fit's units) and the "
         "correction's steps bisecting a bracket where a simulated fit lands on a range "
-        "limit (7b6b2aa). Its repeats are kept in docs/data/coverage/ (module docstring "
-        "of docs/coverage_tables.py)"),
+        "limit (7b6b2aa). Stopped at repeat 36: a replica refit's MINOS stepped to a NaN "
+        "width, and the reweighter's refusal of NaN θ stopped the whole run (a112fdb makes "
+        "it a failed fit). Repeats 0-9 ran with TensorFlow's default threads, 10-35 with "
+        "one per worker (TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 "
+        "OMP_NUM_THREADS=1: twice the repeats per minute on the 2 cores). Its repeats are "
+        "kept in docs/data/coverage/ (module docstring of docs/coverage_tables.py)"),
+    "coverage-inference_analysis-unbinned-0.1-jmapped": (
+        "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 "
+        "ratiofit coverage specs/inference_analysis.yaml --backend unbinned --repeats 100 "
+        "--scale 0.1 --workers 2 -o runs/coverage-inference_analysis-unbinned-0.1-jmapped "
+        "(code of commit a112fdb)", 0.1,
+        "the -bracket run's code with the replicas' refits without MINOS (their values "
+        "only, which MINOS does not change: e60c740) and a minimiser's step to a "
+        "non-finite point a failed fit (a112fdb). Its repeats are kept in "
+        "docs/data/coverage/; a run stopped for the session's end is finished with "
+        "`python docs/coverage_tables.py --restore NAME` and the same command at that "
+        "commit"),
     "coverage-gaussian_2d_likelihood": ("ratiofit coverage specs/gaussian_2d_likelihood.yaml "
                                         "--repeats 20 -o runs/coverage-gaussian_2d_likelihood",
                                         1.0, ""),

@@ -329,12 +329,11 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
         moved = np.zeros(p)
         cov = np.zeros((p, p))
         counts: dict[str, int] = {}
-        # (point, v̂ − f(point), whether each simulated fit was on a limit)
-        history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        history: list[tuple[np.ndarray, np.ndarray]] = []  # (point, v̂ − f(point))
+        cut_seen = np.zeros(p, dtype=bool)  # a simulated fit on a limit so far
         secant_rows = np.zeros(p, dtype=bool)  # rows of J a secant (off the limits) set
         n = 0
-        while n < (MAX_STEPS + LIMIT_EXTRA_STEPS if history and np.any(
-                [cut for _, _, cut in history]) else MAX_STEPS):
+        while n < (MAX_STEPS + LIMIT_EXTRA_STEPS if cut_seen.any() else MAX_STEPS):
             n += 1
             point = np.clip(at, lower, upper)
             got, cov, counts = simulate_fit(point)
@@ -349,7 +348,8 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                                    secant_jacobian(jac, step=dv, change=df))
                     secant_rows |= ~keep & (dv != 0)
             previous = (point, got)
-            history.append((point, fitted - got, cut))
+            history.append((point, fitted - got))
+            cut_seen |= cut
             try:
                 delta = np.linalg.solve(jac, fitted - got)
             except np.linalg.LinAlgError:
@@ -362,7 +362,9 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
             delta = np.clip(delta, -MAX_STEP_ERRORS * errors, MAX_STEP_ERRORS * errors)
             delta[frozen] = 0.0
             new = np.where(frozen, at, point + delta)
-            new = _within_bracket(new, history, jac, scale, frozen, secant_rows)
+            if cut_seen.any():
+                new = _within_bracket(new, history, jac, scale, ~frozen & cut_seen,
+                                      secant_rows)
             moved = np.abs(new - at)
             steps.append({"at": point.tolist(), "simulated_fit": got.tolist(),
                           "next": new.tolist(), **label})
@@ -434,17 +436,16 @@ def solve_refit_correction(*, names: Sequence[str], fitted: np.ndarray, errors: 
                            at_limit=at_limit)
 
 
-def _within_bracket(new: np.ndarray,
-                    history: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                    jac: np.ndarray, scale: np.ndarray, frozen: np.ndarray,
+def _within_bracket(new: np.ndarray, history: Sequence[tuple[np.ndarray, np.ndarray]],
+                    jac: np.ndarray, scale: np.ndarray, bracketed: np.ndarray,
                     secant_rows: np.ndarray) -> np.ndarray:
     """``new`` with each coordinate that leaves its bracket set to the bracket's middle (a
-    safeguarded secant), for the parameters whose simulated fit was on a limit in one of
-    the ``history``'s simulations; where no two simulations off the limits have measured
-    a secant along it yet (``secant_rows``), the middle whenever there is a bracket (J
-    there is still the identity, whose step from a point near a flat piece lands on it
-    again). The bracket of parameter i is the nearest points on
-    either side of the solution along i (v̂ᵢ − fᵢ of each sign, at the sign of Jᵢᵢ) among
+    safeguarded secant), for the ``bracketed`` parameters (not held, and whose simulated
+    fit was on a limit in one of the ``history``'s simulations); where no two
+    simulations off the limits have measured a secant along it yet (``secant_rows``),
+    the middle whenever there is a bracket (J there is still the identity, whose step
+    from a point near a flat piece lands on it again). The bracket of parameter i is the
+    nearest points on either side of the solution along i (v̂ᵢ − fᵢ of each sign, at the sign of Jᵢᵢ) among
     the simulations whose other parameters lie within half an error of ``new``'s. A
     secant from a flat piece of f (a simulated fit on a range limit) overshoots; it
     bounced between the sides of the solution in 3 of 33 inspected pyhf coverage repeats
@@ -454,16 +455,16 @@ def _within_bracket(new: np.ndarray,
     tests/test_refit_correction.py, half as steep and a new draw each step: 64 % at 68 %
     with brackets everywhere, 66 % without)."""
     out = new.copy()
-    was_cut = np.any([cut for _, _, cut in history], axis=0)
-    for i in np.flatnonzero(~frozen & np.isfinite(scale) & was_cut):
+    free = np.isfinite(scale)
+    for i in np.flatnonzero(bracketed & free):
         sign = float(np.sign(jac[i, i]))
         if sign == 0:
             continue
         others = np.ones(len(new), dtype=bool)
         others[i] = False
         below, above = -np.inf, np.inf  # where the solution lies along i
-        for point, residual, _ in history:
-            if np.any(np.abs(point - new)[others & ~frozen] > 0.5 * scale[others & ~frozen]):
+        for point, residual in history:
+            if np.any(np.abs(point - new)[others & free] > 0.5 * scale[others & free]):
                 continue
             side = sign * residual[i]
             if side > 0:

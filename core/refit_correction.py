@@ -448,7 +448,8 @@ def _within_bracket(new: np.ndarray, history: Sequence[tuple[np.ndarray, np.ndar
     nearest points on either side of the solution along i (v̂ᵢ − fᵢ of each sign, at the
     sign of Jᵢᵢ) among the simulations whose other parameters lie within half an error of
     ``new``'s. A secant from a flat piece of f (a simulated fit on a range limit)
-    overshoots; it bounced between the sides of the solution in 3 of 33 inspected pyhf coverage repeats
+    overshoots; it bounced between the sides of the solution in 3 of 33 inspected pyhf
+    coverage repeats
     (docs/coverage.md's -0.25-aux run) and never converged. Elsewhere the secant is left
     alone: a bracket from noisy simulations (a source without common seeds) can be wrong
     by the noise, and its halving steps then stop the solve early (measured on the toys of

@@ -45,8 +45,12 @@ serves every grid point; far from θ₀ the weights grow heavy-tailed and the ad
 shrinks with their effective sample size.
 
 **Refusals.** Columns that move a parameter the reweighter is not parameterised in, or
-to a value outside its range, are left out (and listed); a reweighter parameter that no
-remaining column moves cannot be learned from the weights and is refused, as is a
+to a value outside its range, are left out (and listed); with ``labels: exact`` a
+reweighter parameter that no remaining column moves cannot be learned from the weights
+and is refused (with ``both`` it is learned from the classification alone, e.g.
+``alpha_s``, which PYTHIA's hadronization variations cannot weight, in a 3-D fit whose
+``a_lund`` and ``prob_s_ud`` the weights cover: their rows sit at the reference's
+``alpha_s``, where they are exact; a grid that moves none is refused), as is a
 reference not at one θ (the weights are ratios to the θ each event was made at), and a
 weight ≤ −1 (its soft label would not exist). :func:`check_grid` is the check a spec
 makes from the θ a source declares (``alt_weight_theta``), :func:`exact_grid` the one on
@@ -177,11 +181,13 @@ def _theta0(reference: EventSet, parameters: ParameterSet, origin: str) -> dict[
     return out
 
 
-def exact_grid(reference: EventSet, parameters: ParameterSet) -> ExactGrid:
+def exact_grid(reference: EventSet, parameters: ParameterSet, *,
+               cover_all: bool = True) -> ExactGrid:
     """The grid points of ``reference``'s exact weights that a reweighter in
     ``parameters`` trains on (module docstring), θ₀ first; a one-line
-    :class:`~ratiofit.errors.DataError` where there are none, a parameter is not covered,
-    the reference is not at one θ or a weight is ≤ −1."""
+    :class:`~ratiofit.errors.DataError` where there are none, a parameter is not covered
+    (``cover_all``, ``labels: exact``; else where none is: ``labels: both``), the
+    reference is not at one θ or a weight is ≤ −1."""
     prov = reference.provenance or {}
     origin = str(prov.get("origin", prov.get("source", "events")))
     alt = reference.alt_weights
@@ -194,7 +200,7 @@ def exact_grid(reference: EventSet, parameters: ParameterSet) -> ExactGrid:
                         "sample varies no parameter)")
     theta0 = _theta0(reference, parameters, origin)
     check = check_grid(alt.theta, parameters, theta0)
-    if check.uncovered:
+    if check.uncovered if cover_all else len(check.uncovered) == len(parameters.names):
         usable = [alt.theta[k] for k in check.usable]
         raise DataError(f"exact-weight training: no exact-weight column of the reference "
                         f"{origin} moves {', '.join(check.uncovered)} (usable grid: "

@@ -43,7 +43,8 @@ Top-level sections
     at every grid point with the soft label w/(1 + w) and weight 1 + w, whose optimum is
     log E[w|x, θ] = log p(x|θ)/p(x|θ₀) (:mod:`ratiofit.exact_labels`; the target then only
     declares the parameters); ``both`` the two together. The reference must then be at one
-    θ and its weights' grid must move every parameter the reweighter is parameterised in.
+    θ and its weights' grid must move every parameter the reweighter is parameterised in
+    (``exact``) or at least one (``both``: the classification alone teaches the others).
 ``fit``
     ``{strategy: name | {name, options}, data, reference, parameters: [...], start: {...}}``.
 ``inference``
@@ -604,7 +605,8 @@ def _check_exact_labels(ctx: _Ctx, reg: Registry, params: ParameterSet, *,
                         training: TrainingSpec, body: dict[str, Any]) -> None:
     """``reweighter.labels: exact | both`` (:mod:`ratiofit.exact_labels`): the reference
     must be at one θ and declare exact per-event weights (its source's ``alt_weight_theta``)
-    whose usable grid points move every parameter the reweighter is parameterised in."""
+    whose usable grid points move every parameter the reweighter is parameterised in
+    (``exact``) or at least one (``both``)."""
     from .exact_labels import LABELS, check_grid, describe_points
 
     path: Path_ = ("reweighter", "labels")
@@ -645,7 +647,8 @@ def _check_exact_labels(ctx: _Ctx, reg: Registry, params: ParameterSet, *,
         assert value is not None  # fixed (checked above)
         theta0[n] = float(value)
     check = check_grid(points, params.subset(names), theta0)
-    if check.uncovered:
+    # with 'both' the classification learns what the weights do not move (exact_labels)
+    if check.uncovered if labels == "exact" else len(check.uncovered) == len(names):
         usable = [points[k] for k in check.usable]
         raise ctx.error(path, f"the reweighter is parameterised in {', '.join(names)}, and no "
                         f"usable exact-weight grid point of the reference sample "

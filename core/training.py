@@ -221,7 +221,7 @@ def _prepare_exact(*, reference: EventSet, target: EventSet, parameters: Paramet
     for role, events in zip(("reference", "target"), samples, strict=False):
         check_weights(events.weights, n=len(events), what=f"training {role} {_origin(events)}")
     names = parameters.names
-    grid = exact_grid(reference, parameters)
+    grid = exact_grid(reference, parameters, cover_all=not both)
     n_ref, k = len(reference), len(grid.names)
     e_ref = reference.event_weights
     # exact rows: event i at point k, row i*K + k

@@ -105,6 +105,33 @@ def test_both_labels_add_the_classification_with_equal_total_weight() -> None:
     assert rw.metadata["n_train"] + rw.metadata["n_validation"] == len(y)
 
 
+def test_both_labels_learn_a_parameter_the_weights_do_not_move_from_the_classification(
+        ) -> None:
+    # A 2-D reweighter (mu, s) whose exact weights move mu only: with 'exact' it is
+    # refused (nothing teaches s), with 'both' the classification rows span s and the exact
+    # rows sit at the reference's s (their θ there is exact: the weights are ratios at it).
+    ref = latent_gaussian_events(40, mus=GRID, rng=np.random.default_rng(4))
+    two = ParameterSet([*MU, Parameter("s", 1.0, 0.5, 2.0)])
+    with pytest.raises(DataError, match="moves s"):
+        exact_grid(ref, two)
+    grid = exact_grid(ref, two, cover_all=False)
+    assert grid.theta[:, 1].tolist() == [1.0] * 5 and grid.theta[1:, 0].tolist() == list(GRID)
+    target = _target(30, 5)
+    s_values = np.random.default_rng(7).uniform(0.5, 2.0, 30)
+    target = target.with_theta(np.c_[target.theta_matrix(["mu"])[:, 0], s_values], ["mu", "s"])
+    data = prepare_training_data(reference=ref, target=target, parameters=two,
+                                 validation_fraction=0.25, class_balance=True,
+                                 rng=np.random.default_rng(6), labels="both")
+    theta = np.concatenate([data.x["theta"], data.x_val["theta"]])
+    y = np.concatenate([data.y, data.y_val])
+    hard = (y == 0) | (y == 1)
+    assert np.all(theta[~hard, 1] == 1.0)  # exact rows: at the reference's s
+    assert np.ptp(theta[y == 1, 1]) > 1.0  # classification rows: the target's s
+    with pytest.raises(DataError, match="moves mu, s"):  # a grid that moves none: refused
+        exact_grid(ref, ParameterSet([Parameter("mu", 0.0, -0.1, 0.1), two["s"]]),
+                   cover_all=False)
+
+
 def test_particle_batches_follow_the_row_to_event_map() -> None:
     from ratiofit.batching import particle_dataset, ragged_particles
 
@@ -380,6 +407,20 @@ def test_a_spec_that_cannot_train_on_exact_weights_is_refused_in_one_line(
     assert "\n" not in msg and msg.startswith(f"exact.yaml:{line}: reweighter.labels: "), msg
     for part in parts:
         assert part in msg, msg
+
+
+def test_both_labels_need_the_weights_to_move_one_parameter_not_all(registry: Any) -> None:
+    from ratiofit.spec import load_spec_text
+
+    both = SPEC.replace("labels: exact", "labels: both").replace(
+        "theta: {mu: uniform}", "theta: {mu: uniform, s: uniform}")
+    spec = load_spec_text(both, path="both.yaml", registry=registry)  # s: classification
+    assert spec.reweighter is not None and spec.reweighter.labels == "both"
+    none = both.replace("variations: [-1.0, 0.5, 1.0]", "variations: [1.5]")
+    line = next(i for i, ln in enumerate(none.splitlines(), 1) if "labels:" in ln)
+    with pytest.raises(SpecError, match=rf"^both.yaml:{line}: reweighter.labels: .*moves mu, "
+                                        r"s \(usable: none"):
+        load_spec_text(none, path="both.yaml", registry=registry)
 
 
 def test_resampling_the_reference_theta_is_refused_with_exact_labels(registry: Any) -> None:

@@ -20,10 +20,10 @@ the operating system's entropy unless one is given, and writes
   was drawn from, the spec and the sample. Same seed → the same events and θ.
 
 :func:`unblind` opens the seal after the fit: it checks the data file is the one written
-(its SHA-256), reads the run's ``result.json`` and reports per parameter the truth, the
-fit's value and error, the pull (value − truth)/error and whether the 68 % (±error) and
-95 % intervals hold the truth. ``ratiofit blind`` and ``ratiofit unblind`` are the
-commands.
+(its SHA-256), reads the run's ``result.json`` (or ``ratiofit fit``'s ``fit.json``) and
+reports per parameter the truth, the fit's value and error, the pull (value − truth)/error
+and whether the 68 % (±error) and 95 % intervals hold the truth. ``ratiofit blind`` and
+``ratiofit unblind`` are the commands.
 
 Examples
 --------
@@ -177,9 +177,10 @@ def unseal(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def unblind(run_dir: str | os.PathLike[str], truth_file: str | os.PathLike[str]
             ) -> dict[str, Any]:
-    """Compare the fit of ``run_dir`` (its ``result.json``) with the sealed truth of
-    ``truth_file``, after checking the blinded data file is unchanged; written to
-    ``run_dir/unblinded.json`` and returned (module docstring)."""
+    """Compare the fit of ``run_dir`` (a ``ratiofit run``'s ``result.json``, or a
+    ``ratiofit fit``'s ``fit.json``: the blinded data fitted with a reweighter trained
+    before) with the sealed truth of ``truth_file``, after checking the blinded data file is
+    unchanged; written to ``run_dir/unblinded.json`` and returned (module docstring)."""
     truth_file = Path(truth_file)
     try:
         record = json.loads(truth_file.read_text())
@@ -193,6 +194,8 @@ def unblind(run_dir: str | os.PathLike[str], truth_file: str | os.PathLike[str]
                             f"{truth_file})")
     sealed = unseal(record)
     result_file = Path(run_dir) / "result.json"
+    if not result_file.exists() and (Path(run_dir) / "fit.json").exists():
+        result_file = Path(run_dir) / "fit.json"
     try:
         result = json.loads(result_file.read_text())
     except (OSError, ValueError) as exc:
@@ -214,7 +217,8 @@ def unblind(run_dir: str | os.PathLike[str], truth_file: str | os.PathLike[str]
                    "in_95": bool(float(lo95) <= float(t) <= float(hi95)),
                    "interval_95": [float(lo95), float(hi95)],
                    "at_range_limit": n in at_limit}
-    out = {"truth_file": str(truth_file), "data": str(data), "seed": sealed.get("seed"),
+    out = {"truth_file": str(truth_file), "data": str(data), "fit_file": result_file.name,
+           "seed": sealed.get("seed"),
            "range": sealed.get("range"), "parameters": rows,
            "warnings": list((result.get("fit") or {}).get("warnings", []))}
     write_text_atomic(Path(run_dir) / "unblinded.json",

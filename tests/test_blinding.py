@@ -102,14 +102,14 @@ def test_without_a_seed_each_blinding_draws_its_own(spec_file: Path, tmp_path: P
 
 
 def _result(run: Path, value: float, error: float, interval: list[float] | None = None,
-            at_limit: bool = False) -> None:
+            at_limit: bool = False, file: str = "result.json") -> None:
     run.mkdir(parents=True, exist_ok=True)
     entry = {"value": value, "error": error}
     if interval is not None:
         entry["interval_95"] = interval
     fit = {"parameters": {"mu": entry}, "warnings": ["w"],
            "extra": {"at_limit": ["mu"] if at_limit else []}}
-    (run / "result.json").write_text(json.dumps({"fit": fit}))
+    (run / file).write_text(json.dumps({"fit": fit}))
 
 
 def test_unblind_compares_the_fit_with_the_sealed_truth(spec_file: Path,
@@ -132,6 +132,13 @@ def test_unblind_compares_the_fit_with_the_sealed_truth(spec_file: Path,
     assert res.exit_code == 0, res.output
     got = json.loads((run / "unblinded.json").read_text())["parameters"]["mu"]
     assert got["pull"] == pytest.approx(-2.5) and not got["in_95"]
+    # a `ratiofit fit` of the blinded data with a reweighter trained before: its fit.json
+    refit = tmp_path / "refit"
+    _result(refit, theta + 0.1, 0.2, file="fit.json")
+    res = CliRunner().invoke(main, ["unblind", str(refit), "--truth", str(out) + ".truth.json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads((refit / "unblinded.json").read_text())
+    assert got["fit_file"] == "fit.json" and got["parameters"]["mu"]["pull"] == pytest.approx(0.5)
 
 
 def _one_line_error(res: object, *needles: str) -> None:

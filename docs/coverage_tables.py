@@ -471,6 +471,17 @@ def _fmt(v: float, e: float) -> str:
     return f"{v:.4f} ± {e:.4f}"
 
 
+def _kept_rows(run: str, command: str, note: str, columns: int, notes: list[str]
+               ) -> list[str]:
+    """A run not on this machine: the rows an earlier generation wrote for ``command`` (and
+    a note saying so), else one "not yet run" row of ``columns`` cells."""
+    kept = [r for r in _previous_rows(command) if "| not yet run |" not in r]
+    if kept:
+        notes.append(f"- `{run}`: {note + '; ' if note else ''}rows kept from an "
+                     "earlier generation of this page")
+    return kept or [f"| `{command}` | not yet run |" + " |" * (columns - 2)]
+
+
 def single_fits_markdown() -> list[str]:
     """One row per fitted parameter of each SINGLE run: the target, the reported value ±
     total error with its components, the learned fit before the correction, the pull of
@@ -481,11 +492,7 @@ def single_fits_markdown() -> list[str]:
     for run, (command, note) in SINGLE.items():
         out = ROOT / "runs" / run
         if not (out / "result.json").exists():
-            kept = _previous_rows(command)
-            rows += kept or [f"| `{command}` | not yet run | | | | | | |"]
-            if kept:
-                notes.append(f"- `{run}`: {note + '; ' if note else ''}rows kept from an "
-                             "earlier generation of this page")
+            rows += _kept_rows(run, command, note, 8, notes)
             continue
         res = json.loads((out / "result.json").read_text())
         spec = yaml.safe_load((out / "spec.yaml").read_text())
@@ -511,11 +518,7 @@ def single_fits_markdown() -> list[str]:
     for run, (command, note) in BLINDED.items():
         out = ROOT / "runs" / run
         if not (out / "unblinded.json").exists():
-            kept = _previous_rows(command)
-            brows += kept or [f"| `{command}` | not yet run | | | | | |"]
-            if kept:
-                notes.append(f"- `{run}`: {note + '; ' if note else ''}rows kept from an "
-                             "earlier generation of this page")
+            brows += _kept_rows(run, command, note, 7, notes)
             continue
         unblinded = json.loads((out / "unblinded.json").read_text())
         fit = json.loads((out / unblinded.get("fit_file", "result.json")).read_text())["fit"]
